@@ -1,0 +1,17 @@
+"""Error hierarchy. Every message names the file or field at fault and what was expected."""
+
+
+class GIFStreamError(Exception):
+    """Base class of all errors the engine reports to users."""
+
+
+class CaptureError(GIFStreamError):
+    """A capture on disk is missing, malformed or inconsistent."""
+
+
+class ConfigError(GIFStreamError):
+    """A configuration value or command-line option is invalid."""
+
+
+class RenderError(GIFStreamError):
+    """The rasteriser was given inputs it cannot render."""
