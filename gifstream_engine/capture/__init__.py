@@ -1,0 +1,57 @@
+"""Capture I/O: the Camera/Capture types, one reader per on-disk layout, and `load_capture`."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import CaptureError
+from .colmap import is_colmap, read_colmap
+from .llff import is_llff, read_llff
+from .nerfstudio import is_nerfstudio, read_nerfstudio
+from .panoptic import is_panoptic, read_panoptic
+from .types import Camera, Capture
+
+# Checked in order: the first layout whose marker file exists reads the capture.
+READERS = (
+    ("n3dv", is_llff, read_llff),
+    ("panoptic", is_panoptic, read_panoptic),
+    ("nerfstudio", is_nerfstudio, read_nerfstudio),
+    ("colmap", is_colmap, read_colmap),
+)
+LAYOUT_MARKERS = "poses_bounds.npy (N3DV/LLFF), train_meta.json (Panoptic), transforms.json (nerfstudio/D-NeRF) or sparse/0/cameras.bin|txt (COLMAP)"
+
+
+def detect_format(root: str) -> str:
+    if not os.path.isdir(root):
+        raise CaptureError(f"capture folder {root} does not exist")
+    for name, detect, _ in READERS:
+        if detect(root):
+            return name
+    raise CaptureError(f"{root}: unknown capture layout; expected one of {LAYOUT_MARKERS}")
+
+
+def load_capture(root: str, downscale: float = 1.0, frames: tuple[int, int] | None = None) -> Capture:
+    """Read a capture in any supported layout; `frames=(start, stop)` selects a frame range."""
+    if downscale < 1:
+        raise CaptureError(f"downscale factor must be >= 1, got {downscale}")
+    fmt = detect_format(root)
+    reader = next(r for name, _, r in READERS if name == fmt)
+    capture = reader(root, downscale=downscale)
+    if frames is not None:
+        start, stop = frames
+        capture = capture.slice(start, capture.num_frames if stop is None else stop)
+    return capture
+
+
+def parse_frame_range(text: str | None) -> tuple[int, int | None] | None:
+    """'a:b' -> (a, b); 'a:' -> (a, None); None -> None."""
+    if not text:
+        return None
+    try:
+        start, _, stop = text.partition(":")
+        return int(start or 0), (int(stop) if stop else None)
+    except ValueError as exc:
+        raise CaptureError(f"frame range {text!r} is not of the form START:STOP") from exc
+
+
+__all__ = ["Camera", "Capture", "CaptureError", "detect_format", "load_capture", "parse_frame_range"]

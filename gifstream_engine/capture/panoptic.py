@@ -1,0 +1,87 @@
+"""Panoptic Sports as released by Dynamic 3D Gaussians.
+
+`train_meta.json` / `test_meta.json`: w, h, and per time step lists over cameras of k (3x3),
+w2c (4x4, OpenCV), fn (image path under `ims/`) and cam_id. `init_pt_cld.npz` holds `data`
+(N, 7): xyz, rgb in [0, 1], segmentation. The dataset is 30 fps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..errors import CaptureError
+from .types import Camera, Capture, bounds_from_frusta, bounds_from_points
+from .video import ImageSequenceSource, check_equal_lengths
+
+PANOPTIC_FPS = 30.0
+_META_KEYS = ("w", "h", "k", "w2c", "fn", "cam_id")
+
+
+def is_panoptic(root: str) -> bool:
+    return os.path.isfile(os.path.join(root, "train_meta.json"))
+
+
+def _load_meta(path: str) -> dict:
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CaptureError(f"unreadable Panoptic metadata {path}: {exc}") from exc
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise CaptureError(f"{path}: missing keys {missing}; expected {list(_META_KEYS)}")
+    steps = len(meta["fn"])
+    if steps == 0:
+        raise CaptureError(f"{path}: 'fn' lists no time steps")
+    for key in ("k", "w2c", "cam_id"):
+        if len(meta[key]) != steps:
+            raise CaptureError(f"{path}: '{key}' has {len(meta[key])} time steps but 'fn' has {steps}")
+    return meta
+
+
+def _cameras_of(meta: dict, path: str, split: str, root: str, downscale: float):
+    width, height = int(meta["w"]), int(meta["h"])
+    cameras, sources = [], []
+    for c, cam_id in enumerate(meta["cam_id"][0]):
+        name = f"cam{int(cam_id):02d}"
+        try:
+            K, w2c = np.asarray(meta["k"][0][c], float), np.asarray(meta["w2c"][0][c], float)
+        except IndexError as exc:
+            raise CaptureError(f"{path}: camera {cam_id} has no k/w2c entry at time 0") from exc
+        images = []
+        for t, fns in enumerate(meta["fn"]):
+            if c >= len(fns):
+                raise CaptureError(f"{path}: time step {t} lists {len(fns)} images, expected {len(meta['cam_id'][0])}")
+            images.append(os.path.join(root, "ims", fns[c]))
+        cam = Camera(name, width, height, K, w2c, split=split)
+        cameras.append(cam.scaled(downscale) if downscale != 1 else cam)
+        sources.append(ImageSequenceSource(images, f"{root} camera {name}"))
+    return cameras, sources
+
+
+def read_panoptic(root: str, downscale: float = 1.0) -> Capture:
+    cameras, sources = [], []
+    for split, filename in (("train", "train_meta.json"), ("test", "test_meta.json")):
+        path = os.path.join(root, filename)
+        if split == "test" and not os.path.isfile(path):
+            continue
+        cams, srcs = _cameras_of(_load_meta(path), path, split, root, downscale)
+        cameras += cams
+        sources += srcs
+    num_frames = check_equal_lengths(sources, [c.name for c in cameras], root)
+    points = colors = None
+    init_path = os.path.join(root, "init_pt_cld.npz")
+    if os.path.isfile(init_path):
+        try:
+            data = np.load(init_path)["data"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise CaptureError(f"{init_path}: expected an npz with a 'data' array (N, 7): {exc}") from exc
+        if data.ndim != 2 or data.shape[1] < 6:
+            raise CaptureError(f"{init_path}: 'data' must be (N, >=6) xyz+rgb, got shape {data.shape}")
+        points = data[:, :3].astype(np.float64)
+        colors = np.clip(data[:, 3:6] * 255.0, 0, 255).astype(np.uint8)
+    bounds = bounds_from_points(points) if points is not None and len(points) >= 8 else bounds_from_frusta(cameras, 0.5, 10.0)
+    return Capture("panoptic", root, cameras, PANOPTIC_FPS, num_frames, sources, bounds, points, colors)

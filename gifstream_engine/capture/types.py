@@ -1,0 +1,239 @@
+"""Camera and Capture: the engine's one in-memory view of a multi-view video capture.
+
+Convention (everywhere inside the engine): OpenCV camera axes (x right, y down, z forward),
+`w2c` is the 4x4 world-to-camera matrix, `K` the 3x3 pixel intrinsics, pixel centres at +0.5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..errors import CaptureError
+
+SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Camera:
+    name: str
+    width: int
+    height: int
+    K: np.ndarray  # (3, 3) float64 pixel intrinsics
+    w2c: np.ndarray  # (4, 4) float64 world-to-camera, OpenCV axes
+    distortion: np.ndarray | None = None  # OpenCV (k1, k2, p1, p2[, k3]) or None
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        K = np.asarray(self.K, dtype=np.float64)
+        w2c = np.asarray(self.w2c, dtype=np.float64)
+        if K.shape != (3, 3):
+            raise CaptureError(f"camera {self.name!r}: K must be 3x3, got shape {K.shape}")
+        if w2c.shape == (3, 4):
+            w2c = np.vstack([w2c, [0.0, 0.0, 0.0, 1.0]])
+        if w2c.shape != (4, 4):
+            raise CaptureError(f"camera {self.name!r}: w2c must be 4x4, got shape {w2c.shape}")
+        if not np.all(np.isfinite(K)) or not np.all(np.isfinite(w2c)):
+            raise CaptureError(f"camera {self.name!r}: K or w2c holds NaN/inf")
+        rot = w2c[:3, :3]
+        if abs(np.linalg.det(rot) - 1.0) > 1e-3 or np.abs(rot @ rot.T - np.eye(3)).max() > 1e-3:
+            raise CaptureError(f"camera {self.name!r}: w2c rotation is not orthonormal (det={np.linalg.det(rot):.4f})")
+        if self.width <= 0 or self.height <= 0:
+            raise CaptureError(f"camera {self.name!r}: image size must be positive, got {self.width}x{self.height}")
+        if self.split not in SPLITS:
+            raise CaptureError(f"camera {self.name!r}: split must be one of {SPLITS}, got {self.split!r}")
+        object.__setattr__(self, "K", K)
+        object.__setattr__(self, "w2c", w2c)
+        if self.distortion is not None:
+            object.__setattr__(self, "distortion", np.asarray(self.distortion, dtype=np.float64))
+
+    @property
+    def c2w(self) -> np.ndarray:
+        return np.linalg.inv(self.w2c)
+
+    @property
+    def center(self) -> np.ndarray:
+        """Camera centre in world coordinates, (3,)."""
+        rot, t = self.w2c[:3, :3], self.w2c[:3, 3]
+        return -rot.T @ t
+
+    def scaled(self, factor: float) -> "Camera":
+        """The same camera with its image downscaled by `factor` (>= 1)."""
+        width, height = int(round(self.width / factor)), int(round(self.height / factor))
+        K = self.K.copy()
+        K[0, :] *= width / self.width
+        K[1, :] *= height / self.height
+        return dataclasses.replace(self, width=width, height=height, K=K)
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (N, 2) and depths (N,) of world points (N, 3)."""
+        cam = points @ self.w2c[:3, :3].T + self.w2c[:3, 3]
+        depth = cam[:, 2]
+        uv = cam @ self.K.T
+        return uv[:, :2] / depth[:, None], depth
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "width": int(self.width),
+            "height": int(self.height),
+            "K": self.K.tolist(),
+            "w2c": self.w2c.tolist(),
+            "distortion": None if self.distortion is None else self.distortion.tolist(),
+            "split": self.split,
+        }
+
+
+class FrameSource(Protocol):
+    """Decodes the frames of one camera. Frame indices are absolute in the source."""
+
+    def num_frames(self) -> int: ...
+
+    def read(self, start: int, stop: int, width: int, height: int) -> np.ndarray:
+        """uint8 frames (stop-start, height, width, 3) in RGB."""
+        ...
+
+
+class FrameCache:
+    """Least-recently-used cache of decoded frame blocks, bounded in bytes."""
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        self.max_bytes = max_bytes
+        self._blocks: OrderedDict[object, np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: object) -> np.ndarray | None:
+        block = self._blocks.get(key)
+        if block is not None:
+            self._blocks.move_to_end(key)
+        return block
+
+    def put(self, key: object, block: np.ndarray) -> None:
+        if key in self._blocks:
+            return
+        self._blocks[key] = block
+        self._bytes += block.nbytes
+        while self._bytes > self.max_bytes and len(self._blocks) > 1:
+            _, old = self._blocks.popitem(last=False)
+            self._bytes -= old.nbytes
+
+
+@dataclasses.dataclass
+class Capture:
+    """A synchronised multi-view capture: cameras, timing and lazily decoded frames.
+
+    `frame_offset`/`num_frames` select a window of the sources (a GOP or a user range);
+    frame index 0 of the capture is source frame `frame_offset`.
+    """
+
+    format: str
+    root: str
+    cameras: list[Camera]
+    fps: float
+    num_frames: int
+    sources: list[FrameSource]
+    scene_bounds: np.ndarray  # (2, 3): min and max corner in world units
+    points: np.ndarray | None = None  # (N, 3) sparse points shipped with the capture (SfM / dataset init)
+    point_colors: np.ndarray | None = None  # (N, 3) uint8
+    frame_offset: int = 0
+    cache: FrameCache = dataclasses.field(default_factory=FrameCache)
+
+    def __post_init__(self) -> None:
+        if len(self.sources) != len(self.cameras):
+            raise CaptureError(
+                f"{self.root}: {len(self.cameras)} cameras but {len(self.sources)} frame sources"
+            )
+        if not self.cameras:
+            raise CaptureError(f"{self.root}: the capture has no cameras")
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise CaptureError(f"{self.root}: camera names are not unique: {names}")
+        if self.fps <= 0:
+            raise CaptureError(f"{self.root}: fps must be positive, got {self.fps}")
+        self.scene_bounds = np.asarray(self.scene_bounds, dtype=np.float64).reshape(2, 3)
+
+    # --- selection -------------------------------------------------------------------------
+    def camera_index(self, name: str) -> int:
+        for i, cam in enumerate(self.cameras):
+            if cam.name == name:
+                return i
+        raise CaptureError(f"{self.root}: no camera named {name!r}; cameras are {[c.name for c in self.cameras]}")
+
+    def split_indices(self, split: str) -> list[int]:
+        return [i for i, c in enumerate(self.cameras) if c.split == split]
+
+    def slice(self, start: int, stop: int) -> "Capture":
+        """Frames [start, stop) of this capture as a new capture sharing the decoder cache."""
+        if not 0 <= start < stop <= self.num_frames:
+            raise CaptureError(
+                f"{self.root}: frame range {start}:{stop} is outside the capture's 0:{self.num_frames}"
+            )
+        return dataclasses.replace(self, num_frames=stop - start, frame_offset=self.frame_offset + start)
+
+    def gops(self, gop_length: int) -> list["Capture"]:
+        """Consecutive groups of pictures of at most `gop_length` frames."""
+        if gop_length <= 0:
+            raise CaptureError(f"GOP length must be positive, got {gop_length}")
+        return [self.slice(s, min(s + gop_length, self.num_frames)) for s in range(0, self.num_frames, gop_length)]
+
+    # --- frames ----------------------------------------------------------------------------
+    def frames(self, cam_index: int) -> np.ndarray:
+        """All frames of one camera in this window, uint8 (T, H, W, 3)."""
+        cam = self.cameras[cam_index]
+        key = (id(self.sources[cam_index]), self.frame_offset, self.num_frames, cam.width, cam.height)
+        block = self.cache.get(key)
+        if block is None:
+            block = self.sources[cam_index].read(
+                self.frame_offset, self.frame_offset + self.num_frames, cam.width, cam.height
+            )
+            expected = (self.num_frames, cam.height, cam.width, 3)
+            if block.shape != expected:
+                raise CaptureError(
+                    f"{self.root}: camera {cam.name!r} decoded to shape {block.shape}, expected {expected}"
+                )
+            self.cache.put(key, block)
+        return block
+
+    def frame(self, cam_index: int, t: int) -> np.ndarray:
+        """Frame t of one camera as float32 RGB in [0, 1], (H, W, 3)."""
+        if not 0 <= t < self.num_frames:
+            raise CaptureError(f"{self.root}: frame {t} is outside 0:{self.num_frames}")
+        return self.frames(cam_index)[t].astype(np.float32) / 255.0
+
+    # --- description -----------------------------------------------------------------------
+    def info(self) -> dict:
+        """The rig description printed by `gifstream capture info --json`."""
+        return {
+            "format": self.format,
+            "root": self.root,
+            "fps": float(self.fps),
+            "num_frames": int(self.num_frames),
+            "scene_bounds": self.scene_bounds.tolist(),
+            "num_points": 0 if self.points is None else int(len(self.points)),
+            "cameras": [c.to_json() for c in self.cameras],
+        }
+
+
+def bounds_from_points(points: np.ndarray, pad: float = 0.1, quantile: float = 0.01) -> np.ndarray:
+    """Robust axis-aligned bounds (2, 3) of a point cloud, padded by `pad` of its extent."""
+    lo = np.quantile(points, quantile, axis=0)
+    hi = np.quantile(points, 1.0 - quantile, axis=0)
+    extent = np.maximum(hi - lo, 1e-6)
+    return np.stack([lo - pad * extent, hi + pad * extent])
+
+
+def bounds_from_frusta(cameras: Sequence[Camera], near: float, far: float) -> np.ndarray:
+    """Bounds (2, 3) of the volume between depths near and far seen by all cameras (frustum corners)."""
+    corners = []
+    for cam in cameras:
+        pix = np.array([[0, 0, 1], [cam.width, 0, 1], [0, cam.height, 1], [cam.width, cam.height, 1]], float)
+        rays = pix @ np.linalg.inv(cam.K).T
+        c2w = cam.c2w
+        for depth in (near, far):
+            pts = rays * depth
+            corners.append(pts @ c2w[:3, :3].T + c2w[:3, 3])
+    corners = np.concatenate(corners)
+    return np.stack([corners.min(0), corners.max(0)])

@@ -1,0 +1,137 @@
+"""Frame sources decoded with PyAV: a video file per camera, or a folder / list of images."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from typing import Sequence
+
+import av
+import numpy as np
+
+from ..errors import CaptureError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".exr", ".bmp", ".tif", ".tiff")
+
+
+def _to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    if frame.width != width or frame.height != height:
+        return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+    return frame.to_ndarray(format="rgb24")
+
+
+class VideoSource:
+    """One camera's video file. Frames are decoded sequentially from the nearest keyframe."""
+
+    def __init__(self, path: str):
+        if not os.path.isfile(path):
+            raise CaptureError(f"missing video {path}: expected a video file for this camera")
+        self.path = path
+        self._count: int | None = None
+        self._probe()
+
+    def _probe(self) -> None:
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                self.width, self.height = stream.codec_context.width, stream.codec_context.height
+                self.fps = float(stream.average_rate or stream.guessed_rate or 0) or None
+                self._count = stream.frames or None
+        except (av.error.FFmpegError, IndexError) as exc:
+            raise CaptureError(f"unreadable video {self.path}: {exc}") from exc
+
+    def num_frames(self) -> int:
+        if self._count is None:  # container does not store a count: decode once to count
+            with av.open(self.path) as container:
+                self._count = sum(1 for _ in container.decode(video=0))
+        return self._count
+
+    def read(self, start: int, stop: int, width: int, height: int) -> np.ndarray:
+        out = []
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for index, frame in enumerate(container.decode(stream)):
+                    if index >= stop:
+                        break
+                    if index >= start:
+                        out.append(_to_rgb(frame, width, height))
+        except av.error.FFmpegError as exc:
+            raise CaptureError(f"failed to decode {self.path}: {exc}") from exc
+        if len(out) != stop - start:
+            raise CaptureError(
+                f"{self.path}: decoded {len(out)} frames in range {start}:{stop}, expected {stop - start}"
+            )
+        return np.stack(out)
+
+
+class ImageSequenceSource:
+    """One camera's frames as an ordered list of image files."""
+
+    def __init__(self, paths: Sequence[str], label: str):
+        if not paths:
+            raise CaptureError(f"{label}: no images found (expected {', '.join(IMAGE_EXTENSIONS)} files)")
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise CaptureError(f"{label}: missing image {missing[0]} ({len(missing)} missing in all)")
+        self.paths = list(paths)
+        self.label = label
+        with av.open(self.paths[0]) as container:
+            ctx = container.streams.video[0].codec_context
+            self.width, self.height = ctx.width, ctx.height
+
+    @classmethod
+    def from_folder(cls, folder: str) -> "ImageSequenceSource":
+        if not os.path.isdir(folder):
+            raise CaptureError(f"missing image folder {folder}")
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+        return cls([os.path.join(folder, n) for n in names], folder)
+
+    def num_frames(self) -> int:
+        return len(self.paths)
+
+    def read(self, start: int, stop: int, width: int, height: int) -> np.ndarray:
+        out = []
+        for path in self.paths[start:stop]:
+            try:
+                with av.open(path) as container:
+                    frame = next(container.decode(video=0))
+            except (av.error.FFmpegError, StopIteration) as exc:
+                raise CaptureError(f"unreadable image {path}: {exc}") from exc
+            out.append(_to_rgb(frame, width, height))
+        return np.stack(out)
+
+
+def write_video(path: str, frames: np.ndarray, fps: float, crf: int = 14) -> None:
+    """Encode uint8 RGB frames (T, H, W, 3) as H.264 (yuv444p keeps colours exact enough for tests).
+
+    Written to a temporary name and renamed so a reader never sees a half-written file.
+    """
+    height, width = frames.shape[1:3]
+    tmp = path + ".part"
+    with av.open(tmp, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+
+
+def check_equal_lengths(sources: Sequence, names: Sequence[str], root: str) -> int:
+    """The common frame count of all cameras, or a CaptureError naming the odd one out."""
+    counts = [s.num_frames() for s in sources]
+    if len(set(counts)) > 1:
+        majority = max(set(counts), key=counts.count)
+        odd = [f"{n} ({c} frames)" for n, c in zip(names, counts) if c != majority]
+        raise CaptureError(
+            f"{root}: cameras have unequal frame counts; expected {majority} frames like most cameras, "
+            f"but {', '.join(odd)}"
+        )
+    return counts[0]
