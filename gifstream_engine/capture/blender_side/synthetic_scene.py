@@ -1,0 +1,145 @@
+"""Blender-side script of the synthetic capture (runs inside Blender's Python, never imported by the engine).
+
+Usage: python synthetic_scene.py SPEC.json  (with the `bpy` module), or blender -b -P synthetic_scene.py -- SPEC.json
+SPEC holds the output folder, image size, frame count, fps, samples, seed and the cameras as OpenCV
+camera-to-world matrices with a focal length in pixels. Writes OUT/<camera>/NNNN.png.
+"""
+
+import json
+import math
+import os
+import sys
+
+import bpy
+from mathutils import Matrix
+
+CV_TO_BLENDER_CAMERA = Matrix(((1, 0, 0, 0), (0, -1, 0, 0), (0, 0, -1, 0), (0, 0, 0, 1)))
+
+
+def reset_scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+def textured_material(name, kind, color_a, color_b, scale):
+    """A procedural material with enough texture for feature matching (checker, brick or noise)."""
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = nodes["Principled BSDF"]
+    bsdf.inputs["Roughness"].default_value = 0.8
+    coord = nodes.new("ShaderNodeTexCoord")
+    if kind == "checker":
+        tex = nodes.new("ShaderNodeTexChecker")
+    elif kind == "brick":
+        tex = nodes.new("ShaderNodeTexBrick")
+        tex.inputs["Mortar"].default_value = (0.9, 0.9, 0.85, 1)
+    else:
+        tex = nodes.new("ShaderNodeTexNoise")
+        tex.inputs["Detail"].default_value = 8.0
+    tex.inputs["Scale"].default_value = scale
+    links.new(coord.outputs["Generated" if kind == "noise" else "UV"], tex.inputs["Vector"])
+    if kind == "noise":
+        ramp = nodes.new("ShaderNodeValToRGB")
+        ramp.color_ramp.elements[0].color = (*color_a, 1)
+        ramp.color_ramp.elements[1].color = (*color_b, 1)
+        links.new(tex.outputs["Fac"], ramp.inputs["Fac"])
+        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    else:
+        tex.inputs["Color1"].default_value = (*color_a, 1)
+        tex.inputs["Color2"].default_value = (*color_b, 1)
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def add_object(op, material, **kwargs):
+    op(**kwargs)
+    obj = bpy.context.active_object
+    obj.data.materials.append(material)
+    return obj
+
+
+def build_scene(scene, spec):
+    # Static textured background: floor, back wall, side wall and two props.
+    add_object(bpy.ops.mesh.primitive_plane_add, textured_material("floor", "checker", (0.8, 0.75, 0.6), (0.15, 0.2, 0.3), 12.0), size=10, location=(0, 0, 0))
+    wall = add_object(bpy.ops.mesh.primitive_plane_add, textured_material("wall", "brick", (0.7, 0.25, 0.15), (0.35, 0.1, 0.05), 6.0), size=10, location=(0, 3.0, 2.5))
+    wall.rotation_euler = (math.pi / 2, 0, 0)
+    side = add_object(bpy.ops.mesh.primitive_plane_add, textured_material("side", "noise", (0.1, 0.4, 0.2), (0.9, 0.9, 0.5), 4.0), size=10, location=(-3.5, 0, 2.5))
+    side.rotation_euler = (math.pi / 2, 0, math.pi / 2)
+    add_object(bpy.ops.mesh.primitive_cube_add, textured_material("crate", "checker", (0.9, 0.6, 0.1), (0.2, 0.1, 0.05), 4.0), size=0.8, location=(1.4, 1.2, 0.4))
+    add_object(bpy.ops.mesh.primitive_cylinder_add, textured_material("pillar", "noise", (0.2, 0.3, 0.8), (0.9, 0.95, 1.0), 6.0), radius=0.3, depth=1.6, location=(-1.5, 1.5, 0.8))
+
+    # Fast motion: a ball circling the centre once per clip and a cube bouncing and spinning.
+    ball = add_object(bpy.ops.mesh.primitive_uv_sphere_add, textured_material("ball", "checker", (0.95, 0.95, 0.95), (0.8, 0.05, 0.05), 8.0), radius=0.35, location=(0, 0, 0.6))
+    cube = add_object(bpy.ops.mesh.primitive_cube_add, textured_material("cube", "checker", (0.1, 0.8, 0.9), (0.05, 0.05, 0.2), 3.0), size=0.5, location=(0, 0, 0.5))
+    n = spec["num_frames"]
+    for f in range(n):
+        phase = 2 * math.pi * f / max(n, 1)
+        ball.location = (1.1 * math.cos(phase), 1.1 * math.sin(phase) - 0.2, 0.6 + 0.3 * math.sin(2 * phase))
+        ball.rotation_euler = (0, 0, 2 * phase)
+        ball.keyframe_insert("location", frame=f + 1)
+        ball.keyframe_insert("rotation_euler", frame=f + 1)
+        cube.location = (-0.2, -0.6, 0.35 + 0.8 * abs(math.sin(3 * phase)))
+        cube.rotation_euler = (phase, 2 * phase, 0)
+        cube.keyframe_insert("location", frame=f + 1)
+        cube.keyframe_insert("rotation_euler", frame=f + 1)
+    sun_data = bpy.data.lights.new("sun", type="SUN")
+    sun_data.energy = 3.0
+    sun = bpy.data.objects.new("sun", sun_data)
+    sun.rotation_euler = (math.radians(40), math.radians(15), math.radians(30))
+    scene.collection.objects.link(sun)
+    world = bpy.data.worlds.new("world")
+    world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.6, 0.7, 0.85, 1)
+    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.8
+    scene.world = world
+
+
+def add_camera(scene, cam_spec, width):
+    data = bpy.data.cameras.new(cam_spec["name"])
+    data.sensor_fit = "HORIZONTAL"
+    data.sensor_width = 36.0
+    data.lens = cam_spec["focal_px"] * data.sensor_width / width
+    data.clip_start, data.clip_end = 0.05, 100.0
+    obj = bpy.data.objects.new(cam_spec["name"], data)
+    obj.matrix_world = Matrix(cam_spec["c2w"]) @ CV_TO_BLENDER_CAMERA
+    scene.collection.objects.link(obj)
+    return obj
+
+
+def configure_render(scene, spec):
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = spec["samples"]
+    scene.cycles.use_denoising = False
+    scene.cycles.seed = spec["seed"]
+    scene.cycles.max_bounces = 4
+    scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
+    scene.render.resolution_percentage = 100
+    scene.render.fps = int(spec["fps"])
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.view_settings.view_transform = "Standard"
+    scene.frame_start, scene.frame_end = 1, spec["num_frames"]
+
+
+def main(spec_path):
+    with open(spec_path) as f:
+        spec = json.load(f)
+    scene = reset_scene()
+    build_scene(scene, spec)
+    configure_render(scene, spec)
+    if spec.get("blend_path"):
+        bpy.ops.wm.save_as_mainfile(filepath=spec["blend_path"])
+    for cam_spec in spec["cameras"]:
+        scene.camera = add_camera(scene, cam_spec, spec["width"])
+        folder = os.path.join(spec["out"], cam_spec["name"])
+        os.makedirs(folder, exist_ok=True)
+        scene.render.filepath = os.path.join(folder, "")
+        bpy.ops.render.render(animation=True)
+        print(f"rendered {cam_spec['name']}", flush=True)
+
+
+if __name__ == "__main__":
+    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+    main(args[0])
