@@ -1,0 +1,97 @@
+"""EWA projection of 3D Gaussians to the image plane, with gsplat 1.5's conventions.
+
+Pinhole camera, OpenCV axes; the Jacobian is evaluated at the mean clamped to 1.3x the field of view;
+a 0.3 px^2 low-pass (eps2d) is added to the 2D covariance; the screen-space box is opacity-aware
+(extend = min(3.33, sqrt(2 ln(255 opacity))) standard deviations), and Gaussians behind the near plane,
+beyond the far plane, with a degenerate covariance, below 1/255 opacity or off-screen are culled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+ALPHA_THRESHOLD = 1.0 / 255.0
+MAX_EXTEND = 3.33
+
+
+@dataclasses.dataclass
+class Projected:
+    means2d: torch.Tensor  # (N, 2) pixel coordinates (differentiable)
+    conics: torch.Tensor  # (N, 3) inverse 2D covariance (a, b, c) of [[a, b], [b, c]]
+    depths: torch.Tensor  # (N,) camera-space z
+    radii: torch.Tensor  # (N, 2) int32 half extents of the screen box in pixels, 0 where culled
+    visible: torch.Tensor  # (N,) bool
+
+
+def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
+    """(N, 4) wxyz quaternions (normalised here) -> (N, 3, 3) rotation matrices."""
+    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(-1, 3, 3)
+
+
+def covariance_3d(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """R S S^T R^T, (N, 3, 3)."""
+    rs = quat_to_rotmat(quats) * scales[:, None, :]
+    return rs @ rs.transpose(1, 2)
+
+
+def project_gaussians(
+    means: torch.Tensor,
+    quats: torch.Tensor,
+    scales: torch.Tensor,
+    opacities: torch.Tensor,
+    viewmat: torch.Tensor,  # (4, 4) world-to-camera
+    K: torch.Tensor,  # (3, 3)
+    width: int,
+    height: int,
+    near: float = 0.01,
+    far: float = 1e10,
+    eps2d: float = 0.3,
+) -> Projected:
+    rot, trans = viewmat[:3, :3], viewmat[:3, 3]
+    mean_c = means @ rot.T + trans
+    cov_c = rot @ covariance_3d(quats, scales) @ rot.T
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    x, y, z = mean_c.unbind(-1)
+    in_depth = (z >= near) & (z <= far)
+    z_safe = torch.where(in_depth, z, torch.ones_like(z))
+    rz = 1.0 / z_safe
+    tan_fovx, tan_fovy = 0.5 * width / fx, 0.5 * height / fy
+    lim_x_pos, lim_x_neg = (width - cx) / fx + 0.3 * tan_fovx, cx / fx + 0.3 * tan_fovx
+    lim_y_pos, lim_y_neg = (height - cy) / fy + 0.3 * tan_fovy, cy / fy + 0.3 * tan_fovy
+    tx = z_safe * torch.minimum(lim_x_pos, torch.maximum(-lim_x_neg, x * rz))
+    ty = z_safe * torch.minimum(lim_y_pos, torch.maximum(-lim_y_neg, y * rz))
+    zeros = torch.zeros_like(z)
+    jac = torch.stack(
+        [fx * rz, zeros, -fx * tx * rz * rz, zeros, fy * rz, -fy * ty * rz * rz], dim=-1
+    ).reshape(-1, 2, 3)
+    cov2d = jac @ cov_c @ jac.transpose(1, 2)
+    a = cov2d[:, 0, 0] + eps2d
+    b = cov2d[:, 0, 1]
+    c = cov2d[:, 1, 1] + eps2d
+    det = a * c - b * b
+    det_ok = det > 0
+    det_safe = torch.where(det_ok, det, torch.ones_like(det))
+    conics = torch.stack([c / det_safe, -b / det_safe, a / det_safe], dim=-1)
+    means2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], dim=-1)
+
+    with torch.no_grad():
+        op = opacities.detach()
+        extend = torch.clamp(torch.sqrt(2.0 * torch.log(torch.clamp(op / ALPHA_THRESHOLD, min=1.0))), max=MAX_EXTEND)
+        radius_x = torch.ceil(extend * torch.sqrt(torch.clamp(a.detach(), min=0)))
+        radius_y = torch.ceil(extend * torch.sqrt(torch.clamp(c.detach(), min=0)))
+        mx, my = means2d[:, 0].detach(), means2d[:, 1].detach()
+        on_screen = (mx + radius_x > 0) & (mx - radius_x < width) & (my + radius_y > 0) & (my - radius_y < height)
+        visible = in_depth & det_ok & (op >= ALPHA_THRESHOLD) & ((radius_x > 0) | (radius_y > 0)) & on_screen
+        radii = torch.stack([radius_x, radius_y], dim=-1).to(torch.int32) * visible[:, None]
+    return Projected(means2d, conics, z, radii, visible)
+
