@@ -1,0 +1,144 @@
+"""Initial point cloud: SfM points of the first frame triangulated with the known camera poses.
+
+As in the paper: SIFT features on each camera's first frame, exhaustive matching, then COLMAP's
+triangulator with the rig held fixed (pycolmap). When too few points triangulate (textureless or tiny
+captures), random points inside the scene bounds are used instead, with a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import warnings
+
+import av
+import numpy as np
+
+from .types import Capture
+
+MIN_POINTS = 50
+
+
+@dataclasses.dataclass
+class PointCloud:
+    points: np.ndarray  # (N, 3) float64 world positions
+    colors: np.ndarray  # (N, 3) uint8
+    source: str  # "sfm", "capture" or "random"
+    stats: dict = dataclasses.field(default_factory=dict)  # SfM counts when triangulated
+
+
+def _rotmat_to_qvec(rot: np.ndarray) -> np.ndarray:
+    """Rotation matrix -> (w, x, y, z) unit quaternion (COLMAP order)."""
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(rot).as_quat()
+    return np.array([w, x, y, z])
+
+
+def _write_png(path: str, image: np.ndarray) -> None:
+    with av.open(path, "w", format="image2") as out:
+        stream = out.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def _write_known_model(folder: str, capture: Capture, db, scale: float) -> None:
+    """A COLMAP text model with the database's ids, our intrinsics (for images upscaled by `scale`), poses, no points."""
+    os.makedirs(folder, exist_ok=True)
+    images = {img.name: img for img in db.read_all_images()}
+    cam_lines, img_lines = [], []
+    for cam in capture.cameras:
+        db_image = images[f"{cam.name}.png"]
+        camera = db.read_camera(db_image.camera_id)
+        params = [cam.K[0, 0] * scale, cam.K[1, 1] * scale, cam.K[0, 2] * scale, cam.K[1, 2] * scale]
+        camera.model = "PINHOLE"
+        camera.params = params
+        db.update_camera(camera)
+        size = f"{round(cam.width * scale)} {round(cam.height * scale)}"
+        cam_lines.append(f"{db_image.camera_id} PINHOLE {size} {' '.join(map(repr, params))}")
+        q, t = _rotmat_to_qvec(cam.w2c[:3, :3]), cam.w2c[:3, 3]
+        img_lines.append(f"{db_image.image_id} {' '.join(map(repr, q))} {' '.join(map(repr, t))} {db_image.camera_id} {cam.name}.png\n")
+    with open(os.path.join(folder, "cameras.txt"), "w") as f:
+        f.write("\n".join(cam_lines) + "\n")
+    with open(os.path.join(folder, "images.txt"), "w") as f:
+        f.write("\n".join(img_lines) + "\n")
+    open(os.path.join(folder, "points3D.txt"), "w").close()
+
+
+def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_sift_width: int = 640,
+                            max_error_px: float = 2.0, min_track: int = 3) -> PointCloud:
+    """SfM points of frame 0 from all cameras (train and test) with poses held fixed.
+
+    Small images are upscaled (by an integer factor, to at least `min_sift_width`) before SIFT, which
+    otherwise finds too few features at the sizes of preview captures; points whose mean reprojection
+    error exceeds `max_error_px` (in original pixels) or that fewer than `min_track` cameras see are dropped.
+    """
+    import pycolmap
+
+    scale = float(max(1, int(np.ceil(min_sift_width / max(c.width for c in capture.cameras)))))
+    with tempfile.TemporaryDirectory(prefix="gifstream_sfm_") as tmp:
+        image_dir = os.path.join(tmp, "images")
+        os.makedirs(image_dir)
+        for i, cam in enumerate(capture.cameras):
+            frame = capture.frames(i)[0]
+            if scale > 1:
+                frame = av.VideoFrame.from_ndarray(frame, format="rgb24").to_ndarray(
+                    format="rgb24", width=round(cam.width * scale), height=round(cam.height * scale), interpolation="BICUBIC")
+            _write_png(os.path.join(image_dir, f"{cam.name}.png"), frame)
+        db_path = os.path.join(tmp, "database.db")
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = "PINHOLE"
+        extraction = pycolmap.FeatureExtractionOptions()
+        extraction.max_image_size = max_image_size
+        extraction.use_gpu = False
+        pycolmap.extract_features(db_path, image_dir, camera_mode=pycolmap.CameraMode.PER_IMAGE,
+                                  reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+        matching = pycolmap.FeatureMatchingOptions()
+        matching.use_gpu = False
+        matching.guided_matching = True  # the textures of real sets repeat: epipolar guidance recovers matches
+        matching.sift.max_ratio = 0.9
+        pycolmap.match_exhaustive(db_path, matching_options=matching, device=pycolmap.Device.cpu)
+        model_dir = os.path.join(tmp, "known")
+        with pycolmap.Database.open(db_path) as db:
+            _write_known_model(model_dir, capture, db, scale)
+        rec = pycolmap.Reconstruction(model_dir)
+        out_dir = os.path.join(tmp, "triangulated")
+        os.makedirs(out_dir)
+        rec = pycolmap.triangulate_points(rec, db_path, image_dir, out_dir)
+        with pycolmap.Database.open(db_path) as db:
+            stats = {"keypoints": db.num_keypoints(), "matches": db.num_matches(),
+                     "inlier_matches": db.num_inlier_matches(), "triangulated": len(rec.points3D)}
+        points = [p for p in rec.points3D.values() if p.error <= max_error_px * scale and p.track.length() >= min_track]
+    if not points:
+        return PointCloud(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), "sfm", stats)
+    return PointCloud(np.array([p.xyz for p in points]), np.array([p.color for p in points], np.uint8), "sfm", stats)
+
+
+def random_points(bounds: np.ndarray, count: int, seed: int = 0) -> PointCloud:
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(bounds[0], bounds[1], size=(count, 3))
+    return PointCloud(points, rng.integers(0, 256, size=(count, 3), dtype=np.uint8), "random")
+
+
+def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_points: int = MIN_POINTS,
+                        random_count: int = 20_000, seed: int = 0) -> PointCloud:
+    """Points to seed the anchors: the capture's own cloud, else SfM of frame 0, else random in bounds."""
+    if use_capture_points and capture.points is not None and len(capture.points) >= min_points:
+        colors = capture.point_colors if capture.point_colors is not None else np.full((len(capture.points), 3), 128, np.uint8)
+        return PointCloud(capture.points, colors, "capture")
+    try:
+        cloud = triangulate_first_frame(capture)
+    except Exception as exc:  # pycolmap failures surface as RuntimeError with COLMAP's text
+        warnings.warn(f"SfM triangulation failed ({exc}); using {random_count} random points in the scene bounds")
+        return random_points(capture.scene_bounds, random_count, seed)
+    if len(cloud.points) < min_points:
+        warnings.warn(
+            f"only {len(cloud.points)} points triangulated (need {min_points}); "
+            f"using {random_count} random points in the scene bounds"
+        )
+        return random_points(capture.scene_bounds, random_count, seed)
+    return cloud
