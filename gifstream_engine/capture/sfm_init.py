@@ -12,9 +12,9 @@ import os
 import tempfile
 import warnings
 
-import av
 import numpy as np
 
+from ..imageio import resize, write_png
 from .types import Capture
 
 MIN_POINTS = 50
@@ -34,16 +34,6 @@ def _rotmat_to_qvec(rot: np.ndarray) -> np.ndarray:
 
     x, y, z, w = Rotation.from_matrix(rot).as_quat()
     return np.array([w, x, y, z])
-
-
-def _write_png(path: str, image: np.ndarray) -> None:
-    with av.open(path, "w", format="image2") as out:
-        stream = out.add_stream("png")
-        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
-        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def _write_known_model(folder: str, capture: Capture, db, scale: float) -> None:
@@ -86,9 +76,8 @@ def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_si
         for i, cam in enumerate(capture.cameras):
             frame = capture.frames(i)[0]
             if scale > 1:
-                frame = av.VideoFrame.from_ndarray(frame, format="rgb24").to_ndarray(
-                    format="rgb24", width=round(cam.width * scale), height=round(cam.height * scale), interpolation="BICUBIC")
-            _write_png(os.path.join(image_dir, f"{cam.name}.png"), frame)
+                frame = resize(frame, round(cam.width * scale), round(cam.height * scale))
+            write_png(os.path.join(image_dir, f"{cam.name}.png"), frame)
         db_path = os.path.join(tmp, "database.db")
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "PINHOLE"

@@ -48,3 +48,29 @@ class Gaussians:
 
     def detach(self) -> "Gaussians":
         return Gaussians(*(t.detach() for t in self.tensors()))
+
+
+def gaussians_from_points(points, colors, opacity: float = 0.9, neighbours: int = 3, device="cpu") -> Gaussians:
+    """Isotropic Gaussians on a point cloud, sized by the mean distance to the nearest neighbours.
+
+    points (N, 3) float, colors (N, 3) uint8 — the usual first look at an SfM cloud, and 3DGS's init.
+    """
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        raise RenderError("cannot make Gaussians from an empty point cloud")
+    k = min(neighbours + 1, len(points))
+    dist, _ = cKDTree(points).query(points, k=k)
+    radius = dist[:, 1:].mean(1) if k > 1 else np.full(len(points), 0.01)
+    radius = np.clip(radius, 1e-4, None)
+    n = len(points)
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    return Gaussians(
+        means=as_tensor(points),
+        quats=as_tensor(np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))),
+        scales=as_tensor(np.repeat(radius[:, None], 3, axis=1)),
+        opacities=as_tensor(np.full(n, opacity)),
+        colors=as_tensor(np.asarray(colors, dtype=np.float32) / 255.0),
+    )
