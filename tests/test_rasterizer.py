@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import pinhole, random_gaussians
+from gifstream_engine.errors import RenderError
+from gifstream_engine.render import Gaussians, render
+from gifstream_engine.render.projection import project_gaussians
+
+
+def one_gaussian(x=0.1, y=-0.05, z=2.0, sigma=0.08, opacity=0.8, color=(0.2, 0.6, 0.9), dtype=torch.float64):
+    t = lambda v: torch.tensor(v, dtype=dtype)  # noqa: E731
+    return Gaussians(t([[x, y, z]]), t([[1.0, 0, 0, 0]]), t([[sigma] * 3]), t([opacity]), t([color]))
+
+
+def test_single_isotropic_gaussian_matches_closed_form():
+    cam = pinhole(40, 30, f=50.0)
+    g = one_gaussian()
+    out = render(g, cam, backend="torch")
+    # Closed form: 2D mean f*x/z + c, 2D variance (f*sigma/z)^2 + 0.3 (isotropic, at the centre of the view)
+    mx, my = 50 * 0.1 / 2 + 20, 50 * -0.05 / 2 + 15
+    var = (50 * 0.08 / 2) ** 2 + 0.3
+    xs, ys = np.meshgrid(np.arange(40) + 0.5, np.arange(30) + 0.5)
+    alpha = np.minimum(0.999, 0.8 * np.exp(-0.5 * ((xs - mx) ** 2 + (ys - my) ** 2) / var))
+    alpha[alpha < 1 / 255] = 0
+    assert np.allclose(out.alpha[..., 0].numpy(), alpha, atol=1e-3)  # the Jacobian's off-centre terms are tiny here
+    assert np.allclose(out.rgb.numpy(), alpha[..., None] * np.array([0.2, 0.6, 0.9]), atol=1e-3)
+    inside = alpha > 0
+    assert np.allclose(out.depth[..., 0].numpy()[inside], 2.0, atol=1e-6)
+    peak = np.unravel_index(out.alpha[..., 0].argmax(), (30, 40))
+    assert abs(peak[1] + 0.5 - mx) <= 0.5 and abs(peak[0] + 0.5 - my) <= 0.5
+
+
+def test_front_gaussian_occludes_back_one():
+    cam = pinhole(20, 20, f=20.0)
+    front = one_gaussian(0, 0, 2.0, 0.3, 0.99, (1.0, 0, 0))
+    back = one_gaussian(0, 0, 4.0, 0.6, 0.99, (0, 0, 1.0))
+    for order in ([front, back], [back, front]):
+        out = render(Gaussians.cat(order), cam, backend="torch")
+        centre = out.rgb[10, 10]
+        assert centre[0] > 0.95 and centre[2] < 0.05
+
+
+def test_transmittance_stops_like_gsplat():
+    # Layers of opacity 0.95: T after layers 1..4 is 0.05, 2.5e-3, 1.25e-4, 6.25e-6. gsplat stops (exclusively)
+    # once T would fall to 1e-4, so the fourth, white layer must not contribute at all.
+    cam = pinhole(8, 8, f=8.0)
+    colors = [(1.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0), (1.0, 1.0, 1.0)]
+    layers = Gaussians.cat([one_gaussian(0, 0, 1.0 + i, 5.0, 0.95, c) for i, c in enumerate(colors)])
+    out = render(layers, cam, backend="torch")
+    a = out.alpha[4, 4, 0].item()
+    var = (8 * 5.0 / 1.0) ** 2 + 0.3  # the layers at depth 1 dominate; alpha of each at this pixel ~ 0.95
+    first = 0.95 * np.exp(-0.5 * (0.5**2 + 0.5**2) / var)  # pixel centre (4.5, 4.5), mean at (4, 4)
+    r, g, b = out.rgb[4, 4].tolist()
+    assert r == pytest.approx(first, rel=1e-6)
+    assert g > 0 and b > 0
+    assert a == pytest.approx(r + g + b, rel=1e-9)  # nothing of the white layer (it would add to all three)
+    assert 1 - a > 1e-4
+
+
+def test_culling_behind_camera_and_off_screen():
+    cam = pinhole(16, 16, f=16.0)
+    g = Gaussians.cat([one_gaussian(0, 0, -2.0), one_gaussian(50, 0, 2.0), one_gaussian(0, 0, 2.0)])
+    out = render(g, cam, backend="torch")
+    assert out.meta.visible.tolist() == [False, False, True]
+    assert (out.meta.radii[:2] == 0).all() and (out.meta.radii[2] > 0).all()
+
+
+def test_gradients_match_finite_differences():
+    cam = pinhole(10, 8, f=12.0)
+    g = random_gaussians(3, seed=1, depth=3.0, dtype=torch.float64)
+    g.scales.data[:] = 0.35
+    g.opacities.data[:] = torch.tensor([0.7, 0.5, 0.6], dtype=torch.float64)
+    inputs = tuple(t.detach().clone().requires_grad_(True) for t in g.tensors())
+    weights = torch.rand(8, 10, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def loss(*tensors):
+        out = render(Gaussians(*tensors), cam, backend="torch")
+        return (out.rgb * weights).sum() + out.alpha.sum()
+
+    assert torch.autograd.gradcheck(loss, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_banded_rasterisation_equals_single_pass():
+    cam = pinhole(48, 36, f=40.0)
+    g1 = random_gaussians(300, seed=2, requires_grad=True)
+    g2 = random_gaussians(300, seed=2, requires_grad=True)
+    a = render(g1, cam, backend="torch")
+    b = render(g2, cam, backend="torch", max_pairs=2000)  # forces many checkpointed bands
+    assert torch.allclose(a.rgb, b.rgb, atol=1e-6) and torch.allclose(a.alpha, b.alpha, atol=1e-6)
+    a.rgb.sum().backward()
+    b.rgb.sum().backward()
+    for t1, t2 in zip(g1.tensors(), g2.tensors()):
+        assert torch.allclose(t1.grad, t2.grad, atol=1e-5)
+
+
+def test_means2d_receive_gradients_for_densification():
+    cam = pinhole(32, 24, f=30.0)
+    g = random_gaussians(50, seed=4, requires_grad=True)
+    out = render(g, cam, backend="torch")
+    out.rgb.mean().backward()
+    grad = out.meta.means2d.grad
+    assert grad is not None and grad.shape == (50, 2)
+    assert (grad[out.meta.visible].abs().sum(-1) > 0).any()
+    assert (grad[~out.meta.visible] == 0).all()
+
+
+def test_background_fills_transparent_pixels():
+    cam = pinhole(8, 8, f=8.0)
+    g = one_gaussian(100, 0, 2.0)
+    out = render(g, cam, background=torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64), backend="torch")
+    assert torch.allclose(out.rgb, torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64).expand(8, 8, 3))
+
+
+def test_gsplat_backend_refused_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(RenderError, match="CUDA"):
+        render(one_gaussian(), pinhole(), backend="gsplat")
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(RenderError, match="opacities"):
+        Gaussians(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, 3), torch.zeros(3), torch.zeros(2, 3))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and gsplat")
+def test_parity_with_gsplat():
+    cam = pinhole(128, 96, f=100.0)
+    g = random_gaussians(20000, seed=5)
+    cpu = render(g, cam, backend="torch")
+    gpu = render(g.to("cuda"), cam, backend="gsplat")
+    diff = (cpu.rgb - gpu.rgb.cpu()).abs().max().item()
+    print(f"max abs pixel difference torch vs gsplat: {diff:.2e}")
+    assert diff < 1e-3
+    proj = project_gaussians(g.means, g.quats, g.scales, g.opacities, torch.eye(4), torch.as_tensor(cam.K, dtype=torch.float32), 128, 96)
+    assert torch.equal(proj.radii, gpu.meta.radii.cpu())
