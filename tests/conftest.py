@@ -6,7 +6,7 @@ import pytest
 
 from gifstream_engine.capture.synth import SynthConfig, render_synthetic_capture
 
-TINY = SynthConfig(num_cameras=4, num_frames=6, width=96, height=72, samples=8)
+TINY = SynthConfig(num_cameras=6, num_frames=6, width=96, height=72, samples=8)
 
 
 @pytest.fixture(scope="session")

@@ -60,15 +60,18 @@ def _write_known_model(folder: str, capture: Capture, db, scale: float) -> None:
 
 
 def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_sift_width: int = 640,
-                            max_error_px: float = 2.0, min_track: int = 3) -> PointCloud:
+                            max_error_px: float = 2.0, min_track: int | None = None) -> PointCloud:
     """SfM points of frame 0 from all cameras (train and test) with poses held fixed.
 
     Small images are upscaled (by an integer factor, to at least `min_sift_width`) before SIFT, which
     otherwise finds too few features at the sizes of preview captures; points whose mean reprojection
-    error exceeds `max_error_px` (in original pixels) or that fewer than `min_track` cameras see are dropped.
+    error exceeds `max_error_px` (in original pixels) or that fewer than `min_track` cameras see are dropped
+    (default: 3 views in rigs of 6 or more cameras, else 2).
     """
     import pycolmap
 
+    if min_track is None:
+        min_track = 3 if len(capture.cameras) >= 6 else 2
     scale = float(max(1, int(np.ceil(min_sift_width / max(c.width for c in capture.cameras)))))
     with tempfile.TemporaryDirectory(prefix="gifstream_sfm_") as tmp:
         image_dir = os.path.join(tmp, "images")

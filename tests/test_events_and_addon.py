@@ -1,0 +1,30 @@
+import io
+import json
+import zipfile
+
+import pytest
+
+from gifstream_engine.events import EventWriter, parse_event
+
+
+def test_events_are_json_lines_that_parse_back():
+    buf = io.StringIO()
+    events = EventWriter(buf)
+    events.progress("train", 5, 100, psnr=21.5)
+    events.error("disk full")
+    lines = buf.getvalue().splitlines()
+    assert [parse_event(line)["type"] for line in lines] == ["progress", "error"]
+    assert json.loads(lines[0])["psnr"] == 21.5
+    assert parse_event("plain log text") is None and parse_event('{"type": "nope"}') is None
+    with pytest.raises(ValueError):
+        events.emit("bogus")
+
+
+def test_build_addon_zip_is_an_extension(tmp_path):
+    import build_addon
+
+    path = build_addon.build(str(tmp_path))
+    assert path.endswith(f"gifstream_blender-{build_addon.addon_version()}.zip")
+    names = zipfile.ZipFile(path).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert not any("__pycache__" in n for n in names)
