@@ -1,34 +1,23 @@
-"""GIFStream for Blender (bpy/mathutils only; the engine runs in its own process).
-
-This first version registers the add-on and its preferences (the engine's Python interpreter);
-capture import, training and proxies arrive with their issues.
-"""
+"""GIFStream for Blender (bpy/mathutils only; the engine runs in its own process)."""
 
 import bpy
 
+from . import import_capture, preferences
 
-class GIFStreamPreferences(bpy.types.AddonPreferences):
-    bl_idname = __package__
-
-    engine_python: bpy.props.StringProperty(
-        name="Engine Python",
-        description="Python interpreter that can import gifstream_engine (empty: search automatically)",
-        subtype="FILE_PATH",
-        default="",
-    )
-
-    def draw(self, context):
-        self.layout.prop(self, "engine_python")
-
-
-CLASSES = (GIFStreamPreferences,)
+CLASSES = (
+    preferences.GIFSTREAM_OT_check_engine,
+    preferences.GIFStreamPreferences,
+    import_capture.IMPORT_SCENE_OT_gifstream_capture,
+)
 
 
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    bpy.types.TOPBAR_MT_file_import.append(import_capture.menu_import)
 
 
 def unregister():
+    bpy.types.TOPBAR_MT_file_import.remove(import_capture.menu_import)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

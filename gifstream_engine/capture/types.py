@@ -90,6 +90,8 @@ class Camera:
 class FrameSource(Protocol):
     """Decodes the frames of one camera. Frame indices are absolute in the source."""
 
+    footage: str  # the file a viewer opens to show this camera's footage (a video, or the first image)
+
     def num_frames(self) -> int: ...
 
     def read(self, start: int, stop: int, width: int, height: int) -> np.ndarray:
@@ -213,7 +215,9 @@ class Capture:
             "num_frames": int(self.num_frames),
             "scene_bounds": self.scene_bounds.tolist(),
             "num_points": 0 if self.points is None else int(len(self.points)),
-            "cameras": [c.to_json() for c in self.cameras],
+            "cameras": [
+                {**c.to_json(), "footage": getattr(src, "footage", None)} for c, src in zip(self.cameras, self.sources)
+            ],
         }
 
 

@@ -26,7 +26,7 @@ class VideoSource:
     def __init__(self, path: str):
         if not os.path.isfile(path):
             raise CaptureError(f"missing video {path}: expected a video file for this camera")
-        self.path = path
+        self.path = self.footage = os.path.abspath(path)
         self._count: int | None = None
         self._probe()
 
@@ -76,6 +76,7 @@ class ImageSequenceSource:
         if missing:
             raise CaptureError(f"{label}: missing image {missing[0]} ({len(missing)} missing in all)")
         self.paths = list(paths)
+        self.footage = os.path.abspath(self.paths[0])
         self.label = label
         with av.open(self.paths[0]) as container:
             ctx = container.streams.video[0].codec_context

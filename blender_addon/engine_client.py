@@ -1,0 +1,73 @@
+"""Talks to the engine in its own process: finds its Python and runs `gifstream` commands (no torch here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+ENV_VAR = "GIFSTREAM_ENGINE_PYTHON"
+ENGINE_MODULE = "gifstream_engine.cli"
+
+
+class EngineError(RuntimeError):
+    """The engine could not be found or reported an error; the message is meant for the artist."""
+
+
+def can_import_engine(python: str) -> bool:
+    try:
+        proc = subprocess.run([python, "-c", "import gifstream_engine"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def find_engine_python(preference: str = "") -> str:
+    """The preference, else $GIFSTREAM_ENGINE_PYTHON, else a Python on this machine that imports the engine."""
+    for label, candidate in (("add-on preference 'Engine Python'", preference), (f"${ENV_VAR}", os.environ.get(ENV_VAR, ""))):
+        if candidate:
+            path = bpy_abspath(candidate)
+            if not os.path.isfile(path):
+                raise EngineError(f"{label} points to {path}, which does not exist")
+            if not can_import_engine(path):
+                raise EngineError(f"{label}: {path} cannot import gifstream_engine (install the engine into it)")
+            return path
+    for candidate in (sys.executable, shutil.which("python3"), shutil.which("python")):
+        if candidate and can_import_engine(candidate):
+            return candidate
+    raise EngineError(
+        f"no Python with gifstream_engine found: set the add-on preference 'Engine Python' or ${ENV_VAR}"
+    )
+
+
+def bpy_abspath(path: str) -> str:
+    try:
+        import bpy
+
+        return os.path.abspath(bpy.path.abspath(path))
+    except ImportError:
+        return os.path.abspath(path)
+
+
+def run_engine(python: str, args: list[str], timeout: float = 600) -> str:
+    """Run `gifstream ARGS` and return its stdout; the engine's own error message on failure."""
+    cmd = [python, "-m", ENGINE_MODULE, *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise EngineError(f"the engine did not answer within {timeout:.0f} s: {' '.join(cmd)}") from exc
+    if proc.returncode != 0:
+        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+        message = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise EngineError(message.removeprefix("gifstream: error: "))
+    return proc.stdout
+
+
+def capture_info(python: str, path: str) -> dict:
+    out = run_engine(python, ["capture", "info", path, "--json"])
+    try:
+        return json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"the engine printed no rig description for {path}") from exc
