@@ -50,8 +50,8 @@ def test_principal_point_offset_becomes_lens_shift(synth_loaded, tmp_path):
     from builders import write_colmap_text
     import dataclasses
 
-    cap = synth_loaded
-    cap.cameras = [dataclasses.replace(c, K=c.K + np.array([[0, 0, 7.0], [0, 0, -5.0], [0, 0, 0]])) for c in cap.cameras]
+    shift = np.array([[0, 0, 7.0], [0, 0, -5.0], [0, 0, 0]])
+    cap = dataclasses.replace(synth_loaded, cameras=[dataclasses.replace(c, K=c.K + shift) for c in synth_loaded.cameras])
     root = str(tmp_path / "colmap")
     write_colmap_text(cap, root)
     result, _ = run_blender(tmp_path, root)

@@ -70,6 +70,7 @@ def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_si
     """
     import pycolmap
 
+    pycolmap.set_random_seed(0)  # RANSAC in verification and triangulation: same capture, same points
     if min_track is None:
         min_track = 3 if len(capture.cameras) >= 6 else 2
     scale = float(max(1, int(np.ceil(min_sift_width / max(c.width for c in capture.cameras)))))
