@@ -10,14 +10,13 @@ present; otherwise the first camera is the test view.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections import defaultdict
 
 import numpy as np
 
 from ..errors import CaptureError
-from .types import Camera, Capture, bounds_from_frusta
+from .types import Camera, Capture, bounds_from_frusta, read_json_object
 from .video import IMAGE_EXTENSIONS, ImageSequenceSource, check_equal_lengths
 
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -29,11 +28,7 @@ def is_nerfstudio(root: str) -> bool:
 
 
 def _load(path: str) -> dict:
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CaptureError(f"unreadable transforms file {path}: {exc}") from exc
+    meta = read_json_object(path, "transforms file")
     if not isinstance(meta.get("frames"), list) or not meta["frames"]:
         raise CaptureError(f"{path}: expected a non-empty 'frames' list")
     return meta

@@ -7,13 +7,12 @@ w2c (4x4, OpenCV), fn (image path under `ims/`) and cam_id. `init_pt_cld.npz` ho
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from ..errors import CaptureError
-from .types import Camera, Capture, bounds_from_frusta, bounds_from_points
+from .types import Camera, Capture, bounds_from_frusta, bounds_from_points, read_json_object
 from .video import ImageSequenceSource, check_equal_lengths
 
 PANOPTIC_FPS = 30.0
@@ -25,11 +24,7 @@ def is_panoptic(root: str) -> bool:
 
 
 def _load_meta(path: str) -> dict:
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CaptureError(f"unreadable Panoptic metadata {path}: {exc}") from exc
+    meta = read_json_object(path, "Panoptic metadata")
     missing = [k for k in _META_KEYS if k not in meta]
     if missing:
         raise CaptureError(f"{path}: missing keys {missing}; expected {list(_META_KEYS)}")

@@ -7,6 +7,7 @@ Convention (everywhere inside the engine): OpenCV camera axes (x right, y down, 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import OrderedDict
 from typing import Protocol, Sequence
 
@@ -219,6 +220,18 @@ class Capture:
                 {**c.to_json(), "footage": getattr(src, "footage", None)} for c, src in zip(self.cameras, self.sources)
             ],
         }
+
+
+def read_json_object(path: str, what: str) -> dict:
+    """A JSON object from `path`, or a CaptureError naming the file and what it should have been."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CaptureError(f"unreadable {what} {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CaptureError(f"{path}: expected a JSON object ({what}), got {type(data).__name__}")
+    return data
 
 
 def bounds_from_points(points: np.ndarray, pad: float = 0.1, quantile: float = 0.01) -> np.ndarray:
