@@ -136,3 +136,11 @@ def test_parity_with_gsplat():
     assert diff < 1e-3
     proj = project_gaussians(g.means, g.quats, g.scales, g.opacities, torch.eye(4), torch.as_tensor(cam.K, dtype=torch.float32), 128, 96)
     assert torch.equal(proj.radii, gpu.meta.radii.cpu())
+
+
+def test_distorted_camera_is_refused_not_rendered_wrong():
+    import dataclasses
+
+    cam = dataclasses.replace(pinhole(), distortion=np.array([0.1, 0.0, 0.0, 0.0]))
+    with pytest.raises(RenderError, match="lens distortion"):
+        render(one_gaussian(), cam, backend="torch")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from ..capture.types import Camera
@@ -59,6 +60,11 @@ def render(
     eps2d: float = 0.3,
     max_pairs: int = DEFAULT_MAX_PAIRS,
 ) -> RenderResult:
+    if camera.distortion is not None and np.any(camera.distortion != 0):
+        raise RenderError(
+            f"camera {camera.name!r} has lens distortion {camera.distortion.tolist()}; the rasterisers are pinhole: "
+            f"undistort the footage first (e.g. COLMAP image_undistorter) and import the undistorted model"
+        )
     device = gaussians.device
     viewmat, K = camera_tensors(camera, device, gaussians.means.dtype)
     width, height = camera.width, camera.height
