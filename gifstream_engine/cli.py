@@ -110,6 +110,82 @@ def cmd_demo(args) -> None:
         json.dump(capture.info(), f, indent=1)
 
 
+def cmd_train(args) -> None:
+    from .capture import load_capture
+    from .eval.evaluate import evaluate, load_run, write_eval
+    from .events import EventWriter
+    from .train.config import load_config
+    from .train.trainer import Training
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.device is not None:
+        overrides.append(f"train.device={args.device}")
+    if args.no_stream:
+        overrides.append("train.disable_stream=true")
+    cfg = load_config(args.preset or ["preview"], overrides)
+    events = EventWriter(enabled=args.events)
+    log = (lambda msg: events.log(msg)) if args.events else print
+    try:
+        capture = load_capture(args.capture, downscale=cfg.train.downscale)
+        status = Training(capture, cfg, args.out, events, log).run(resume=args.resume)
+        if status == "cancelled":
+            return
+        log("evaluating on the test cameras")
+        run = load_run(args.out)
+        result = evaluate(run, capture)
+        write_eval(run, result)
+        log(f"test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, train PSNR {result['train_psnr']:.2f} dB, "
+            f"{result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a stream), {result['train_seconds']:.0f} s")
+        events.result({"status": "finished", "run": args.out, "eval": result})
+    except GIFStreamError as exc:
+        events.error(str(exc))
+        raise
+
+
+def cmd_eval(args) -> None:
+    from .eval.evaluate import evaluate, load_run, write_eval
+
+    run = load_run(args.run)
+    result = evaluate(run)
+    write_eval(run, result)
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def cmd_render(args) -> None:
+    import torch
+
+    from .capture import load_capture, parse_frame_range
+    from .capture.video import write_video
+    from .eval.evaluate import load_run
+    from .imageio import to_uint8, write_png
+    from .render import render
+    from .train.schedule import final_decode_state
+
+    run = load_run(args.run)
+    capture = load_capture(run.capture_root, downscale=run.cfg.train.downscale)
+    names = args.camera or [capture.cameras[i].name for i in capture.split_indices("test")]
+    rng = parse_frame_range(args.frames) or (0, None)
+    start, stop = rng[0], run.num_frames if rng[1] is None else rng[1]
+    if not 0 <= start < stop <= run.num_frames:
+        raise GIFStreamError(f"frames {start}:{stop} are outside the run's 0:{run.num_frames}")
+    os.makedirs(args.out, exist_ok=True)
+    state = final_decode_state(run.cfg.train)
+    for name in names:
+        camera = capture.cameras[capture.camera_index(name)]
+        images = []
+        with torch.no_grad():
+            for t in range(start, stop):
+                model, local_t = run.model_for_frame(t)
+                image = render(model.decode(local_t, camera, state), camera, background=torch.zeros(3)).rgb.numpy()
+                write_png(os.path.join(args.out, f"{name}_{t:05d}.png"), image)
+                images.append(to_uint8(image))
+        if len(images) > 1 and images[0].shape[0] % 2 == 0 and images[0].shape[1] % 2 == 0:
+            write_video(os.path.join(args.out, f"{name}.mp4"), np.stack(images), capture.fps)
+        print(f"{name}: {len(images)} frames -> {args.out}")
+
+
 def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cameras", type=int, default=8)
     p.add_argument("--num-frames", type=int, default=30)
@@ -141,6 +217,28 @@ def build_parser() -> argparse.ArgumentParser:
     points.add_argument("--out", required=True, help="output .ply")
     points.add_argument("--sfm", action="store_true", help="triangulate even if the capture ships points")
     points.set_defaults(func=cmd_capture_points)
+
+    train = sub.add_parser("train", help="train a GIFStream model on a capture")
+    train.add_argument("capture")
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--preset", action="append", help="preset name or TOML path; repeat to combine (default: preview)")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    train.add_argument("--steps", type=int, default=None, help="shortcut for --set train.steps=N")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    train.add_argument("--no-stream", action="store_true", help="ablation: train without the feature stream")
+    train.add_argument("--resume", action="store_true", help="continue from the run's checkpoints")
+    train.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
+    train.set_defaults(func=cmd_train)
+    ev = sub.add_parser("eval", help="evaluate a trained run on its test cameras (writes RUN/eval.json)")
+    ev.add_argument("run")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+    rend = sub.add_parser("render", help="render a trained run from capture cameras")
+    rend.add_argument("run")
+    rend.add_argument("--camera", action="append", help="camera name (default: the test cameras); repeatable")
+    rend.add_argument("--frames", default=None, help="START:STOP")
+    rend.add_argument("--out", required=True)
+    rend.set_defaults(func=cmd_render)
 
     demo = sub.add_parser("demo", help="end-to-end run on the embedded synthetic capture")
     demo.add_argument("out", nargs="?", default="demo_run")

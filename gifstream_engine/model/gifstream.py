@@ -1,0 +1,226 @@
+"""The GIFStream representation of one GOP: canonical anchors, feature streams, masks and decoders.
+
+`GIFStreamModel.decode(t, camera, state)` is the one path from parameters to the plain `Gaussians` of frame t;
+the trainer, the renderer and (later) the bitstream decoder all call it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..render.gaussians import Gaussians
+
+MASK_NAMES = ("de", "dy", "knn", "p")  # feature-stream, dynamic-motion, KNN-blend, pruning masks
+MASK_STEP = 1.0 / 16.0
+MASK_FLOOR = 0.1
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    feat_dim: int = 24  # C: time-invariant anchor feature
+    stream_dim: int = 4  # P: per-frame feature stream
+    num_offsets: int = 5  # K: Gaussians per anchor
+    hidden: int = 24  # width of the decoders' hidden layer
+    knn: int = 6  # neighbours aggregated by the motion decoder
+    time_freqs: int = 8  # sin/cos pairs of the time embedding (16 dims)
+    voxel_size: float = 0.02  # anchor voxelisation of the initial cloud and of grown anchors
+
+
+@dataclasses.dataclass
+class DecodeState:
+    """How the schedule shapes decoding at this step (see train/schedule.py)."""
+
+    use_stream: bool = True  # False in the canonical phase: M_de = M_dy = 0, M_knn = 0.5
+    quantize: str = "none"  # "none", "noise" (uniform noise) or "round" (straight-through rounding)
+    feat_step: float = 1.0  # quantisation step of f and f_t
+    geo_step: float = 0.02  # quantisation step of scales and offsets
+    stream_window: int = 0  # f_t averaged over t±window (shrinks to 0 during training)
+
+
+def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, out))
+
+
+def quantize(x: torch.Tensor, step: float, mode: str) -> torch.Tensor:
+    if mode == "noise":
+        return x + (torch.rand_like(x) - 0.5) * step
+    if mode == "round":
+        return x + (torch.round(x / step) * step - x).detach()  # straight-through estimator
+    return x
+
+
+def quantize_mask(m: torch.Tensor, active: bool) -> torch.Tensor:
+    """Masks are stored to 1/16 and values under 0.1 become exactly 0 (static anchors carry no stream)."""
+    if not active:
+        return m
+    q = torch.round(m / MASK_STEP) * MASK_STEP
+    q = torch.where(q < MASK_FLOOR, torch.zeros_like(q), q)
+    return m + (q - m).detach()
+
+
+def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ], -1)
+
+
+def time_embedding(t: float, freqs: int) -> torch.Tensor:
+    bands = 2.0 ** torch.arange(freqs, dtype=torch.float32) * math.pi
+    return torch.cat([torch.sin(bands * t), torch.cos(bands * t)])
+
+
+class GIFStreamModel(nn.Module):
+    def __init__(self, anchors: np.ndarray, colors: np.ndarray | None, num_frames: int, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.num_frames = num_frames
+        n, k = len(anchors), cfg.num_offsets
+        self.register_buffer("anchor_xyz", torch.as_tensor(anchors, dtype=torch.float32))
+        self.register_buffer("knn_index", torch.zeros(n, cfg.knn, dtype=torch.long))
+        spacing = initial_spacing(anchors, cfg.voxel_size)
+        self.log_scale = nn.Parameter(torch.log(torch.as_tensor(spacing, dtype=torch.float32))[:, None].repeat(1, 6))
+        self.offsets = nn.Parameter(torch.zeros(n, k, 3))
+        feat = torch.zeros(n, cfg.feat_dim)
+        if colors is not None:  # seed the first channels with the point colours: faster first iterations
+            feat[:, :3] = torch.as_tensor(colors, dtype=torch.float32) / 255.0 - 0.5
+        self.feat = nn.Parameter(feat)
+        self.stream = nn.Parameter(torch.zeros(n, num_frames, cfg.stream_dim))
+        logits = torch.zeros(n, 4)
+        logits[:, 3] = 3.0  # M_p starts at ~0.95: keep every anchor
+        self.mask_logits = nn.Parameter(logits)
+        dim = cfg.feat_dim + cfg.stream_dim
+        self.opacity_mlp = mlp(dim, cfg.hidden, k)
+        self.color_mlp = mlp(dim, cfg.hidden, 3 * k)
+        self.cov_mlp = mlp(dim, cfg.hidden, 7 * k)
+        self.motion_mlp = mlp(dim + 2 * cfg.time_freqs, cfg.hidden, 7)
+        nn.init.zeros_(self.motion_mlp[2].weight)  # no motion until the data asks for it
+        nn.init.zeros_(self.motion_mlp[2].bias)
+        self.update_knn()
+
+    # --- structure -------------------------------------------------------------------------
+    @property
+    def num_anchors(self) -> int:
+        return self.anchor_xyz.shape[0]
+
+    def per_anchor_parameters(self) -> dict[str, nn.Parameter]:
+        return {"log_scale": self.log_scale, "offsets": self.offsets, "feat": self.feat,
+                "stream": self.stream, "mask_logits": self.mask_logits}
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        return [p for m in (self.opacity_mlp, self.color_mlp, self.cov_mlp, self.motion_mlp) for p in m.parameters()]
+
+    @torch.no_grad()
+    def update_knn(self) -> None:
+        from scipy.spatial import cKDTree
+
+        xyz = self.anchor_xyz.cpu().numpy()
+        k = min(self.cfg.knn + 1, len(xyz))
+        _, idx = cKDTree(xyz).query(xyz, k=k)
+        idx = np.asarray(idx).reshape(len(xyz), k)[:, 1:] if k > 1 else np.zeros((len(xyz), 1), np.int64)
+        if idx.shape[1] < self.cfg.knn:
+            idx = np.concatenate([idx, np.repeat(idx[:, -1:], self.cfg.knn - idx.shape[1], 1)], 1)
+        self.knn_index = torch.as_tensor(idx, dtype=torch.long, device=self.anchor_xyz.device)
+
+    # --- masks -----------------------------------------------------------------------------
+    def masks(self, state: DecodeState) -> dict[str, torch.Tensor]:
+        m = torch.sigmoid(self.mask_logits)
+        quantized = state.quantize != "none"
+        out = {name: quantize_mask(m[:, i], quantized) for i, name in enumerate(MASK_NAMES[:3])}
+        out["p"] = m[:, 3] + ((m[:, 3] > 0.5).float() - m[:, 3]).detach()  # binarised with STE
+        if not state.use_stream:
+            out["de"] = torch.zeros_like(out["de"])
+            out["dy"] = torch.zeros_like(out["dy"])
+            out["knn"] = torch.full_like(out["knn"], 0.5)
+        return out
+
+    def stream_at(self, t: int, state: DecodeState) -> torch.Tensor:
+        if state.stream_window > 0:
+            lo, hi = max(0, t - state.stream_window), min(self.num_frames, t + state.stream_window + 1)
+            return self.stream[:, lo:hi].mean(1)
+        return self.stream[:, t]
+
+    # --- decoding --------------------------------------------------------------------------
+    def visible_anchors(self, camera, margin: float = 0.15) -> torch.Tensor:
+        """Indices of anchors whose centre projects inside the image grown by `margin`, in front of the camera."""
+        w2c = torch.as_tensor(camera.w2c, dtype=torch.float32, device=self.anchor_xyz.device)
+        K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.anchor_xyz.device)
+        cam = self.anchor_xyz @ w2c[:3, :3].T + w2c[:3, 3]
+        z = cam[:, 2]
+        uv = cam @ K.T
+        u, v = uv[:, 0] / z.clamp(min=1e-6), uv[:, 1] / z.clamp(min=1e-6)
+        mw, mh = margin * camera.width, margin * camera.height
+        keep = (z > 0.01) & (u > -mw) & (u < camera.width + mw) & (v > -mh) & (v < camera.height + mh)
+        return torch.nonzero(keep).squeeze(1)
+
+    def decode(self, t: int, camera=None, state: DecodeState = DecodeState(), return_aux: bool = False):
+        """Gaussians of frame t (culled to `camera`'s frustum when given)."""
+        cfg, k = self.cfg, self.cfg.num_offsets
+        masks = self.masks(state)
+        feat = quantize(self.feat, state.feat_step, state.quantize)
+        stream = quantize(self.stream_at(t, state), state.feat_step, state.quantize)
+        h_all = torch.cat([feat, masks["de"][:, None] * stream], -1)  # (N, C+P)
+        idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=feat.device)
+        h = h_all[idx]
+        m_p = masks["p"][idx]
+        # motion: own features blended with the KNN mean by M_knn, gated by M_dy
+        neighbours = h_all[self.knn_index[idx]].mean(1)
+        m_knn = masks["knn"][idx, None]
+        motion_in = torch.cat([m_knn * h + (1 - m_knn) * neighbours,
+                               time_embedding(t / max(1, self.num_frames - 1), cfg.time_freqs).to(h).expand(len(idx), -1)], -1)
+        motion = self.motion_mlp(motion_in) * masks["dy"][idx, None]
+        translation = motion[:, :3]
+        anchor_rot = nn.functional.normalize(0.1 * motion[:, 3:] + torch.tensor([1.0, 0, 0, 0], device=h.device), dim=-1)
+
+        opacity = torch.tanh(self.opacity_mlp(h)) * m_p[:, None]  # (n, K)
+        color = torch.sigmoid(self.color_mlp(h)).reshape(-1, k, 3)
+        cov = self.cov_mlp(h).reshape(-1, k, 7)
+        log_scale = quantize(self.log_scale[idx], state.geo_step, state.quantize)
+        offsets = quantize(self.offsets[idx], state.geo_step, state.quantize)
+        scales = torch.exp(log_scale[:, None, 3:]) * torch.sigmoid(cov[..., :3]) * m_p[:, None, None]
+        rot = nn.functional.normalize(cov[..., 3:], dim=-1)
+        local = offsets * torch.exp(log_scale[:, None, :3])
+        from ..render.projection import quat_to_rotmat
+
+        rotated = torch.einsum("nij,nkj->nki", quat_to_rotmat(anchor_rot), local)
+        means = self.anchor_xyz[idx, None, :] + rotated + translation[:, None, :]
+        quats = quat_multiply(anchor_rot[:, None, :].expand(-1, k, -1), rot)
+        keep = opacity.reshape(-1) > 0
+        gaussians = Gaussians(means.reshape(-1, 3)[keep], quats.reshape(-1, 4)[keep], scales.reshape(-1, 3)[keep],
+                              opacity.reshape(-1)[keep], color.reshape(-1, 3)[keep])
+        if not return_aux:
+            return gaussians
+        child_anchor = idx[:, None].expand(-1, k).reshape(-1)[keep]
+        return gaussians, {"anchor_idx": idx, "child_anchor": child_anchor, "child_keep": keep,
+                           "opacity": opacity, "scales": scales, "masks": masks}
+
+
+def initial_spacing(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Per-anchor scale seed: mean distance to the 3 nearest anchors (at least the voxel size)."""
+    from scipy.spatial import cKDTree
+
+    if len(points) < 2:
+        return np.full(len(points), voxel)
+    k = min(4, len(points))
+    dist, _ = cKDTree(points).query(points, k=k)
+    return np.maximum(dist[:, 1:].mean(1), voxel)
+
+
+def voxelize(points: np.ndarray, colors: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points."""
+    keys = np.floor(points / voxel).astype(np.int64)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    col = np.zeros((len(uniq), 3))
+    np.add.at(col, inverse, colors.astype(np.float64))
+    col /= np.bincount(inverse, minlength=len(uniq))[:, None]
+    return (uniq + 0.5) * voxel, col.astype(np.uint8)

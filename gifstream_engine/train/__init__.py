@@ -1,0 +1,1 @@
+"""Training: configuration and presets, schedule, losses, densification, checkpoints, the trainer."""

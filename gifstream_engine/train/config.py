@@ -1,0 +1,156 @@
+"""Training configuration: one dataclass per concern, loaded from a TOML preset, overridable from the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from typing import Any
+
+from ..errors import ConfigError
+from ..model.gifstream import ModelConfig
+
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "presets")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    steps: int = 30000  # per GOP
+    gop_length: int = 60
+    downscale: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # auto, cpu or cuda
+    # schedule (fractions of steps)
+    canonical_frac: float = 0.05
+    joint_end_frac: float = 0.2  # uniform-noise quantisation from here
+    round_frac: float = 0.6667  # straight-through rounding from here
+    entropy_start_frac: float = 0.3333
+    stream_window: int = 3  # f_t averaged over t±window at first, shrinking to 0 by joint_end_frac
+    # learning rates
+    lr_feat: float = 0.0075
+    lr_stream: float = 0.0075
+    lr_offsets: float = 0.01
+    lr_scale: float = 0.007
+    lr_mask: float = 0.01
+    lr_mlp: float = 0.004
+    # loss weights
+    ssim_weight: float = 0.2
+    lambda_scale: float = 0.01
+    lambda_mask: float = 0.0005
+    lambda_temporal: float = 0.01
+    lambda_spatial: float = 0.001
+    lambda_entropy: float = 0.001
+    # quantisation steps
+    feat_step: float = 1.0
+    geo_step: float = 0.04
+    # densification (Scaffold-GS rules with the time-mixed gradient)
+    densify_every: int = 100
+    densify_start_frac: float = 0.0167
+    densify_end_frac: float = 0.5
+    grad_threshold: float = 0.0002  # on the NDC-space 2D gradient, as 3DGS/Scaffold-GS
+    time_mix_alpha: float = 0.1  # g = alpha * max_t g_t + (1 - alpha) * mean_t g_t
+    min_opacity: float = 0.005
+    prune_start_frac: float = 0.5
+    prune_end_frac: float = 0.6667
+    max_anchors: int = 1_000_000
+    knn_every: int = 100
+    # output
+    checkpoint_every: int = 1000
+    log_every: int = 25
+    train_eval_stride: int = 5  # frames between train-PSNR samples in eval
+    disable_stream: bool = False  # the paper's ablation: no feature stream (M_de = 0 throughout)
+
+    def validate(self) -> None:
+        if self.steps < 10:
+            raise ConfigError(f"train.steps must be at least 10, got {self.steps}")
+        if self.gop_length < 1:
+            raise ConfigError(f"train.gop_length must be positive, got {self.gop_length}")
+        fr = (self.canonical_frac, self.joint_end_frac, self.round_frac)
+        if not 0 <= fr[0] <= fr[1] <= fr[2] <= 1:
+            raise ConfigError(
+                f"schedule fractions must satisfy 0 <= canonical_frac <= joint_end_frac <= round_frac <= 1, got {fr}"
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+        for name in ("feat_step", "geo_step", "lr_feat", "lr_mlp"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.downscale < 1:
+            raise ConfigError(f"train.downscale must be >= 1, got {self.downscale}")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> "RunConfig":
+        cfg = RunConfig()
+        apply_section(cfg, data, "preset")
+        return cfg
+
+
+def _coerce(current: Any, value: Any, key: str) -> Any:
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{key} expects true/false, got {value!r}")
+        return bool(value)
+    try:
+        if isinstance(current, int) and not isinstance(current, bool):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} expects a {type(current).__name__}, got {value!r}") from exc
+    return value
+
+
+def apply_section(cfg: RunConfig, data: dict, origin: str) -> None:
+    for section, values in data.items():
+        target = getattr(cfg, section, None) if section in ("model", "train") else None
+        if target is None or not isinstance(values, dict):
+            raise ConfigError(f"{origin}: unknown section [{section}]; expected [model] or [train]")
+        for key, value in values.items():
+            if not hasattr(target, key):
+                known = ", ".join(f.name for f in dataclasses.fields(target))
+                raise ConfigError(f"{origin}: unknown key {section}.{key}; known keys: {known}")
+            setattr(target, key, _coerce(getattr(target, key), value, f"{origin}: {section}.{key}"))
+
+
+def preset_path(name: str) -> str:
+    if os.path.isfile(name):
+        return name
+    path = os.path.join(PRESET_DIR, f"{name}.toml")
+    if not os.path.isfile(path):
+        names = sorted(f[:-5] for f in os.listdir(PRESET_DIR) if f.endswith(".toml")) if os.path.isdir(PRESET_DIR) else []
+        raise ConfigError(f"unknown preset {name!r}; expected a TOML file or one of {names}")
+    return path
+
+
+def load_config(presets: list[str], overrides: list[str] = ()) -> RunConfig:
+    """Presets applied left to right (e.g. 'n3dv', 'r1'), then `section.key=value` overrides."""
+    cfg = RunConfig()
+    for name in presets:
+        path = preset_path(name)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"preset {path} is not valid TOML: {exc}") from exc
+        apply_section(cfg, data, path)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. train.steps=2000)")
+        apply_section(cfg, {section: {name: value.strip()}}, "--set")
+    cfg.train.validate()
+    return cfg

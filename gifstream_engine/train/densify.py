@@ -1,0 +1,95 @@
+"""Anchor growing and pruning (Scaffold-GS rules) with GIFStream's time-mixed gradient statistic.
+
+Per child Gaussian slot (anchor, k) the 2D positional gradient is accumulated over the steps that saw it;
+as each step shows one frame, max over steps ~ max over time: g = alpha * max_t g_t + (1 - alpha) * mean_t g_t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from ..model.gifstream import GIFStreamModel
+
+
+@dataclasses.dataclass
+class GrowthStats:
+    grad_sum: torch.Tensor  # (N, K)
+    grad_max: torch.Tensor  # (N, K)
+    seen: torch.Tensor  # (N, K) steps in which the child was rendered
+    opacity_sum: torch.Tensor  # (N,) summed child opacity over steps the anchor was visible
+    anchor_seen: torch.Tensor  # (N,)
+    dyn_grad: torch.Tensor  # (N,) per-anchor gradient during the canonical phase (initialises M_dy)
+
+    @staticmethod
+    def zeros(n: int, k: int, device) -> "GrowthStats":
+        z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
+        return GrowthStats(z(n, k), z(n, k), z(n, k), z(n), z(n), z(n))
+
+    def select(self, index: torch.Tensor) -> "GrowthStats":
+        return GrowthStats(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
+
+    def extend(self, count: int) -> "GrowthStats":
+        parts = []
+        for f in dataclasses.fields(self):
+            t = getattr(self, f.name)
+            parts.append(torch.cat([t, t.new_zeros((count, *t.shape[1:]))]))
+        return GrowthStats(*parts)
+
+    def reset_growth(self) -> None:
+        for t in (self.grad_sum, self.grad_max, self.seen, self.opacity_sum, self.anchor_seen):
+            t.zero_()
+
+
+@torch.no_grad()
+def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int, height: int, k: int) -> None:
+    """Add one step's gradients (pixel-space means2d grads, converted to NDC scale as in 3DGS)."""
+    scale = torch.tensor([width / 2.0, height / 2.0], device=means2d_grad.device)
+    g = (means2d_grad * scale).norm(dim=-1) * visible
+    n_vis = len(aux["anchor_idx"])
+    full = torch.zeros(n_vis * k, device=g.device)
+    seen = torch.zeros(n_vis * k, device=g.device)
+    keep = aux["child_keep"]
+    full[keep] = g
+    seen[keep] = visible.float()
+    idx = aux["anchor_idx"]
+    stats.grad_sum[idx] += full.view(n_vis, k)
+    stats.grad_max[idx] = torch.maximum(stats.grad_max[idx], full.view(n_vis, k))
+    stats.seen[idx] += seen.view(n_vis, k)
+    stats.opacity_sum[idx] += aux["opacity"].clamp(min=0).sum(-1)
+    stats.anchor_seen[idx] += 1
+    stats.dyn_grad[idx] += full.view(n_vis, k).sum(-1)
+
+
+def time_mixed_gradient(stats: GrowthStats, alpha: float) -> torch.Tensor:
+    mean = stats.grad_sum / stats.seen.clamp(min=1)
+    return alpha * stats.grad_max + (1 - alpha) * mean
+
+
+@torch.no_grad()
+def grow_candidates(model: GIFStreamModel, stats: GrowthStats, threshold: float, alpha: float, min_seen: int = 2):
+    """Canonical positions of new anchors (one per new voxel) and the parent anchor of each."""
+    g = time_mixed_gradient(stats, alpha)
+    mask = (g > threshold) & (stats.seen >= min_seen)
+    if not mask.any():
+        return None, None
+    anchor_idx, child = torch.nonzero(mask, as_tuple=True)
+    local = model.offsets[anchor_idx, child] * torch.exp(model.log_scale[anchor_idx, :3])
+    pos = (model.anchor_xyz[anchor_idx] + local).cpu().numpy()
+    voxel = model.cfg.voxel_size
+    keys = np.floor(pos / voxel).astype(np.int64)
+    existing = {tuple(v) for v in np.floor(model.anchor_xyz.cpu().numpy() / voxel).astype(np.int64)}
+    _, first = np.unique(keys, axis=0, return_index=True)
+    first = np.array([i for i in sorted(first) if tuple(keys[i]) not in existing], dtype=np.int64)
+    if len(first) == 0:
+        return None, None
+    centres = (keys[first] + 0.5) * voxel
+    return torch.as_tensor(centres, dtype=torch.float32), anchor_idx[torch.as_tensor(first)]
+
+
+@torch.no_grad()
+def low_opacity_anchors(stats: GrowthStats, min_opacity: float, k: int, min_seen: int = 5) -> torch.Tensor:
+    mean_opacity = stats.opacity_sum / (stats.anchor_seen.clamp(min=1) * k)
+    return (stats.anchor_seen >= min_seen) & (mean_opacity < min_opacity)

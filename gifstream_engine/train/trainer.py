@@ -1,0 +1,346 @@
+"""The GIFStream trainer: one GOP at a time, the paper's schedule, checkpoints that resume bit-identically."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import torch
+
+from ..capture import Capture
+from ..capture.sfm_init import initial_point_cloud
+from ..errors import ConfigError
+from ..events import EventWriter
+from ..model.gifstream import GIFStreamModel, voxelize
+from ..render import render
+from . import densify
+from .config import RunConfig
+from .losses import BitEstimator, photometric
+from .schedule import plan
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "model.pt"
+WARM = "warm_start.pt"  # GOP 0 at the end of its joint phase: later GOPs start here
+PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_feat", "stream": "lr_stream", "mask_logits": "lr_mask"}
+
+
+def atomic_save(obj, path: str) -> None:
+    tmp = path + ".part"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but torch sees no CUDA device; use device=cpu or auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class StopRequested(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class GopData:
+    capture: Capture
+    train_cams: list[int]
+    frames: torch.Tensor  # (num_train_cams, T, H, W, 3) uint8
+
+
+def load_gop_frames(capture: Capture) -> GopData:
+    train = capture.split_indices("train")
+    if not train:
+        raise ConfigError(f"{capture.root}: the capture has no training cameras")
+    sizes = {(capture.cameras[i].width, capture.cameras[i].height) for i in train}
+    if len(sizes) > 1:
+        raise ConfigError(f"{capture.root}: training cameras must share one image size, got {sorted(sizes)}")
+    return GopData(capture, train, torch.from_numpy(np.stack([capture.frames(i) for i in train])))
+
+
+class GopTrainer:
+    """Trains one GOP: owns the model, the optimiser, the bit estimator and the growth statistics."""
+
+    def __init__(self, cfg: RunConfig, data: GopData, model: GIFStreamModel, device: torch.device):
+        self.cfg, self.tc, self.data, self.device = cfg, cfg.train, data, device
+        self.model = model.to(device)
+        self.bits = BitEstimator(cfg.model.feat_dim, cfg.model.stream_dim).to(device)
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.step = 0
+        self.elapsed = 0.0
+        self.stats = densify.GrowthStats.zeros(model.num_anchors, cfg.model.num_offsets, device)
+        self.optimizer = self._make_optimizer()
+
+    # --- optimiser with a resizable anchor set -----------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Adam:
+        groups = [{"params": [p], "lr": getattr(self.tc, PER_ANCHOR_LR[name]), "name": name}
+                  for name, p in self.model.per_anchor_parameters().items()]
+        groups.append({"params": self.model.decoder_parameters(), "lr": self.tc.lr_mlp, "name": "mlp"})
+        groups.append({"params": list(self.bits.parameters()), "lr": 0.005, "name": "bits"})
+        return torch.optim.Adam(groups, eps=1e-15)
+
+    def _resize(self, keep: torch.Tensor | None, new: dict[str, torch.Tensor] | None) -> None:
+        """Keep the anchors `keep` (bool mask) and append `new` rows, carrying Adam's state along."""
+        for group in self.optimizer.param_groups:
+            name = group["name"]
+            if name not in PER_ANCHOR_LR:
+                continue
+            old = group["params"][0]
+            value = old.data if keep is None else old.data[keep]
+            if new is not None:
+                value = torch.cat([value, new[name].to(value)])
+            param = torch.nn.Parameter(value)
+            state = self.optimizer.state.pop(old, None)
+            if state:
+                for key in ("exp_avg", "exp_avg_sq"):
+                    s = state[key] if keep is None else state[key][keep]
+                    if new is not None:
+                        s = torch.cat([s, torch.zeros_like(new[name]).to(s)])
+                    state[key] = s
+                self.optimizer.state[param] = state
+            group["params"][0] = param
+            setattr(self.model, name, param)
+
+    @torch.no_grad()
+    def _densify(self) -> tuple[int, int]:
+        m, tc = self.model, self.tc
+        centres, parents = densify.grow_candidates(m, self.stats, tc.grad_threshold, tc.time_mix_alpha)
+        grown = 0
+        if centres is not None:
+            room = max(0, tc.max_anchors - m.num_anchors)
+            centres, parents = centres[:room], parents[:room]
+            grown = len(centres)
+        prune = densify.low_opacity_anchors(self.stats, tc.min_opacity, m.cfg.num_offsets)
+        keep = ~prune
+        if keep.sum() < 1:
+            keep[:] = True
+        new = None
+        if grown:
+            new = {
+                "log_scale": torch.full((grown, 6), math.log(m.cfg.voxel_size)),
+                "offsets": torch.zeros(grown, m.cfg.num_offsets, 3),
+                "feat": m.feat[parents].cpu(),
+                "stream": m.stream[parents].cpu(),
+                "mask_logits": m.mask_logits[parents].cpu(),
+            }
+        pruned = int((~keep).sum())
+        self._resize(keep, new)
+        xyz = m.anchor_xyz[keep]
+        if grown:
+            xyz = torch.cat([xyz, centres.to(xyz)])
+        m.anchor_xyz = xyz
+        self.stats = self.stats.select(keep).extend(grown)
+        self.stats.reset_growth()
+        m.update_knn()
+        return grown, pruned
+
+    @torch.no_grad()
+    def _prune_masked(self) -> int:
+        keep = torch.sigmoid(self.model.mask_logits[:, 3]) > 0.5
+        if keep.all() or not keep.any():
+            return 0
+        self._resize(keep, None)
+        self.model.anchor_xyz = self.model.anchor_xyz[keep]
+        self.stats = self.stats.select(keep)
+        self.model.update_knn()
+        return int((~keep).sum())
+
+    @torch.no_grad()
+    def _init_dynamic_masks(self) -> None:
+        """End of the canonical phase: anchors whose static fit left large 2D gradients are the dynamic ones."""
+        g = self.stats.dyn_grad / self.stats.anchor_seen.clamp(min=1)
+        ref = torch.quantile(g, 0.95).clamp(min=1e-12)
+        p = (0.05 + 0.9 * (g / ref).clamp(0, 1)).clamp(0.05, 0.95)
+        logit = torch.log(p / (1 - p))
+        self.model.mask_logits[:, 0] = logit  # M_de: the stream is needed where motion is
+        self.model.mask_logits[:, 1] = logit  # M_dy
+
+    # --- one step ------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        tc, m = self.tc, self.model
+        p = plan(self.step, tc)
+        if p.init_dynamic_masks:
+            self._init_dynamic_masks()
+        cam_slot = int(torch.randint(len(self.data.train_cams), (1,), generator=self.generator))
+        t = int(torch.randint(self.data.frames.shape[1], (1,), generator=self.generator))
+        camera = self.data.capture.cameras[self.data.train_cams[cam_slot]]
+        target = self.data.frames[cam_slot, t].to(self.device, torch.float32) / 255.0
+        gaussians, aux = m.decode(t, camera, p.decode, return_aux=True)
+        out = render(gaussians, camera, background=torch.zeros(3, device=self.device))
+        loss_photo = photometric(out.rgb, target, tc.ssim_weight)
+        idx, masks = aux["anchor_idx"], aux["masks"]
+        loss = loss_photo + tc.lambda_scale * aux["scales"].mean()
+        if p.decode.use_stream:
+            de = masks["de"][idx]
+            loss = loss + tc.lambda_mask * (masks["de"].mean() + masks["dy"].mean())
+            f_t = m.stream[idx, t]
+            t2 = min(t + 1, m.num_frames - 1) if t + 1 < m.num_frames else max(t - 1, 0)
+            loss = loss + tc.lambda_temporal * (de[:, None] * (f_t - m.stream[idx, t2]) ** 2).mean()
+            neighbours = m.stream[m.knn_index[idx], t]  # spatial smoothness over canonical neighbours
+            loss = loss + tc.lambda_spatial * (de[:, None, None] * (f_t[:, None] - neighbours) ** 2).mean()
+        bits = torch.zeros((), device=self.device)
+        if p.entropy:
+            bits = self.bits(m.feat[idx], m.stream[idx, t], masks["de"][idx], m.log_scale[idx], m.offsets[idx],
+                             tc.feat_step, tc.geo_step)
+            loss = loss + tc.lambda_entropy * bits
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if out.meta.means2d.grad is not None:
+            densify.accumulate(self.stats, aux, out.meta.means2d.grad, out.meta.visible, camera.width, camera.height,
+                               m.cfg.num_offsets)
+        grown = pruned = 0
+        if p.densify:
+            grown, pruned = self._densify()
+        elif p.prune_masked:
+            pruned = self._prune_masked()
+        if self.step % tc.knn_every == 0:
+            m.update_knn()
+        self.step += 1
+        with torch.no_grad():
+            mse = torch.mean((out.rgb - target) ** 2).item()
+        return {"phase": p.phase, "loss": float(loss.item()), "psnr": -10 * math.log10(max(mse, 1e-10)),
+                "bits_per_anchor": float(bits.item()), "anchors": m.num_anchors, "gaussians": len(gaussians),
+                "grown": grown, "pruned": pruned}
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"step": self.step, "elapsed": self.elapsed, "config": self.cfg.to_dict(),
+                "num_frames": self.model.num_frames, "model": self.model.state_dict(), "bits": self.bits.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "stats": dataclasses.asdict(self.stats)}
+
+    def save(self, path: str) -> None:
+        atomic_save(self.state(), path)
+
+    @staticmethod
+    def restore(path: str, cfg: RunConfig, data: GopData, device: torch.device) -> "GopTrainer":
+        state = torch.load(path, map_location=device, weights_only=False)
+        model = model_from_state(state, cfg)
+        trainer = GopTrainer(cfg, data, model, device)
+        trainer.bits.load_state_dict(state["bits"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        trainer.stats = densify.GrowthStats(**{k: v.to(device) for k, v in state["stats"].items()})
+        trainer.step, trainer.elapsed = state["step"], state["elapsed"]
+        return trainer
+
+
+def model_from_state(state: dict, cfg: RunConfig) -> GIFStreamModel:
+    n = state["model"]["anchor_xyz"].shape[0]
+    model = GIFStreamModel(np.zeros((n, 3)) + np.arange(n)[:, None] * 1e-3, None, state["num_frames"], cfg.model)
+    model.load_state_dict(state["model"])
+    return model
+
+
+def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
+    cloud = initial_point_cloud(capture, seed=cfg.train.seed)
+    anchors, colors = voxelize(cloud.points, cloud.colors, cfg.model.voxel_size)
+    if len(anchors) > cfg.train.max_anchors:
+        keep = np.random.default_rng(cfg.train.seed).choice(len(anchors), cfg.train.max_anchors, replace=False)
+        anchors, colors = anchors[keep], colors[keep]
+    log(f"initial anchors: {len(anchors)} from {len(cloud.points)} {cloud.source} points (voxel {cfg.model.voxel_size})")
+    return GIFStreamModel(anchors, colors, capture.num_frames, cfg.model)
+
+
+def warm_started(warm_path: str, cfg: RunConfig, num_frames: int, device) -> GIFStreamModel:
+    """A later GOP's model: GOP 0's early state with a fresh feature stream of this GOP's length."""
+    state = torch.load(warm_path, map_location=device, weights_only=False)
+    model = model_from_state(state, cfg)
+    model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, num_frames, cfg.model.stream_dim, device=model.feat.device))
+    model.num_frames = num_frames
+    return model
+
+
+class Training:
+    """All GOPs of a capture into RUN/: config.json, gop_XXX/{checkpoint,model,warm_start}.pt, eval.json."""
+
+    def __init__(self, capture: Capture, cfg: RunConfig, out: str, events: EventWriter | None = None, log=print):
+        self.capture, self.cfg, self.out = capture, cfg, out
+        self.events = events or EventWriter(enabled=False)
+        self.log = log
+        self.device = resolve_device(cfg.train.device)
+        self.stop_requested = False
+
+    def request_stop(self, *_):
+        self.stop_requested = True
+
+    def run(self, resume: bool = False) -> str:
+        os.makedirs(self.out, exist_ok=True)
+        config_path = os.path.join(self.out, "config.json")
+        if resume and os.path.isfile(config_path):
+            with open(config_path) as f:
+                saved = json.load(f)
+            if saved["config"] != self.cfg.to_dict():
+                raise ConfigError(f"{config_path}: --resume with a different configuration; use the run's own settings")
+        tmp = config_path + ".part"
+        with open(tmp, "w") as f:
+            json.dump({"config": self.cfg.to_dict(), "capture": self.capture.root, "num_frames": self.capture.num_frames}, f, indent=1)
+        os.replace(tmp, config_path)
+        torch.manual_seed(self.cfg.train.seed)
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            gops = self.capture.gops(self.cfg.train.gop_length)
+            for g, gop in enumerate(gops):
+                status = self._train_gop(g, len(gops), gop, resume)
+                if status == "cancelled":
+                    return "cancelled"
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return "finished"
+
+    def _train_gop(self, g: int, num_gops: int, gop: Capture, resume: bool) -> str:
+        folder = os.path.join(self.out, f"gop_{g:03d}")
+        os.makedirs(folder, exist_ok=True)
+        final, ckpt = os.path.join(folder, FINAL), os.path.join(folder, CHECKPOINT)
+        if resume and os.path.isfile(final):
+            self.log(f"GOP {g}: already trained")
+            return "finished"
+        data = load_gop_frames(gop)
+        if resume and os.path.isfile(ckpt):
+            trainer = GopTrainer.restore(ckpt, self.cfg, data, self.device)
+            self.log(f"GOP {g}: resuming at step {trainer.step}")
+        else:
+            warm = os.path.join(self.out, "gop_000", WARM)
+            model = warm_started(warm, self.cfg, gop.num_frames, self.device) if g > 0 and os.path.isfile(warm) \
+                else initial_model(gop, self.cfg, self.log)
+            trainer = GopTrainer(self.cfg, data, model, self.device)
+        tc = self.cfg.train
+        warm_step = int(round(tc.joint_end_frac * tc.steps))
+        while trainer.step < tc.steps:
+            if self.stop_requested:
+                trainer.save(ckpt)
+                self.log(f"stopped at GOP {g} step {trainer.step}; checkpoint {ckpt}")
+                self.events.result({"status": "cancelled", "checkpoint": ckpt, "gop": g, "step": trainer.step})
+                return "cancelled"
+            start = time.perf_counter()
+            info = trainer.train_step()
+            trainer.elapsed += time.perf_counter() - start
+            if g == 0 and trainer.step == warm_step:
+                trainer.save(os.path.join(folder, WARM))
+            if trainer.step % tc.checkpoint_every == 0:
+                trainer.save(ckpt)
+            if trainer.step % tc.log_every == 0 or trainer.step == tc.steps:
+                done = (g * tc.steps + trainer.step) / (num_gops * tc.steps)
+                eta = trainer.elapsed / max(trainer.step, 1) * ((num_gops - g) * tc.steps - trainer.step)
+                self.events.progress("train", g * tc.steps + trainer.step, num_gops * tc.steps, gop=g, phase=info["phase"],
+                                     loss=info["loss"], psnr=info["psnr"], anchors=info["anchors"], eta=eta, fraction=done)
+                self.log(f"GOP {g} step {trainer.step}/{tc.steps} {info['phase']:<9} loss {info['loss']:.4f} "
+                         f"psnr {info['psnr']:.2f} anchors {info['anchors']} gaussians {info['gaussians']} eta {eta:.0f}s")
+        if g == 0 and not os.path.isfile(os.path.join(folder, WARM)):
+            trainer.save(os.path.join(folder, WARM))
+        state = trainer.state()
+        atomic_save({k: state[k] for k in ("step", "elapsed", "config", "num_frames", "model")} | {"frame_offset": gop.frame_offset}, final)
+        trainer.save(ckpt)
+        return "finished"
