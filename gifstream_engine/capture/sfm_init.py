@@ -17,7 +17,7 @@ import numpy as np
 from ..imageio import resize, write_png
 from .types import Capture
 
-MIN_POINTS = 50
+MIN_POINTS = 30
 
 
 @dataclasses.dataclass
@@ -88,10 +88,12 @@ def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_si
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.max_image_size = max_image_size
         extraction.use_gpu = False
+        extraction.num_threads = 1  # multi-threaded SIFT/matching order is not reproducible; one thread is
         pycolmap.extract_features(db_path, image_dir, camera_mode=pycolmap.CameraMode.PER_IMAGE,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
         matching = pycolmap.FeatureMatchingOptions()
         matching.use_gpu = False
+        matching.num_threads = 1
         matching.guided_matching = True  # the textures of real sets repeat: epipolar guidance recovers matches
         matching.sift.max_ratio = 0.9
         pycolmap.match_exhaustive(db_path, matching_options=matching, device=pycolmap.Device.cpu)

@@ -72,6 +72,9 @@ class GopTrainer:
 
     def __init__(self, cfg: RunConfig, data: GopData, model: GIFStreamModel, device: torch.device):
         self.cfg, self.tc, self.data, self.device = cfg, cfg.train, data, device
+        if device.type == "cpu":
+            # CPU scatter-adds (index backward) are otherwise summed in thread order: resume would not be bit-identical
+            torch.use_deterministic_algorithms(True)
         self.model = model.to(device)
         self.bits = BitEstimator(cfg.model.feat_dim, cfg.model.stream_dim).to(device)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
