@@ -124,7 +124,14 @@ def cmd_train(args) -> None:
         overrides.append(f"train.device={args.device}")
     if args.no_stream:
         overrides.append("train.disable_stream=true")
-    cfg = load_config(args.preset or ["preview"], overrides)
+    saved = os.path.join(args.out, "config.json")
+    if args.resume and os.path.isfile(saved) and not (args.preset or overrides):
+        from .train.config import RunConfig
+
+        with open(saved) as f:
+            cfg = RunConfig.from_dict(json.load(f)["config"])  # a plain --resume continues with the run's settings
+    else:
+        cfg = load_config(args.preset or ["preview"], overrides)
     events = EventWriter(enabled=args.events)
     log = (lambda msg: events.log(msg)) if args.events else print
     try:

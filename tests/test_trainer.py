@@ -120,7 +120,7 @@ def test_no_stream_ablation_keeps_masks_off(synth_loaded):
 def test_cli_train_cancel_resume_eval_render(synth_capture, tmp_path):
     run = str(tmp_path / "run")
     cmd = [sys.executable, "-m", "gifstream_engine.cli", "train", synth_capture, "--out", run, "--steps", "60",
-           "--events", "--set", "train.log_every=2", "--set", "train.checkpoint_every=1000"]
+           "--set", "train.max_anchors=800", "--events", "--set", "train.log_every=2", "--set", "train.checkpoint_every=1000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     events = []
     for line in proc.stdout:
@@ -137,7 +137,7 @@ def test_cli_train_cancel_resume_eval_render(synth_capture, tmp_path):
     progress = [e for e in events if e["type"] == "progress"][0]
     assert {"step", "total", "phase", "loss", "psnr", "anchors", "eta"} <= set(progress)
 
-    done = subprocess.run(cmd[:-4] + ["--resume"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd[:7] + ["--events", "--resume"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     final = [json.loads(l) for l in done.stdout.splitlines() if l.strip()][-1]
     assert final["type"] == "result" and final["data"]["status"] == "finished"

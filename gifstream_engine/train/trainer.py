@@ -319,6 +319,9 @@ class Training:
             model = warm_started(warm, self.cfg, gop.num_frames, self.device) if g > 0 and os.path.isfile(warm) \
                 else initial_model(gop, self.cfg, self.log)
             trainer = GopTrainer(self.cfg, data, model, self.device)
+        # (again) after SfM: importing pycolmap installs glog's failure handlers, which would abort on SIGTERM
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.request_stop)
         tc = self.cfg.train
         warm_step = int(round(tc.joint_end_frac * tc.steps))
         while trainer.step < tc.steps:
