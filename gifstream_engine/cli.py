@@ -83,15 +83,15 @@ def cmd_demo(args) -> None:
     if not os.path.isfile(os.path.join(capture_dir, "poses_bounds.npy")):
         start = time.time()
         render_synthetic_capture(capture_dir, _synth_config(args), python=args.blender_python)
-        print(f"[1/4] rendered the synthetic capture in {time.time() - start:.1f} s -> {capture_dir}")
+        print(f"[1/5] rendered the synthetic capture in {time.time() - start:.1f} s -> {capture_dir}")
     else:
-        print(f"[1/4] reusing the synthetic capture in {capture_dir}")
+        print(f"[1/5] reusing the synthetic capture in {capture_dir}")
     capture = load_capture(capture_dir)
-    print("[2/4] loaded the capture\n" + rig_table(capture.info()))
+    print("[2/5] loaded the capture\n" + rig_table(capture.info()))
     start = time.time()
     cloud = initial_point_cloud(capture)
     write_point_ply(os.path.join(args.out, "init_points.ply"), cloud.points, cloud.colors)
-    print(f"[3/4] initial point cloud: {len(cloud.points)} points from {cloud.source} in {time.time() - start:.1f} s {cloud.stats}")
+    print(f"[3/5] initial point cloud: {len(cloud.points)} points from {cloud.source} in {time.time() - start:.1f} s {cloud.stats}")
     test = capture.split_indices("test")[0]
     camera = capture.cameras[test]
     gaussians = gaussians_from_points(cloud.points, cloud.colors)
@@ -104,10 +104,28 @@ def cmd_demo(args) -> None:
     side_by_side = np.concatenate([truth, image], axis=1)
     path = os.path.join(args.out, f"init_points_{camera.name}.png")
     write_png(path, side_by_side)
-    print(f"[4/4] rendered {len(gaussians)} Gaussians from test camera {camera.name} with the "
+    print(f"[4/5] rendered {len(gaussians)} Gaussians from test camera {camera.name} with the "
           f"{out.meta.backend} backend in {seconds * 1000:.0f} ms: footage | points -> {path}")
     with open(os.path.join(args.out, "rig.json"), "w") as f:
         json.dump(capture.info(), f, indent=1)
+    if args.no_train:
+        return
+    from .eval.evaluate import evaluate, load_run, write_eval
+    from .train.config import load_config
+    from .train.trainer import Training
+
+    run_dir = os.path.join(args.out, "run")
+    cfg = load_config(["preview"], [f"train.steps={args.steps}"] if args.steps else [])
+    print(f"[5/5] training the preview preset ({cfg.train.steps} steps) -> {run_dir}")
+    start = time.time()
+    if Training(capture, cfg, run_dir).run(resume=True) != "finished":
+        return
+    run = load_run(run_dir)
+    result = evaluate(run, capture)
+    write_eval(run, result)
+    print(f"trained in {time.time() - start:.0f} s: test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, "
+          f"train PSNR {result['train_psnr']:.2f} dB, {result['num_anchors']} anchors, "
+          f"{result['dynamic_fraction'] * 100:.1f}% with a feature stream, render {result['render_fps']:.1f} fps (CPU)")
 
 
 def cmd_train(args) -> None:
@@ -249,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="end-to-end run on the embedded synthetic capture")
     demo.add_argument("out", nargs="?", default="demo_run")
+    demo.add_argument("--no-train", action="store_true", help="stop after the capture and its point cloud")
+    demo.add_argument("--steps", type=int, default=None, help="training steps (default: the preview preset's)")
     _synth_args(demo)
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -59,6 +59,7 @@ def find_footage(root: str, name: str):
 
 
 def read_colmap(root: str, downscale: float = 1.0, fps: float = 30.0, test_cameras: tuple[str, ...] | None = None) -> Capture:
+    os.environ.setdefault("GLOG_minloglevel", "2")  # COLMAP's per-image INFO lines drown our progress
     import pycolmap
 
     sparse = find_sparse_dir(root)

@@ -68,6 +68,7 @@ def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_si
     error exceeds `max_error_px` (in original pixels) or that fewer than `min_track` cameras see are dropped
     (default: 3 views in rigs of 6 or more cameras, else 2).
     """
+    os.environ.setdefault("GLOG_minloglevel", "2")  # COLMAP's per-image INFO lines drown our progress
     import pycolmap
 
     pycolmap.set_random_seed(0)  # RANSAC in verification and triangulation: same capture, same points
