@@ -153,3 +153,28 @@ def test_cli_train_cancel_resume_eval_render(synth_capture, tmp_path):
                           "--out", frames_dir], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert sorted(os.listdir(frames_dir)) == ["cam01.mp4"] + [f"cam01_{t:05d}.png" for t in range(4)]
+
+
+def test_multi_gop_training_warm_starts_later_gops(synth_capture, tmp_path):
+    from gifstream_engine.eval.evaluate import evaluate, load_run
+    from gifstream_engine.train.trainer import Training
+
+    cfg = load_config(["preview"], FAST + ["train.steps=20", "train.gop_length=4", "train.max_anchors=500"])
+    capture = load_capture(synth_capture)
+    run = str(tmp_path / "run")
+    assert Training(capture, cfg, run, log=lambda *_: None).run() == "finished"
+    assert sorted(os.listdir(run)) == ["config.json", "gop_000", "gop_001"]
+    assert os.path.isfile(os.path.join(run, "gop_000", "warm_start.pt"))
+    trained = load_run(run)
+    assert [(offset, m.num_frames) for offset, m, _ in trained.gops] == [(0, 4), (4, 2)]
+    from gifstream_engine.train.trainer import warm_started
+
+    warm_path = os.path.join(run, "gop_000", "warm_start.pt")
+    warm = torch.load(warm_path, weights_only=False)
+    start = warm_started(warm_path, cfg, 2, torch.device("cpu"))
+    # a later GOP starts from GOP 0's warm-start anchors, features and decoders, with a fresh stream of its length
+    assert torch.equal(start.anchor_xyz, warm["model"]["anchor_xyz"]) and torch.equal(start.feat, warm["model"]["feat"])
+    assert torch.equal(start.color_mlp[0].weight, warm["model"]["color_mlp.0.weight"])
+    assert start.stream.shape == (start.num_anchors, 2, cfg.model.stream_dim) and not start.stream.any()
+    result = evaluate(trained, capture)
+    assert result["frames"] == 6 and result["gops"] == 2

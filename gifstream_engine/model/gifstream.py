@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..render.gaussians import Gaussians
+from ..render.projection import quat_to_rotmat
 
 MASK_NAMES = ("de", "dy", "knn", "p")  # feature-stream, dynamic-motion, KNN-blend, pruning masks
 MASK_STEP = 1.0 / 16.0
@@ -189,8 +190,6 @@ class GIFStreamModel(nn.Module):
         scales = torch.exp(log_scale[:, None, 3:]) * torch.sigmoid(cov[..., :3]) * m_p[:, None, None]
         rot = nn.functional.normalize(cov[..., 3:], dim=-1)
         local = offsets * torch.exp(log_scale[:, None, :3])
-        from ..render.projection import quat_to_rotmat
-
         rotated = torch.einsum("nij,nkj->nki", quat_to_rotmat(anchor_rot), local)
         means = self.anchor_xyz[idx, None, :] + rotated + translation[:, None, :]
         quats = quat_multiply(anchor_rot[:, None, :].expand(-1, k, -1), rot)

@@ -240,8 +240,9 @@ class GopTrainer:
 
 
 def model_from_state(state: dict, cfg: RunConfig) -> GIFStreamModel:
-    n = state["model"]["anchor_xyz"].shape[0]
-    model = GIFStreamModel(np.zeros((n, 3)) + np.arange(n)[:, None] * 1e-3, None, state["num_frames"], cfg.model)
+    """A model of the saved size; every parameter and buffer (positions, KNN) is then loaded from `state`."""
+    xyz = state["model"]["anchor_xyz"].cpu().numpy()
+    model = GIFStreamModel(xyz, None, state["num_frames"], cfg.model)
     model.load_state_dict(state["model"])
     return model
 
