@@ -178,6 +178,18 @@ def cmd_eval(args) -> None:
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
+def camera_from_json(path: str):
+    """A camera from a JSON file {name?, width, height, K (3x3), w2c (4x4, OpenCV)} -- e.g. one entry of capture info."""
+    from .capture.types import Camera
+
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+        return Camera(spec.get("name", "pose"), int(spec["width"]), int(spec["height"]), spec["K"], spec["w2c"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise GIFStreamError(f"{path}: expected JSON with width, height, K (3x3) and w2c (4x4): {exc}") from exc
+
+
 def cmd_render(args) -> None:
     import torch
 
@@ -197,8 +209,11 @@ def cmd_render(args) -> None:
         raise GIFStreamError(f"frames {start}:{stop} are outside the run's 0:{run.num_frames}")
     os.makedirs(args.out, exist_ok=True)
     state = final_decode_state(run.cfg.train)
-    for name in names:
-        camera = capture.cameras[capture.camera_index(name)]
+    cameras = [capture.cameras[capture.camera_index(name)] for name in names]
+    if args.pose:
+        cameras = [camera_from_json(args.pose)]
+    for camera in cameras:
+        name = camera.name
         images = []
         with torch.no_grad():
             for t in range(start, stop):
@@ -261,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     rend = sub.add_parser("render", help="render a trained run from capture cameras")
     rend.add_argument("run")
     rend.add_argument("--camera", action="append", help="camera name (default: the test cameras); repeatable")
+    rend.add_argument("--pose", default=None, help="JSON file with width, height, K and w2c of a free camera")
     rend.add_argument("--frames", default=None, help="START:STOP")
     rend.add_argument("--out", required=True)
     rend.set_defaults(func=cmd_render)

@@ -153,6 +153,16 @@ def test_cli_train_cancel_resume_eval_render(synth_capture, tmp_path):
                           "--out", frames_dir], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert sorted(os.listdir(frames_dir)) == ["cam01.mp4"] + [f"cam01_{t:05d}.png" for t in range(4)]
+    pose = tmp_path / "pose.json"
+    cam = load_capture(synth_capture).cameras[2]
+    pose.write_text(json.dumps({"name": "free", "width": 64, "height": 48, "K":
+                                [[cam.K[0, 0] / 1.5, 0, 32], [0, cam.K[1, 1] / 1.5, 24], [0, 0, 1]], "w2c": cam.w2c.tolist()}))
+    out = subprocess.run([sys.executable, "-m", "gifstream_engine.cli", "render", run, "--pose", str(pose), "--frames", "2:3",
+                          "--out", frames_dir], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    from gifstream_engine.imageio import read_png
+
+    assert read_png(os.path.join(frames_dir, "free_00002.png")).shape == (48, 64, 3)
 
 
 def test_multi_gop_training_warm_starts_later_gops(synth_capture, tmp_path):
