@@ -1,7 +1,5 @@
 """File > Import > Multi-view capture: the engine's rig as Blender cameras with their footage."""
 
-from __future__ import annotations
-
 import os
 
 import bpy

@@ -1,7 +1,5 @@
 """Add-on preferences: the engine's Python interpreter and a check button."""
 
-from __future__ import annotations
-
 import bpy
 
 from . import engine_client

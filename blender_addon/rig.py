@@ -32,7 +32,7 @@ def apply_intrinsics(cam_data, K, width: int, height: int) -> None:
     cam_data.shift_y = (cy - height / 2) / size
 
 
-def attach_footage(cam_data, footage_path: str | None):
+def attach_footage(cam_data, footage_path):
     """Show the camera's footage as its background (a movie clip); returns the clip or None."""
     import bpy
 

@@ -110,30 +110,36 @@ def cmd_demo(args) -> None:
         json.dump(capture.info(), f, indent=1)
     if args.no_train:
         return
-    from .eval.evaluate import evaluate, load_run, write_eval
+    from .events import EventWriter
     from .train.config import load_config
-    from .train.trainer import Training
 
     run_dir = os.path.join(args.out, "run")
     cfg = load_config(["preview"], [f"train.steps={args.steps}"] if args.steps else [])
     print(f"[5/5] training the preview preset ({cfg.train.steps} steps) -> {run_dir}")
-    start = time.time()
-    if Training(capture, cfg, run_dir).run(resume=True) != "finished":
-        return
-    run = load_run(run_dir)
+    train_and_evaluate(capture, cfg, run_dir, EventWriter(enabled=False), print, resume=True)
+
+
+def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool) -> dict | None:
+    """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
+    from .eval.evaluate import evaluate, load_run, write_eval
+    from .train.trainer import Training
+
+    if Training(capture, cfg, out, events, log).run(resume=resume) != "finished":
+        return None
+    log("evaluating on the test cameras")
+    run = load_run(out)
     result = evaluate(run, capture)
     write_eval(run, result)
-    print(f"trained in {time.time() - start:.0f} s: test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, "
-          f"train PSNR {result['train_psnr']:.2f} dB, {result['num_anchors']} anchors, "
-          f"{result['dynamic_fraction'] * 100:.1f}% with a feature stream, render {result['render_fps']:.1f} fps (CPU)")
+    log(f"test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, train PSNR {result['train_psnr']:.2f} dB, "
+        f"{result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a feature stream), "
+        f"{result['train_seconds']:.0f} s training, render {result['render_fps']:.1f} fps")
+    return result
 
 
 def cmd_train(args) -> None:
     from .capture import load_capture
-    from .eval.evaluate import evaluate, load_run, write_eval
     from .events import EventWriter
     from .train.config import load_config
-    from .train.trainer import Training
 
     overrides = list(args.set or [])
     if args.steps is not None:
@@ -154,16 +160,9 @@ def cmd_train(args) -> None:
     log = (lambda msg: events.log(msg)) if args.events else print
     try:
         capture = load_capture(args.capture, downscale=cfg.train.downscale)
-        status = Training(capture, cfg, args.out, events, log).run(resume=args.resume)
-        if status == "cancelled":
-            return
-        log("evaluating on the test cameras")
-        run = load_run(args.out)
-        result = evaluate(run, capture)
-        write_eval(run, result)
-        log(f"test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, train PSNR {result['train_psnr']:.2f} dB, "
-            f"{result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a stream), {result['train_seconds']:.0f} s")
-        events.result({"status": "finished", "run": args.out, "eval": result})
+        result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume)
+        if result is not None:
+            events.result({"status": "finished", "run": args.out, "eval": result})
     except GIFStreamError as exc:
         events.error(str(exc))
         raise

@@ -1,10 +1,8 @@
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from gifstream_engine.cli import main
 from conftest import TINY
