@@ -1,8 +1,10 @@
 """GIFStream for Blender (bpy/mathutils only; the engine runs in its own process)."""
 
+import atexit
+
 import bpy
 
-from . import import_capture, preferences
+from . import import_capture, preferences, train_ui
 
 CLASSES = (
     preferences.GIFSTREAM_OT_check_engine,
@@ -11,13 +13,22 @@ CLASSES = (
 )
 
 
+def _stop_engine_at_exit():
+    job = train_ui.current_job()
+    if job is not None and job.status == "running":
+        job.cancel()
+
+
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.TOPBAR_MT_file_import.append(import_capture.menu_import)
+    train_ui.register()
+    atexit.register(_stop_engine_at_exit)
 
 
 def unregister():
+    train_ui.unregister()
     bpy.types.TOPBAR_MT_file_import.remove(import_capture.menu_import)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

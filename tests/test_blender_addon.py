@@ -81,3 +81,60 @@ def test_missing_engine_python_is_reported(synth_capture, tmp_path):
     result, proc = run_blender(tmp_path, synth_capture, env_extra=env)
     assert result["status"] == ["CANCELLED"]
     assert "GIFSTREAM_ENGINE_PYTHON points to" in result["error"] and "does not exist" in result["error"]
+
+
+TRAIN_SCRIPT = os.path.join(os.path.dirname(__file__), "blender_scripts", "train_panel.py")
+
+
+def run_train_panel(tmp_path, capture, mode):
+    out = str(tmp_path / f"{mode}.json")
+    run = str(tmp_path / f"run_{mode}")
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, TRAIN_SCRIPT, build_addon.build(str(tmp_path / "dist")), capture, run, out, mode],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with open(out) as f:
+        return json.load(f), run
+
+
+def test_train_from_the_panel_to_the_end(synth_capture, tmp_path):
+    result, run = run_train_panel(tmp_path, synth_capture, "finish")
+    assert result["start"] == ["FINISHED"]
+    assert result["status"] == "finished" and result["exit_code"] == 0, result
+    assert result["total"] == 40 and result["step"] == 40 and result["n_progress"] > 3
+    assert "test PSNR" in result["message"]
+    steps = [step for step, _, _ in result["progress"]]
+    assert steps == sorted(steps) and result["progress"][-1][1] == 100.0  # the panel's progress reached the end
+    assert os.path.isfile(os.path.join(run, "eval.json")) and "evaluating on the test cameras" in result["log_text"]
+
+
+def test_cancel_from_the_panel_keeps_a_checkpoint_and_no_process(synth_capture, tmp_path):
+    result, run = run_train_panel(tmp_path, synth_capture, "cancel")
+    assert result["cancel"] == ["FINISHED"]
+    assert result["status"] == "cancelled" and result["exit_code"] == 0, result
+    assert 6 <= result["step"] < 40
+    assert os.path.isfile(os.path.join(run, "gop_000", "checkpoint.pt"))
+
+
+def test_engine_error_reaches_the_panel(tmp_path):
+    result, _ = run_train_panel(tmp_path, str(tmp_path / "no_such_capture"), "finish")
+    assert result["status"] == "failed" and result["exit_code"] == 2
+    assert "no_such_capture does not exist" in result["message"]
+
+
+@pytest.mark.parametrize("layout", ["panoptic", "nerfstudio"])
+def test_import_other_layouts(layout, synth_loaded, tmp_path):
+    from builders import write_nerfstudio, write_panoptic
+
+    root = str(tmp_path / layout)
+    (write_panoptic if layout == "panoptic" else write_nerfstudio)(synth_loaded, root)
+    result, _ = run_blender(tmp_path, root)
+    assert result["status"] == ["FINISHED"]
+    cap = load_capture(root)
+    probe = np.array(result["probe"])
+    assert sorted(result["cameras"]) == sorted(c.name for c in cap.cameras)
+    for cam in cap.cameras:
+        got = result["cameras"][cam.name]
+        assert got["has_footage"] and got["clip_frames"] == cap.num_frames
+        uv, depth = cam.project(probe)
+        assert np.abs(np.array(got["pixels"])[depth > 0, :2] - uv[depth > 0]).max() < 0.5

@@ -1,0 +1,129 @@
+"""Out-of-process training: launches `gifstream train --events`, follows its JSON-lines events, cancels it."""
+
+import collections
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import threading
+
+from . import engine_client
+
+LOG_LINES = 2000
+
+
+class TrainingJob:
+    """One engine process. Its stdout is read on a thread; `poll()` applies the events on Blender's thread."""
+
+    def __init__(self, python, capture, out, preset, device, steps=0, extra="", resume=False):
+        self.out = out
+        cmd = [python, "-m", engine_client.ENGINE_MODULE, "train", capture, "--out", out, "--events"]
+        if preset:
+            cmd += ["--preset", preset]
+        if device and device != "auto":
+            cmd += ["--device", device]
+        if steps > 0:
+            cmd += ["--steps", str(steps)]
+        if resume:
+            cmd.append("--resume")
+        cmd += shlex.split(extra)
+        self.command = cmd
+        self.log = collections.deque(maxlen=LOG_LINES)
+        self.events = queue.Queue()
+        self.status, self.message = "running", ""
+        self.step = self.total = 0
+        self.phase, self.psnr, self.eta, self.anchors = "", 0.0, 0.0, 0
+        self.result = None
+        os.makedirs(out, exist_ok=True)
+        self.log_path = os.path.join(out, "blender_training.log")
+        self._log_file = open(self.log_path, "a")
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        for stream, is_events in ((self.process.stdout, True), (self.process.stderr, False)):
+            threading.Thread(target=self._read, args=(stream, is_events), daemon=True).start()
+
+    def _read(self, stream, is_events):
+        for line in stream:
+            self.events.put((is_events, line.rstrip("\n")))
+        if is_events:
+            self.events.put((None, None))  # end of stdout
+
+    def _apply(self, event):
+        kind = event.get("type")
+        if kind == "progress":
+            self.step, self.total = event.get("step", 0), event.get("total", 0)
+            self.phase, self.psnr = event.get("phase", ""), event.get("psnr", 0.0)
+            self.eta, self.anchors = event.get("eta", 0.0), event.get("anchors", 0)
+        elif kind == "log":
+            self._write_log(event.get("message", ""))
+        elif kind == "error":
+            self.message = event.get("message", "")
+        elif kind == "result":
+            self.result = event.get("data", {})
+
+    def _write_log(self, text):
+        self.log.append(text)
+        self._log_file.write(text + "\n")
+        self._log_file.flush()
+
+    def poll(self):
+        """Apply pending output; returns True while the job is running."""
+        ended = False
+        while True:
+            try:
+                is_events, line = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if is_events is None:
+                ended = True
+                continue
+            event = None
+            if is_events and line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    event = None
+            if isinstance(event, dict):
+                self._apply(event)
+            elif line.strip():
+                self._write_log(line)
+        if self.status == "running" and (ended or self.process.poll() is not None) and self.process.poll() is not None:
+            self._finish()
+        return self.status == "running"
+
+    def _finish(self):
+        code = self.process.returncode
+        if code == 0 and self.result and self.result.get("status") == "cancelled":
+            self.status, self.message = "cancelled", f"stopped at step {self.result.get('step')}; checkpoint kept"
+        elif code == 0:
+            self.status = "finished"
+            ev = (self.result or {}).get("eval") or {}
+            if ev.get("test_psnr") is not None:
+                self.message = f"test PSNR {ev['test_psnr']:.2f} dB, {ev.get('num_anchors', 0)} anchors"
+        else:
+            self.status = "failed"
+            if not self.message:
+                tail = [l for l in self.log if l.strip()]
+                self.message = tail[-1] if tail else f"engine exited with code {code}"
+            self.message = self.message.removeprefix("gifstream: error: ")
+        self._log_file.close()
+
+    def cancel(self, timeout=60.0):
+        """Ask the engine to stop (it saves a checkpoint), wait for it, kill it if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.poll()
+
+    def status_line(self):
+        if self.status != "running":
+            return f"GIFStream: {self.status}" + (f" - {self.message}" if self.message else "")
+        if not self.total:
+            return "GIFStream: preparing (point cloud, anchors)..."
+        return (f"GIFStream: step {self.step}/{self.total} {self.phase}  PSNR {self.psnr:.2f} dB  "
+                f"{self.anchors} anchors  ETA {self.eta:.0f} s")
