@@ -225,6 +225,23 @@ def cmd_render(args) -> None:
         print(f"{name}: {len(images)} frames -> {args.out}")
 
 
+def cmd_info(args) -> None:
+    from .codec.container import Container
+
+    container = Container(args.file)
+    container.verify()
+    sizes = container.sizes()
+    total = os.path.getsize(args.file)
+    if args.json:
+        print(json.dumps({"header": container.header, "sections": sizes, "bytes": total}))
+        return
+    print(json.dumps(container.header, indent=1))
+    print(f"{'section':<32}{'bytes':>12}{'share':>8}")
+    for name, size in sizes.items():
+        print(f"{name:<32}{size:>12}{100 * size / total:>7.1f}%")
+    print(f"{'total (with header and table)':<32}{total:>12}")
+
+
 def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cameras", type=int, default=8)
     p.add_argument("--num-frames", type=int, default=30)
@@ -279,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     rend.add_argument("--frames", default=None, help="START:STOP")
     rend.add_argument("--out", required=True)
     rend.set_defaults(func=cmd_render)
+
+    info_cmd = sub.add_parser("info", help="header and per-section byte budget of a .gifs bitstream")
+    info_cmd.add_argument("file")
+    info_cmd.add_argument("--json", action="store_true")
+    info_cmd.set_defaults(func=cmd_info)
 
     demo = sub.add_parser("demo", help="end-to-end run on the embedded synthetic capture")
     demo.add_argument("out", nargs="?", default="demo_run")

@@ -15,3 +15,7 @@ class ConfigError(GIFStreamError):
 
 class RenderError(GIFStreamError):
     """The rasteriser was given inputs it cannot render."""
+
+
+class BitstreamError(GIFStreamError):
+    """A .gifs bitstream is truncated, corrupted, of another format or version, or asked for what it lacks."""
