@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import av
 import numpy as np
+
+from .fileio import atomic_path
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -23,15 +23,13 @@ def resize(image: np.ndarray, width: int, height: int, interpolation: str = "BIC
 def write_png(path: str, image: np.ndarray) -> None:
     """Write an RGB image atomically (temporary name, then rename)."""
     image = to_uint8(image)
-    tmp = path + ".part"
-    with av.open(tmp, "w", format="image2") as out:
+    with atomic_path(path) as tmp, av.open(tmp, "w", format="image2") as out:
         stream = out.add_stream("png")
         stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
         for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
             out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    os.replace(tmp, path)
 
 
 def read_png(path: str) -> np.ndarray:

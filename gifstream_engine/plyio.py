@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from plyfile import PlyData, PlyElement
+
+from .fileio import atomic_path
 
 
 def write_point_ply(path: str, points: np.ndarray, colors: np.ndarray) -> None:
@@ -14,9 +14,8 @@ def write_point_ply(path: str, points: np.ndarray, colors: np.ndarray) -> None:
         vertex[axis] = points[:, i]
     for i, channel in enumerate(("red", "green", "blue")):
         vertex[channel] = colors[:, i]
-    tmp = path + ".part"
-    PlyData([PlyElement.describe(vertex, "vertex")]).write(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        PlyData([PlyElement.describe(vertex, "vertex")]).write(tmp)
 
 
 def read_point_ply(path: str) -> tuple[np.ndarray, np.ndarray]:

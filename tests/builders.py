@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 
+from gifstream_engine.capture.nerfstudio import GL_TO_CV
 from gifstream_engine.imageio import write_png
 
-GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def write_panoptic(capture, root):

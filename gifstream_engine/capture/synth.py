@@ -19,6 +19,7 @@ import tempfile
 import numpy as np
 
 from ..errors import CaptureError
+from ..fileio import atomic_open
 from .llff import w2c_to_llff
 from .video import ImageSequenceSource, write_video
 
@@ -112,10 +113,8 @@ def render_synthetic_capture(out: str, cfg: SynthConfig = SynthConfig(), python:
             c2w = np.asarray(cam["c2w"])
             near, far = scene_depth_range(c2w)
             rows.append(w2c_to_llff(np.linalg.inv(c2w), cfg.height, cfg.width, cam["focal_px"], near, far))
-        tmp_poses = os.path.join(out, "poses_bounds.npy.part")
-        with open(tmp_poses, "wb") as f:
+        with atomic_open(os.path.join(out, "poses_bounds.npy")) as f:
             np.save(f, np.stack(rows))
-        os.replace(tmp_poses, os.path.join(out, "poses_bounds.npy"))
         shutil.copy(spec["blend_path"], os.path.join(out, "scene.blend"))
         with open(os.path.join(out, "synth.json"), "w") as f:
             json.dump({k: v for k, v in spec.items() if k not in ("out", "blend_path")}, f, indent=1)

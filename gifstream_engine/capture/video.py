@@ -10,6 +10,7 @@ import av
 import numpy as np
 
 from ..errors import CaptureError
+from ..fileio import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".exr", ".bmp", ".tif", ".tiff")
 
@@ -110,8 +111,7 @@ def write_video(path: str, frames: np.ndarray, fps: float, crf: int = 14) -> Non
     Written to a temporary name and renamed so a reader never sees a half-written file.
     """
     height, width = frames.shape[1:3]
-    tmp = path + ".part"
-    with av.open(tmp, mode="w", format="mp4") as container:
+    with atomic_path(path) as tmp, av.open(tmp, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv444p"
@@ -122,7 +122,6 @@ def write_video(path: str, frames: np.ndarray, fps: float, crf: int = 14) -> Non
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
 
 
 def check_equal_lengths(sources: Sequence, names: Sequence[str], root: str) -> int:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import zlib
 
 import numpy as np
 
 from ..errors import BitstreamError
+from ..fileio import atomic_open
 
 MAGIC, TRAILER = b"GIFS", b"SFIG"
 VERSION = (1, 0)
@@ -44,17 +44,13 @@ def write_container(path: str, header: dict, sections: dict[str, bytes]) -> int:
         offset += len(payload)
     table_bytes = table.getvalue()
     total = offset + _TRAILER_SIZE
-    tmp = path + ".part"
-    with open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         preamble = MAGIC + struct.pack("<HHI", *VERSION, len(head)) + head
         f.write(preamble + struct.pack("<I", _crc(preamble)))
         f.write(table_bytes + struct.pack("<I", _crc(table_bytes)))
         for name in names:
             f.write(sections[name])
         f.write(TRAILER + struct.pack("<Q", total))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return total
 
 

@@ -12,6 +12,7 @@ import torch
 
 from ..capture import Capture, load_capture
 from ..errors import ConfigError
+from ..fileio import write_json
 from ..render import render
 from ..train.config import RunConfig
 from ..train.schedule import final_decode_state
@@ -97,8 +98,5 @@ def evaluate(run: TrainedRun, capture: Capture | None = None) -> dict:
 
 def write_eval(run: TrainedRun, result: dict) -> str:
     path = os.path.join(run.folder, "eval.json")
-    tmp = path + ".part"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, path)
+    write_json(path, result)
     return path

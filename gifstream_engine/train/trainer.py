@@ -16,6 +16,7 @@ from ..capture import Capture
 from ..capture.sfm_init import initial_point_cloud
 from ..errors import ConfigError
 from ..events import EventWriter
+from ..fileio import atomic_open, write_json
 from ..model.gifstream import GIFStreamModel, voxelize
 from ..render import render
 from . import densify
@@ -30,12 +31,8 @@ PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_f
 
 
 def atomic_save(obj, path: str) -> None:
-    tmp = path + ".part"
-    with open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -287,10 +284,7 @@ class Training:
                 saved = json.load(f)
             if saved["config"] != self.cfg.to_dict():
                 raise ConfigError(f"{config_path}: --resume with a different configuration; use the run's own settings")
-        tmp = config_path + ".part"
-        with open(tmp, "w") as f:
-            json.dump({"config": self.cfg.to_dict(), "capture": self.capture.root, "num_frames": self.capture.num_frames}, f, indent=1)
-        os.replace(tmp, config_path)
+        write_json(config_path, {"config": self.cfg.to_dict(), "capture": self.capture.root, "num_frames": self.capture.num_frames})
         torch.manual_seed(self.cfg.train.seed)
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
