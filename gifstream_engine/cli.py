@@ -121,14 +121,14 @@ def cmd_demo(args) -> None:
 
 def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool) -> dict | None:
     """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
-    from .eval.evaluate import evaluate, load_run, write_eval
+    from .eval.evaluate import evaluate_run, load_run, write_eval
     from .train.trainer import Training
 
     if Training(capture, cfg, out, events, log).run(resume=resume) != "finished":
         return None
     log("evaluating on the test cameras")
     run = load_run(out)
-    result = evaluate(run, capture)
+    result = evaluate_run(run, capture)
     write_eval(run, result)
     log(f"test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, train PSNR {result['train_psnr']:.2f} dB, "
         f"{result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a feature stream), "
@@ -168,12 +168,51 @@ def cmd_train(args) -> None:
         raise
 
 
-def cmd_eval(args) -> None:
-    from .eval.evaluate import evaluate, load_run, write_eval
+def is_bitstream(path: str) -> bool:
+    return os.path.isfile(path)
 
-    run = load_run(args.run)
-    result = evaluate(run)
-    write_eval(run, result)
+
+def open_sequence(path: str, frames: tuple[int, int] | None = None):
+    """A trained run folder or a .gifs bitstream, as a GaussianSequence."""
+    if is_bitstream(path):
+        from .codec.bitstream import DecodedStream
+
+        return DecodedStream(path, frames)
+    from .eval.evaluate import load_run
+
+    return load_run(path)
+
+
+def resolve_frames(text: str | None, num_frames: int, what: str) -> tuple[int, int]:
+    from .capture import parse_frame_range
+
+    rng = parse_frame_range(text) or (0, None)
+    start, stop = rng[0], num_frames if rng[1] is None else rng[1]
+    if not 0 <= start < stop <= num_frames:
+        raise GIFStreamError(f"frames {start}:{stop} are outside {what}'s 0:{num_frames}")
+    return start, stop
+
+
+def cmd_eval(args) -> None:
+    from .capture import load_capture
+    from .eval.evaluate import evaluate, evaluate_run, load_run, write_eval
+
+    if is_bitstream(args.source):
+        from .codec.bitstream import DecodedStream
+
+        if not args.capture:
+            raise GIFStreamError("evaluating a bitstream needs --capture CAPTURE (the footage to compare with)")
+        stream = DecodedStream(args.source)
+        capture = load_capture(args.capture, downscale=stream.train_downscale)
+        result = evaluate(stream, capture)
+        size = os.path.getsize(args.source)
+        result |= {"bytes": size, "mbps": size * 8 / (stream.num_frames / stream.fps) / 1e6,
+                   "decode_fps": stream.decode_fps()}
+    else:
+        run = load_run(args.source)
+        capture = load_capture(args.capture, downscale=run.cfg.train.downscale) if args.capture else None
+        result = evaluate_run(run, capture)
+        write_eval(run, result)
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
@@ -189,40 +228,108 @@ def camera_from_json(path: str):
         raise GIFStreamError(f"{path}: expected JSON with width, height, K (3x3) and w2c (4x4): {exc}") from exc
 
 
+def _rig_cameras(source, path: str):
+    """(cameras, fps) of a bitstream's header, or of a run's saved rig / capture."""
+    from .capture import load_capture
+    from .capture.types import Camera
+
+    if is_bitstream(path):
+        return source.cameras, source.fps
+    if source.rig is not None:
+        cams = [Camera(c["name"], c["width"], c["height"], c["K"], c["w2c"], c.get("distortion"), c.get("split", "train"))
+                for c in source.rig["cameras"]]
+        return cams, source.rig["fps"]
+    capture = load_capture(source.capture_root, downscale=source.cfg.train.downscale)
+    return capture.cameras, capture.fps
+
+
 def cmd_render(args) -> None:
     import torch
 
-    from .capture import load_capture, parse_frame_range
     from .capture.video import write_video
-    from .eval.evaluate import load_run
     from .imageio import to_uint8, write_png
     from .render import render
-    from .train.schedule import final_decode_state
 
-    run = load_run(args.run)
-    capture = load_capture(run.capture_root, downscale=run.cfg.train.downscale)
-    names = args.camera or [capture.cameras[i].name for i in capture.split_indices("test")]
-    rng = parse_frame_range(args.frames) or (0, None)
-    start, stop = rng[0], run.num_frames if rng[1] is None else rng[1]
-    if not 0 <= start < stop <= run.num_frames:
-        raise GIFStreamError(f"frames {start}:{stop} are outside the run's 0:{run.num_frames}")
-    os.makedirs(args.out, exist_ok=True)
-    state = final_decode_state(run.cfg.train)
-    cameras = [capture.cameras[capture.camera_index(name)] for name in names]
+    probe = open_sequence(args.source) if not is_bitstream(args.source) else None
+    if probe is None:
+        from .codec.container import Container
+
+        num_frames = int(Container(args.source).header.get("num_frames", 0))
+    else:
+        num_frames = probe.num_frames
+    start, stop = resolve_frames(args.frames, num_frames, args.source)
+    source = probe or open_sequence(args.source, (start, stop))
+    rig, fps = _rig_cameras(source, args.source)
     if args.pose:
         cameras = [camera_from_json(args.pose)]
+    else:
+        by_name = {c.name: c for c in rig}
+        names = args.camera or [c.name for c in rig if c.split == "test"] or [rig[0].name]
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise GIFStreamError(f"no camera {missing[0]!r}; cameras are {sorted(by_name)}")
+        cameras = [by_name[n] for n in names]
+    os.makedirs(args.out, exist_ok=True)
     for camera in cameras:
-        name = camera.name
         images = []
         with torch.no_grad():
             for t in range(start, stop):
-                model, local_t = run.model_for_frame(t)
-                image = render(model.decode(local_t, camera, state), camera, background=torch.zeros(3)).rgb.numpy()
-                write_png(os.path.join(args.out, f"{name}_{t:05d}.png"), image)
+                image = render(source.gaussians(t, camera), camera, background=torch.zeros(3)).rgb.numpy()
+                write_png(os.path.join(args.out, f"{camera.name}_{t:05d}.png"), image)
                 images.append(to_uint8(image))
         if len(images) > 1 and images[0].shape[0] % 2 == 0 and images[0].shape[1] % 2 == 0:
-            write_video(os.path.join(args.out, f"{name}.mp4"), np.stack(images), capture.fps)
-        print(f"{name}: {len(images)} frames -> {args.out}")
+            write_video(os.path.join(args.out, f"{camera.name}.mp4"), np.stack(images), fps)
+        print(f"{camera.name}: {len(images)} frames -> {args.out}")
+
+
+def cmd_encode(args) -> None:
+    from .capture import load_capture
+    from .codec.bitstream import encode_run
+    from .eval.evaluate import load_run
+    from .train.trainer import rig_of
+
+    run = load_run(args.run)
+    rig = run.rig or rig_of(load_capture(run.capture_root, downscale=run.cfg.train.downscale))
+    result = encode_run(run, args.output, rig)
+    seconds = run.num_frames / rig["fps"]
+    result |= {"output": args.output, "frames": run.num_frames, "mbps": result["bytes"] * 8 / seconds / 1e6}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{args.output}: {result['bytes']} bytes for {run.num_frames} frames at {rig['fps']:g} fps "
+          f"({result['mbps']:.3f} Mbps), encoded in {result['seconds']:.2f} s")
+
+
+def cmd_decode(args) -> None:
+    from .codec.bitstream import DecodedStream
+    from .codec.container import Container
+    from .fileio import atomic_path
+    from .plyio import write_gaussian_ply
+
+    num_frames = int(Container(args.stream).header.get("num_frames", 0))
+    start, stop = resolve_frames(args.frames, num_frames, args.stream)
+    begin = time.perf_counter()
+    stream = DecodedStream(args.stream, (start, stop))
+    os.makedirs(args.out, exist_ok=True)
+    decode_seconds = write_seconds = 0.0
+    for t in range(start, stop):
+        tick = time.perf_counter()
+        g = stream.gaussians(t)
+        arrays = {name: tensor.numpy() for name, tensor in zip(("means", "quats", "scales", "opacities", "colors"), g.tensors())}
+        decode_seconds += time.perf_counter() - tick
+        tick = time.perf_counter()
+        path = os.path.join(args.out, f"frame_{t:05d}.{args.format}")
+        if args.format == "ply":
+            write_gaussian_ply(path, **arrays)
+        else:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, frame=t, fps=stream.fps, **arrays)
+        write_seconds += time.perf_counter() - tick
+    frames = stop - start
+    total = stream.decode_seconds + decode_seconds
+    print(f"decoded frames {start}:{stop} -> {args.out} ({args.format}); bitstream + Gaussians {total:.3f} s "
+          f"= {frames / total:.1f} frames/s, files written in {write_seconds:.2f} s; total {time.perf_counter() - begin:.2f} s")
 
 
 def cmd_info(args) -> None:
@@ -285,17 +392,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the run's checkpoints")
     train.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
     train.set_defaults(func=cmd_train)
-    ev = sub.add_parser("eval", help="evaluate a trained run on its test cameras (writes RUN/eval.json)")
-    ev.add_argument("run")
+    ev = sub.add_parser("eval", help="evaluate a trained run (writes RUN/eval.json) or a .gifs bitstream on test cameras")
+    ev.add_argument("source", help="run folder or .gifs file")
+    ev.add_argument("--capture", default=None, help="the capture to compare with (required for a bitstream)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
-    rend = sub.add_parser("render", help="render a trained run from capture cameras")
-    rend.add_argument("run")
+    rend = sub.add_parser("render", help="render a trained run or a .gifs bitstream from its cameras or a free pose")
+    rend.add_argument("source", help="run folder or .gifs file")
     rend.add_argument("--camera", action="append", help="camera name (default: the test cameras); repeatable")
     rend.add_argument("--pose", default=None, help="JSON file with width, height, K and w2c of a free camera")
     rend.add_argument("--frames", default=None, help="START:STOP")
     rend.add_argument("--out", required=True)
     rend.set_defaults(func=cmd_render)
+    enc = sub.add_parser("encode", help="compress a trained run into one .gifs bitstream")
+    enc.add_argument("run")
+    enc.add_argument("-o", "--output", required=True, help="output .gifs file")
+    enc.add_argument("--json", action="store_true")
+    enc.set_defaults(func=cmd_encode)
+    dec = sub.add_parser("decode", help="decode a .gifs bitstream into per-frame Gaussians (3DGS PLY or NPZ)")
+    dec.add_argument("stream")
+    dec.add_argument("--frames", default=None, help="START:STOP (default: all)")
+    dec.add_argument("--format", choices=["ply", "npz"], default="ply")
+    dec.add_argument("--out", required=True)
+    dec.set_defaults(func=cmd_decode)
 
     info_cmd = sub.add_parser("info", help="header and per-section byte budget of a .gifs bitstream")
     info_cmd.add_argument("file")

@@ -1,4 +1,9 @@
-"""Evaluate a trained run: PSNR/SSIM on held-out cameras over all frames, model statistics, render speed."""
+"""Evaluate a sequence of Gaussians -- a trained run or a decoded bitstream -- on a capture's test cameras.
+
+Both kinds implement `GaussianSequence`: frames in the capture's numbering, Gaussians of any frame for a
+camera, and their statistics. A trained run decodes exactly as the coder will: quantised, with the entropy
+models' adaptive steps.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,63 @@ import glob
 import json
 import os
 import time
+from typing import Protocol
 
 import torch
 
 from ..capture import Capture, load_capture
+from ..capture.types import Camera
+from ..codec.entropy_models import EntropyModels
+from ..codec.rate import quantised_anchors
 from ..errors import ConfigError
 from ..fileio import write_json
+from ..model.gifstream import AnchorValues, DecodeState, GIFStreamModel
 from ..render import render
+from ..render.gaussians import Gaussians
 from ..train.config import RunConfig
 from ..train.schedule import final_decode_state
 from ..train.trainer import FINAL, model_from_state
 from .metrics import psnr, ssim
+
+
+class GaussianSequence(Protocol):
+    num_frames: int
+    fps: float | None
+
+    def gaussians(self, frame: int, camera: Camera | None = None) -> Gaussians: ...
+
+    def statistics(self) -> dict: ...
+
+
+@dataclasses.dataclass
+class SequenceGop:
+    """One GOP ready to decode: frame t of it is `model.decode(t, camera, state, values=values)`."""
+
+    frame_offset: int
+    model: GIFStreamModel
+    state: DecodeState
+    values: AnchorValues | None
+    train_seconds: float = 0.0
+
+    @property
+    def num_frames(self) -> int:
+        return self.model.num_frames
+
+    def gaussians(self, local_t: int, camera: Camera | None) -> Gaussians:
+        with torch.no_grad():
+            return self.model.decode(local_t, camera, self.state, values=self.values)
+
+    def kept_and_dynamic(self) -> tuple[int, int]:
+        masks = self.values.masks if self.values is not None and self.values.masks is not None else self.model.masks(self.state)
+        kept = masks["p"] > 0.5
+        return int(kept.sum()), int(((masks["de"] > 0) & kept).sum())
+
+
+def gop_for_frame(gops: list[SequenceGop], frame: int, what: str) -> tuple[SequenceGop, int]:
+    for gop in gops:
+        if gop.frame_offset <= frame < gop.frame_offset + gop.num_frames:
+            return gop, frame - gop.frame_offset
+    raise ConfigError(f"{what}: frame {frame} is outside its range 0:{sum(g.num_frames for g in gops)}")
 
 
 @dataclasses.dataclass
@@ -25,17 +76,26 @@ class TrainedRun:
     folder: str
     cfg: RunConfig
     capture_root: str
-    gops: list  # [(frame_offset, GIFStreamModel, train_seconds)]
-
-    def model_for_frame(self, frame: int):
-        for offset, model, _ in self.gops:
-            if offset <= frame < offset + model.num_frames:
-                return model, frame - offset
-        raise ConfigError(f"{self.folder}: frame {frame} is outside the trained range")
+    rig: dict | None  # fps, scene bounds and cameras saved at training time (None for older runs)
+    gops: list[SequenceGop]
+    entropy: list[EntropyModels | None]
 
     @property
     def num_frames(self) -> int:
-        return sum(m.num_frames for _, m, _ in self.gops)
+        return sum(g.num_frames for g in self.gops)
+
+    @property
+    def fps(self) -> float | None:
+        return None if self.rig is None else self.rig["fps"]
+
+    def gaussians(self, frame: int, camera: Camera | None = None) -> Gaussians:
+        gop, local_t = gop_for_frame(self.gops, frame, self.folder)
+        return gop.gaussians(local_t, camera)
+
+    def statistics(self) -> dict:
+        kept, dynamic = map(sum, zip(*(g.kept_and_dynamic() for g in self.gops)))
+        return {"num_anchors": kept, "dynamic_fraction": dynamic / max(kept, 1),
+                "train_seconds": float(sum(g.train_seconds for g in self.gops)), "gops": len(self.gops)}
 
 
 def load_run(folder: str) -> TrainedRun:
@@ -45,32 +105,38 @@ def load_run(folder: str) -> TrainedRun:
     with open(config_path) as f:
         saved = json.load(f)
     cfg = RunConfig.from_dict(saved["config"])
-    gops = []
+    state = final_decode_state(cfg.train)
+    gops, entropies = [], []
     for path in sorted(glob.glob(os.path.join(folder, "gop_*", FINAL))):
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model = model_from_state(state, cfg).eval()
-        gops.append((state["frame_offset"], model, state["elapsed"]))
+        saved_gop = torch.load(path, map_location="cpu", weights_only=False)
+        model = model_from_state(saved_gop, cfg).eval()
+        entropy, values = None, None
+        if "entropy" in saved_gop:
+            entropy = EntropyModels(cfg.model.feat_dim, cfg.model.stream_dim, cfg.model.num_offsets)
+            entropy.load_state_dict(saved_gop["entropy"])
+            with torch.no_grad():
+                values, _ = quantised_anchors(model, entropy.eval(), state)
+        gops.append(SequenceGop(saved_gop["frame_offset"], model, state, values, saved_gop["elapsed"]))
+        entropies.append(entropy)
     if not gops:
         raise ConfigError(f"{folder}: no trained GOP (gop_*/{FINAL}); has training finished?")
-    return TrainedRun(folder, cfg, saved["capture"], gops)
+    return TrainedRun(folder, cfg, saved["capture"], saved.get("rig"), gops, entropies)
 
 
 @torch.no_grad()
-def evaluate(run: TrainedRun, capture: Capture | None = None) -> dict:
-    capture = capture or load_capture(run.capture_root, downscale=run.cfg.train.downscale)
-    state = final_decode_state(run.cfg.train)
+def evaluate(sequence: GaussianSequence, capture: Capture, train_eval_stride: int = 5) -> dict:
+    """PSNR/SSIM on the test cameras over every frame, train PSNR every `train_eval_stride` frames, render fps."""
     test = capture.split_indices("test")
     train = capture.split_indices("train")
-    frames = min(run.num_frames, capture.num_frames)
+    frames = min(sequence.num_frames, capture.num_frames)
     test_psnr, test_ssim, train_psnr = [], [], []
     render_seconds, renders = 0.0, 0
     for t in range(frames):
-        model, local_t = run.model_for_frame(t)
-        for cams, is_test in ((test, True), (train if t % run.cfg.train.train_eval_stride == 0 else [], False)):
+        for cams, is_test in ((test, True), (train if t % train_eval_stride == 0 else [], False)):
             for c in cams:
                 camera = capture.cameras[c]
                 start = time.perf_counter()
-                out = render(model.decode(local_t, camera, state), camera, background=torch.zeros(3))
+                out = render(sequence.gaussians(t, camera), camera, background=torch.zeros(3))
                 render_seconds += time.perf_counter() - start
                 renders += 1
                 target = torch.from_numpy(capture.frame(c, t))
@@ -79,21 +145,21 @@ def evaluate(run: TrainedRun, capture: Capture | None = None) -> dict:
                     test_ssim.append(ssim(out.rgb, target).item())
                 else:
                     train_psnr.append(psnr(out.rgb, target))
-    anchors = sum(m.num_anchors for _, m, _ in run.gops)
-    dynamic = sum(int((m.masks(state)["de"] > 0).sum()) for _, m, _ in run.gops)
     mean = lambda xs: float(sum(xs) / len(xs)) if xs else None  # noqa: E731
     return {
         "test_psnr": mean(test_psnr),
         "test_ssim": mean(test_ssim),
         "train_psnr": mean(train_psnr),
-        "num_anchors": anchors,
-        "dynamic_fraction": dynamic / max(anchors, 1),
-        "train_seconds": float(sum(s for _, _, s in run.gops)),
+        **sequence.statistics(),
         "frames": frames,
-        "gops": len(run.gops),
         "render_fps": renders / max(render_seconds, 1e-9),
         "test_cameras": [capture.cameras[c].name for c in test],
     }
+
+
+def evaluate_run(run: TrainedRun, capture: Capture | None = None) -> dict:
+    capture = capture or load_capture(run.capture_root, downscale=run.cfg.train.downscale)
+    return evaluate(run, capture, run.cfg.train.train_eval_stride)
 
 
 def write_eval(run: TrainedRun, result: dict) -> str:

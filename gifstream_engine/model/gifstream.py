@@ -1,7 +1,8 @@
 """The GIFStream representation of one GOP: canonical anchors, feature streams, masks and decoders.
 
-`GIFStreamModel.decode(t, camera, state)` is the one path from parameters to the plain `Gaussians` of frame t;
-the trainer, the renderer and (later) the bitstream decoder all call it.
+`GIFStreamModel.decode(t, camera, state, values)` is the one path from parameters to the plain `Gaussians` of
+frame t; the trainer, the renderer and the bitstream decoder all call it. `values` carries time-invariant
+attributes already quantised elsewhere (by the entropy models' adaptive steps, or decoded from a bitstream).
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ class DecodeState:
     feat_step: float = 1.0  # quantisation step of f and f_t
     geo_step: float = 0.02  # quantisation step of scales and offsets
     stream_window: int = 0  # f_t averaged over t±window (shrinks to 0 during training)
+
+
+@dataclasses.dataclass
+class AnchorValues:
+    """Quantised time-invariant anchor attributes that replace the model's own parameters when decoding."""
+
+    feat: torch.Tensor  # (N, C)
+    log_scale: torch.Tensor  # (N, 6)
+    offsets: torch.Tensor  # (N, K, 3)
+    masks: dict[str, torch.Tensor] | None = None  # de, dy, knn, p (N,) each; None: the model's own quantised masks
 
 
 def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
@@ -163,11 +174,12 @@ class GIFStreamModel(nn.Module):
         keep = (z > 0.01) & (u > -mw) & (u < camera.width + mw) & (v > -mh) & (v < camera.height + mh)
         return torch.nonzero(keep).squeeze(1)
 
-    def decode(self, t: int, camera=None, state: DecodeState = DecodeState(), return_aux: bool = False):
+    def decode(self, t: int, camera=None, state: DecodeState = DecodeState(), return_aux: bool = False,
+               values: AnchorValues | None = None):
         """Gaussians of frame t (culled to `camera`'s frustum when given)."""
         cfg, k = self.cfg, self.cfg.num_offsets
-        masks = self.masks(state)
-        feat = quantize(self.feat, state.feat_step, state.quantize)
+        masks = values.masks if values is not None and values.masks is not None else self.masks(state)
+        feat = values.feat if values is not None else quantize(self.feat, state.feat_step, state.quantize)
         stream = quantize(self.stream_at(t, state), state.feat_step, state.quantize)
         h_all = torch.cat([feat, masks["de"][:, None] * stream], -1)  # (N, C+P)
         idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=feat.device)
@@ -185,8 +197,11 @@ class GIFStreamModel(nn.Module):
         opacity = torch.tanh(self.opacity_mlp(h)) * m_p[:, None]  # (n, K)
         color = torch.sigmoid(self.color_mlp(h)).reshape(-1, k, 3)
         cov = self.cov_mlp(h).reshape(-1, k, 7)
-        log_scale = quantize(self.log_scale[idx], state.geo_step, state.quantize)
-        offsets = quantize(self.offsets[idx], state.geo_step, state.quantize)
+        if values is not None:
+            log_scale, offsets = values.log_scale[idx], values.offsets[idx]
+        else:
+            log_scale = quantize(self.log_scale[idx], state.geo_step, state.quantize)
+            offsets = quantize(self.offsets[idx], state.geo_step, state.quantize)
         scales = torch.exp(log_scale[:, None, 3:]) * torch.sigmoid(cov[..., :3]) * m_p[:, None, None]
         rot = nn.functional.normalize(cov[..., 3:], dim=-1)
         local = offsets * torch.exp(log_scale[:, None, :3])

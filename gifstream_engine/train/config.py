@@ -33,6 +33,7 @@ class TrainConfig:
     lr_scale: float = 0.007
     lr_mask: float = 0.01
     lr_mlp: float = 0.004
+    lr_entropy: float = 0.002
     # loss weights
     ssim_weight: float = 0.2
     lambda_scale: float = 0.01

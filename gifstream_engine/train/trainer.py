@@ -21,7 +21,9 @@ from ..model.gifstream import GIFStreamModel, voxelize
 from ..render import render
 from . import densify
 from .config import RunConfig
-from .losses import BitEstimator, photometric
+from ..codec.entropy_models import EntropyModels
+from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bits
+from .losses import photometric
 from .schedule import plan
 
 CHECKPOINT = "checkpoint.pt"
@@ -73,7 +75,8 @@ class GopTrainer:
             # CPU scatter-adds (index backward) are otherwise summed in thread order: resume would not be bit-identical
             torch.use_deterministic_algorithms(True)
         self.model = model.to(device)
-        self.bits = BitEstimator(cfg.model.feat_dim, cfg.model.stream_dim).to(device)
+        self.entropy = EntropyModels(cfg.model.feat_dim, cfg.model.stream_dim, cfg.model.num_offsets).to(device)
+        self.stream_grid: TrainingStreamGrid | None = None  # dynamic anchors on the 2D grid, refreshed as they change
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.step = 0
         self.elapsed = 0.0
@@ -85,7 +88,7 @@ class GopTrainer:
         groups = [{"params": [p], "lr": getattr(self.tc, PER_ANCHOR_LR[name]), "name": name}
                   for name, p in self.model.per_anchor_parameters().items()]
         groups.append({"params": self.model.decoder_parameters(), "lr": self.tc.lr_mlp, "name": "mlp"})
-        groups.append({"params": list(self.bits.parameters()), "lr": 0.005, "name": "bits"})
+        groups.append({"params": list(self.entropy.parameters()), "lr": self.tc.lr_entropy, "name": "entropy"})
         return torch.optim.Adam(groups, eps=1e-15)
 
     def _resize(self, keep: torch.Tensor | None, new: dict[str, torch.Tensor] | None) -> None:
@@ -109,7 +112,7 @@ class GopTrainer:
                 self.optimizer.state[param] = state
             group["params"][0] = param
             setattr(self.model, name, param)
-
+        self.stream_grid = None  # anchor indices changed
     @torch.no_grad()
     def _densify(self) -> tuple[int, int]:
         m, tc = self.model, self.tc
@@ -174,7 +177,10 @@ class GopTrainer:
         t = int(torch.randint(self.data.frames.shape[1], (1,), generator=self.generator))
         camera = self.data.capture.cameras[self.data.train_cams[cam_slot]]
         target = self.data.frames[cam_slot, t].to(self.device, torch.float32) / 255.0
-        gaussians, aux = m.decode(t, camera, p.decode, return_aux=True)
+        values, anchor_bits = None, None
+        if p.decode.quantize != "none":  # QAT: the entropy models' adaptive steps quantise the anchors
+            values, anchor_bits = quantised_anchors(m, self.entropy, p.decode)
+        gaussians, aux = m.decode(t, camera, p.decode, return_aux=True, values=values)
         out = render(gaussians, camera, background=torch.zeros(3, device=self.device))
         loss_photo = photometric(out.rgb, target, tc.ssim_weight)
         idx, masks = aux["anchor_idx"], aux["masks"]
@@ -188,10 +194,18 @@ class GopTrainer:
             neighbours = m.stream[m.knn_index[idx], t]  # spatial smoothness over canonical neighbours
             loss = loss + tc.lambda_spatial * (de[:, None, None] * (f_t[:, None] - neighbours) ** 2).mean()
         bits = torch.zeros((), device=self.device)
-        if p.entropy:
-            bits = self.bits(m.feat[idx], m.stream[idx, t], masks["de"][idx], m.log_scale[idx], m.offsets[idx],
-                             tc.feat_step, tc.geo_step)
-            loss = loss + tc.lambda_entropy * bits
+        if values is not None:
+            # the entropy models learn from the start of QAT; the rate shapes the representation from entropy_start
+            if not p.entropy:
+                _, anchor_bits = quantised_anchors(m, self.entropy, p.decode, rate_only=True)
+            if self.stream_grid is None or self.step % tc.knn_every == 0:
+                self.stream_grid = TrainingStreamGrid.of(m, p.decode)
+            if self.stream_grid is not None and p.decode.use_stream:
+                frame_bits = stream_frame_bits(m, self.entropy, self.stream_grid, t, p.decode, rate_only=not p.entropy)
+                bits = anchor_bits.sum() + m.num_frames * frame_bits
+            else:
+                bits = anchor_bits.sum()
+            loss = loss + tc.lambda_entropy * bits / m.num_anchors
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -209,15 +223,16 @@ class GopTrainer:
         with torch.no_grad():
             mse = torch.mean((out.rgb - target) ** 2).item()
         return {"phase": p.phase, "loss": float(loss.item()), "psnr": -10 * math.log10(max(mse, 1e-10)),
-                "bits_per_anchor": float(bits.item()), "anchors": m.num_anchors, "gaussians": len(gaussians),
+                "kbytes": float(bits.item()) / 8192, "anchors": m.num_anchors, "gaussians": len(gaussians),
                 "grown": grown, "pruned": pruned}
 
     # --- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict:
         return {"step": self.step, "elapsed": self.elapsed, "config": self.cfg.to_dict(),
-                "num_frames": self.model.num_frames, "model": self.model.state_dict(), "bits": self.bits.state_dict(),
+                "num_frames": self.model.num_frames, "model": self.model.state_dict(), "entropy": self.entropy.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "torch_rng": torch.get_rng_state(), "stats": dataclasses.asdict(self.stats)}
+                "torch_rng": torch.get_rng_state(), "stats": dataclasses.asdict(self.stats),
+                "stream_grid": None if self.stream_grid is None else self.stream_grid.cells}
 
     def save(self, path: str) -> None:
         atomic_save(self.state(), path)
@@ -227,12 +242,14 @@ class GopTrainer:
         state = torch.load(path, map_location=device, weights_only=False)
         model = model_from_state(state, cfg)
         trainer = GopTrainer(cfg, data, model, device)
-        trainer.bits.load_state_dict(state["bits"])
+        trainer.entropy.load_state_dict(state["entropy"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         trainer.stats = densify.GrowthStats(**{k: v.to(device) for k, v in state["stats"].items()})
         trainer.step, trainer.elapsed = state["step"], state["elapsed"]
+        if state.get("stream_grid") is not None:
+            trainer.stream_grid = TrainingStreamGrid(state["stream_grid"].to(device))
         return trainer
 
 
@@ -263,6 +280,12 @@ def warm_started(warm_path: str, cfg: RunConfig, num_frames: int, device) -> GIF
     return model
 
 
+def rig_of(capture: Capture) -> dict:
+    """What a bitstream needs of the capture to be viewed without it: fps, bounds, the (downscaled) cameras."""
+    return {"fps": float(capture.fps), "scene_bounds": capture.scene_bounds.tolist(),
+            "cameras": [c.to_json() for c in capture.cameras]}
+
+
 class Training:
     """All GOPs of a capture into RUN/: config.json, gop_XXX/{checkpoint,model,warm_start}.pt, eval.json."""
 
@@ -284,7 +307,8 @@ class Training:
                 saved = json.load(f)
             if saved["config"] != self.cfg.to_dict():
                 raise ConfigError(f"{config_path}: --resume with a different configuration; use the run's own settings")
-        write_json(config_path, {"config": self.cfg.to_dict(), "capture": self.capture.root, "num_frames": self.capture.num_frames})
+        write_json(config_path, {"config": self.cfg.to_dict(), "capture": self.capture.root, "num_frames": self.capture.num_frames,
+                                 "rig": rig_of(self.capture)})
         torch.manual_seed(self.cfg.train.seed)
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -342,6 +366,7 @@ class Training:
         if g == 0 and not os.path.isfile(os.path.join(folder, WARM)):
             trainer.save(os.path.join(folder, WARM))
         state = trainer.state()
-        atomic_save({k: state[k] for k in ("step", "elapsed", "config", "num_frames", "model")} | {"frame_offset": gop.frame_offset}, final)
+        atomic_save({k: state[k] for k in ("step", "elapsed", "config", "num_frames", "model", "entropy")}
+                    | {"frame_offset": gop.frame_offset}, final)
         trainer.save(ckpt)
         return "finished"

@@ -1,0 +1,272 @@
+"""Coding one GOP: the encoder and decoder share every step of the walk, so they cannot disagree.
+
+Sections of GOP g (prefix `gop_{g:03d}/`):
+  decoders     LZMA of raw little-endian float16 weights of the four decoder MLPs and of the entropy models (the
+               encoder itself codes with the float16-rounded entropy models, as the decoder will)
+  geometry     anchor voxel keys, octree-coded (coding order = Morton order)
+  anchors      rANS: feature chunks, masks M_de/M_dy/M_knn, log-scales and offsets (adaptive steps)
+  stream_grid  the 2D grid of dynamic anchors (cell -> index among them), fixed-width bits
+  stream/TTTT  rANS: frame T of the feature stream on that grid, predicted from frames T-1..T-3
+Stream frames depend on the three before them: decoding frame T decodes frames 0..T of its GOP.
+The entropy models run in float64 on the CPU with snapped (mu, sigma): identical on both sides.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import lzma
+import math
+
+import numpy as np
+import torch
+
+from ..errors import BitstreamError
+from ..model.gifstream import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel, ModelConfig
+from . import octree
+from .container import Container, pack_arrays, unpack_arrays
+from .entropy_models import CODED_MASKS, MASK_LEVELS, STREAM_CONTEXT, EntropyModels, snap_for_coding
+from .rans import SymbolReader, SymbolWriter
+from .rate import stream_grid
+
+DECODER_MODULES = ("opacity_mlp", "color_mlp", "cov_mlp", "motion_mlp")
+
+
+@dataclasses.dataclass
+class DecodedGop:
+    """A GOP as the decoder rebuilds it: `model.decode(t, camera, DECODED_STATE, values=values)` gives frame t."""
+
+    frame_offset: int
+    model: GIFStreamModel
+    values: AnchorValues
+    num_dynamic: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.model.num_frames
+
+
+DECODED_STATE = DecodeState(use_stream=True, quantize="none")  # every value is already quantised
+
+
+# --- the walk shared by encoder and decoder ------------------------------------------------------
+class _Encoding:
+    """Symbol source of the encoder: rounds the true values and records them for the writer."""
+
+    def __init__(self, writer: SymbolWriter):
+        self.writer = writer
+
+    def symbols(self, name: str, y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = torch.round(y)
+        self.writer.add(name, s.numpy(), mu.numpy(), sigma.numpy())
+        return s
+
+
+class _Decoding:
+    def __init__(self, reader: SymbolReader):
+        self.reader = reader
+
+    def symbols(self, name: str, y, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.reader.read(name, mu.numpy(), sigma.numpy()).astype(np.float64)).reshape(mu.shape)
+
+
+@torch.no_grad()
+def _walk_anchors(em: EntropyModels, n: int, feat_step: float, geo_step: float, io, raw: dict | None):
+    """Feature chunks, then masks and geometry conditioned on the feature. raw (encoder only) holds float64
+    tensors feat (N, C), geo (N, 6 + 3K) and levels (N, 3); returns the quantised values and mask levels."""
+    decoded = torch.zeros(n, 0, dtype=torch.float64)
+    for j, (a, b) in enumerate(em.feature.chunks):
+        mu, sigma, q = em.feature.chunk_params(j, decoded, feat_step)
+        mu_s, sigma_s = snap_for_coding(mu / q, sigma / q)
+        s = io.symbols("feat", None if raw is None else raw["feat"][:, a:b] / q, mu_s, sigma_s)
+        decoded = torch.cat([decoded, s * q], -1)
+    (mu, sigma, q), (mask_mu, mask_sigma) = em.geometry.params(decoded, geo_step)
+    levels = io.symbols("mask", None if raw is None else raw["levels"], *snap_for_coding(mask_mu, mask_sigma))
+    geo = io.symbols("geo", None if raw is None else raw["geo"] / q, *snap_for_coding(mu / q, sigma / q)) * q
+    return decoded, geo, levels
+
+
+@torch.no_grad()
+def _walk_stream_frame(em: EntropyModels, history: list[torch.Tensor], de_plane, occupancy, io, raw):
+    """One frame (P, S, S) in steps; history holds the previous frames, newest first."""
+    zeros = torch.zeros(em.stream.stream_dim, *occupancy.shape, dtype=torch.float64)
+    context = [history[i] if i < len(history) else zeros for i in range(STREAM_CONTEXT)]
+    mu, sigma = snap_for_coding(*em.stream.params(torch.stack(context), de_plane, occupancy))
+    filled = occupancy.bool()
+    frame = torch.zeros_like(mu)
+    frame[:, filled] = io.symbols("stream", None if raw is None else raw[:, filled], mu[:, filled], sigma[:, filled])
+    return frame
+
+
+def _code_stream(em: EntropyModels, cells: np.ndarray, de_values: torch.Tensor, count: int, make_io, stream_steps=None):
+    """Walk frames 0..count-1 of the stream grid; returns the io object and the frame (P, S, S) of each."""
+    occupancy = torch.as_tensor(cells >= 0, dtype=torch.float64)
+    idx = torch.as_tensor(np.clip(cells, 0, None))
+    de_plane = de_values.double()[idx] * occupancy
+    history, ios, frames = [], [], []
+    for t in range(count):
+        raw = None if stream_steps is None else stream_steps[idx, t].permute(2, 0, 1) * occupancy
+        io = make_io(t)
+        frame = _walk_stream_frame(em, history, de_plane, occupancy, io, raw)
+        history = [frame, *history[:STREAM_CONTEXT - 1]]
+        ios.append(io)
+        frames.append(frame)
+    return ios, frames
+
+
+def _double(entropy: EntropyModels) -> EntropyModels:
+    """The entropy models as both sides run them: weights rounded to the stored float16, arithmetic in float64."""
+    em = copy.deepcopy(entropy).cpu().eval()
+    with torch.no_grad():
+        for p in em.parameters():
+            p.copy_(p.half().float())
+    return em.double()
+
+
+def _pack_grid(cells: np.ndarray, count: int) -> bytes:
+    width = max(1, int(count).bit_length())  # cell values 0..count (0 = empty)
+    values = (cells.reshape(-1) + 1).astype(">u4")
+    bits = np.unpackbits(values.view(np.uint8).reshape(-1, 4), axis=1)[:, 32 - width:]
+    return np.packbits(bits.reshape(-1)).tobytes()
+
+
+def _unpack_grid(payload: bytes, side: int, count: int, what: str) -> np.ndarray:
+    width = max(1, int(count).bit_length())
+    bits = np.unpackbits(np.frombuffer(payload, np.uint8))
+    if len(payload) != math.ceil(side * side * width / 8):
+        raise BitstreamError(f"{what}: stream grid has {len(payload)} bytes, expected {math.ceil(side * side * width / 8)}")
+    bits = bits[:side * side * width].reshape(-1, width)
+    values = (bits * (1 << np.arange(width - 1, -1, -1))).sum(1) - 1
+    filled = values[values >= 0]
+    if np.any(values > count - 1) or len(filled) != count or len(np.unique(filled)) != count:
+        raise BitstreamError(f"{what}: stream grid is not a placement of the {count} dynamic anchors")
+    return values.reshape(side, side)
+
+
+# --- encoder -----------------------------------------------------------------------------------
+@torch.no_grad()
+def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState, prefix: str):
+    """(header, sections) of one trained GOP; `state` is the run's final (quantised) decode state."""
+    cfg = model.cfg
+    masks = {k: v.detach().cpu() for k, v in model.masks(state).items()}
+    kept = torch.nonzero(masks["p"] > 0.5).squeeze(1)
+    if len(kept) == 0:
+        raise ValueError("every anchor of the GOP is pruned (M_p = 0): nothing to encode")
+    xyz = model.anchor_xyz.detach().cpu()[kept].numpy()
+    keys = np.floor(xyz.astype(np.float64) / cfg.voxel_size).astype(np.int64)
+    if not np.array_equal(anchor_positions(keys, cfg.voxel_size), xyz):
+        raise ValueError("anchor positions are not voxel centres of model.voxel_size; cannot code them losslessly")
+    geometry, order, origin, depth = octree.encode_keys(keys)
+    ids = kept[torch.as_tensor(order)]
+    em = _double(entropy)
+    raw = {
+        "feat": model.feat.detach().cpu()[ids].double(),
+        "geo": torch.cat([model.log_scale.detach().cpu()[ids], model.offsets.detach().cpu()[ids].reshape(len(ids), -1)], -1).double(),
+        "levels": torch.stack([torch.round(masks[name][ids].double() / MASK_STEP) for name in CODED_MASKS], -1),
+    }
+    writer = SymbolWriter()
+    _walk_anchors(em, len(ids), state.feat_step, state.geo_step, _Encoding(writer), raw)
+    ranges = writer.ranges() | {"mask": [0, MASK_LEVELS]}
+    anchors_payload, _ = writer.finish(ranges)
+
+    de_levels = raw["levels"][:, 0]
+    dynamic = torch.nonzero(de_levels > 0).squeeze(1)
+    sections = {f"{prefix}/decoders": lzma.compress(pack_arrays(decoder_arrays(model, entropy))), f"{prefix}/geometry": geometry,
+                f"{prefix}/anchors": anchors_payload}
+    header = {"frame_offset": None, "num_frames": model.num_frames, "num_anchors": len(ids), "num_dynamic": len(dynamic),
+              "voxel_size": cfg.voxel_size, "key_origin": origin, "octree_depth": depth, "feat_step": state.feat_step,
+              "geo_step": state.geo_step, "ranges": ranges, "grid_side": 0}
+    if len(dynamic):
+        stream_steps = torch.round(model.stream.detach().cpu()[ids[dynamic]].double() / state.feat_step)  # (D, T, P)
+        cells = stream_grid(xyz[order][dynamic.numpy()], stream_steps.numpy())
+        header["grid_side"] = cells.shape[0]
+        sections[f"{prefix}/stream_grid"] = _pack_grid(cells, len(dynamic))
+        ios, _ = _code_stream(em, cells, de_levels[dynamic] * MASK_STEP, model.num_frames,
+                              lambda t: _Encoding(SymbolWriter()), stream_steps)
+        present = [r for r in (io.writer.ranges().get("stream") for io in ios) if r]
+        header["ranges"]["stream"] = [min(r[0] for r in present), max(r[1] for r in present)] if present else [0, 0]
+        for t, io in enumerate(ios):
+            sections[f"{prefix}/stream/{t:04d}"] = io.writer.finish({"stream": header["ranges"]["stream"]})[0]
+    return header, sections
+
+
+
+def decoder_arrays(model: GIFStreamModel, entropy: EntropyModels) -> dict[str, np.ndarray]:
+    arrays = {f"render.{k}": v for k, v in model.state_dict().items() if k.split(".")[0] in DECODER_MODULES}
+    arrays |= {f"entropy.{k}": v for k, v in entropy.state_dict().items()}
+    out = {k: v.detach().cpu().half().numpy() for k, v in arrays.items()}
+    bad = [k for k, v in out.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise ValueError(f"decoder weights {bad} do not fit float16")
+    return out
+
+
+def anchor_positions(keys: np.ndarray, voxel: float) -> np.ndarray:
+    """float32 voxel centres, computed exactly as the trainer places anchors."""
+    return ((keys + 0.5) * voxel).astype(np.float32)
+
+
+# --- decoder -----------------------------------------------------------------------------------
+def decode_gop(container: Container, prefix: str, gh: dict, model_cfg: ModelConfig, last_frame: int | None = None) -> DecodedGop:
+    """Rebuild GOP `prefix` from the container; stream frames after `last_frame` are left undecoded (zeros)."""
+    what = f"{container.path} [{prefix}]"
+    try:
+        n, d, frames = int(gh["num_anchors"]), int(gh["num_dynamic"]), int(gh["num_frames"])
+        keys = octree.decode_keys(container.read(f"{prefix}/geometry"), n, gh["key_origin"], int(gh["octree_depth"]), what)
+        xyz = anchor_positions(keys, float(gh["voxel_size"]))
+        try:
+            packed = lzma.decompress(container.read(f"{prefix}/decoders"))
+        except lzma.LZMAError as exc:
+            raise BitstreamError(f"{what}: decoder weights cannot be decompressed: {exc}") from exc
+        arrays = unpack_arrays(packed, f"{what} decoders")
+        model = GIFStreamModel(xyz, None, frames, model_cfg)
+        entropy = EntropyModels(model_cfg.feat_dim, model_cfg.stream_dim, model_cfg.num_offsets)
+        _load(model, arrays, "render.", DECODER_MODULES, what)
+        _load(entropy, arrays, "entropy.", None, what)
+        em = _double(entropy)
+        reader = SymbolReader(container.read(f"{prefix}/anchors"), gh["ranges"], f"{what} anchors")
+        feat, geo, levels = _walk_anchors(em, n, float(gh["feat_step"]), float(gh["geo_step"]), _Decoding(reader), None)
+        reader.finish()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BitstreamError(f"{what}: header field missing or malformed: {exc}") from exc
+    if levels.min() < 0 or levels.max() > MASK_LEVELS:
+        raise BitstreamError(f"{what}: mask levels outside 0..{MASK_LEVELS}")
+    dynamic = torch.nonzero(levels[:, 0] > 0).squeeze(1)
+    if len(dynamic) != d:
+        raise BitstreamError(f"{what}: {len(dynamic)} anchors have M_de > 0, the header says {d}")
+    stream = torch.zeros(n, frames, model_cfg.stream_dim)
+    if d:
+        side = int(gh["grid_side"])
+        cells = _unpack_grid(container.read(f"{prefix}/stream_grid"), side, d, what)
+        count = frames if last_frame is None else min(frames, last_frame + 1)
+
+        def make_io(t):
+            return _Decoding(SymbolReader(container.read(f"{prefix}/stream/{t:04d}"), {"stream": gh["ranges"]["stream"]},
+                                          f"{what} stream frame {t}"))
+
+        ios, decoded = _code_stream(em, cells, levels[dynamic, 0] * MASK_STEP, count, make_io)
+        filled = torch.as_tensor(cells >= 0)
+        rows = dynamic[torch.as_tensor(cells)[filled]]
+        for t, (io, frame) in enumerate(zip(ios, decoded)):
+            io.reader.finish()
+            stream[rows, t] = (frame[:, filled].T * float(gh["feat_step"])).float()
+    model.stream = torch.nn.Parameter(stream, requires_grad=False)
+    masks = {name: (levels[:, i] * MASK_STEP).float() for i, name in enumerate(CODED_MASKS)}
+    masks["p"] = torch.ones(n)
+    values = AnchorValues(feat.float(), geo[:, :6].float().contiguous(),
+                          geo[:, 6:].float().reshape(n, model_cfg.num_offsets, 3).contiguous(), masks)
+    return DecodedGop(int(gh["frame_offset"]), model.eval().requires_grad_(False), values, d)
+
+
+def _load(module: torch.nn.Module, arrays: dict, prefix: str, modules, what: str) -> None:
+    expected = {k: v for k, v in module.state_dict().items() if modules is None or k.split(".")[0] in modules}
+    for key, target in expected.items():
+        a = arrays.get(prefix + key)
+        if a is None or tuple(a.shape) != tuple(target.shape):
+            raise BitstreamError(f"{what}: decoder weights {prefix + key} missing or of shape "
+                                 f"{None if a is None else a.shape}, expected {tuple(target.shape)}")
+        if not np.all(np.isfinite(a)):
+            raise BitstreamError(f"{what}: decoder weights {prefix + key} are not finite")
+        if a.dtype != np.float16:
+            raise BitstreamError(f"{what}: decoder weights {prefix + key} are {a.dtype}, expected float16")
+        target.copy_(torch.from_numpy(a.astype(np.float32)))

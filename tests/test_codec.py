@@ -1,0 +1,242 @@
+"""The learned codec on a real (small) trained run: round trip, rate accuracy, determinism, bad input."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from gifstream_engine.capture import load_capture
+from gifstream_engine.codec import octree
+from gifstream_engine.codec.bitstream import DecodedStream, encode_run
+from gifstream_engine.codec.container import Container, write_container
+from gifstream_engine.codec.rans import SymbolReader, SymbolWriter
+from gifstream_engine.codec.rate import estimated_bits
+from gifstream_engine.errors import BitstreamError
+from gifstream_engine.eval.evaluate import load_run
+from gifstream_engine.eval.metrics import psnr
+from gifstream_engine.render import render
+from gifstream_engine.train.config import load_config
+from gifstream_engine.train.trainer import Training, rig_of
+
+STEPS = 150
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_capture, tmp_path_factory):
+    cfg = load_config(["preview"], [f"train.steps={STEPS}", "train.max_anchors=1500", "model.voxel_size=0.015",
+                                    "train.densify_every=25", "train.log_every=1000", "train.checkpoint_every=1000"])
+    capture = load_capture(synth_capture)
+    out = str(tmp_path_factory.mktemp("codec") / "run")
+    assert Training(capture, cfg, out, log=lambda *_: None).run() == "finished"
+    return out, capture
+
+
+@pytest.fixture(scope="module")
+def encoded(trained_run, tmp_path_factory):
+    run_dir, capture = trained_run
+    run = load_run(run_dir)
+    path = str(tmp_path_factory.mktemp("stream") / "seq.gifs")
+    info = encode_run(run, path, run.rig)
+    return run, path, info, capture
+
+
+def test_octree_round_trip_and_corruption():
+    rng = np.random.default_rng(1)
+    keys = np.unique(rng.integers(-40, 90, (2000, 3)), axis=0)
+    payload, order, origin, depth = octree.encode_keys(keys)
+    assert np.array_equal(octree.decode_keys(payload, len(keys), origin, depth, "t"), keys[order])
+    with pytest.raises(BitstreamError, match="octree"):
+        octree.decode_keys(payload, len(keys) + 1, origin, depth, "t")
+    with pytest.raises(BitstreamError):
+        octree.decode_keys(payload[:-3], len(keys), origin, depth, "t")
+
+
+def test_rans_round_trip_with_ranges_and_leftovers():
+    rng = np.random.default_rng(2)
+    s = rng.integers(-9, 9, 5000)
+    mu, sigma = rng.normal(size=5000), rng.uniform(0.2, 5, 5000)
+    writer = SymbolWriter()
+    writer.add("a", s, mu, sigma)
+    writer.add("b", np.full(7, 3), np.zeros(7), np.ones(7))  # one symbol: costs nothing
+    payload, ranges = writer.finish()
+    assert ranges == {"a": [int(s.min()), int(s.max())], "b": [3, 3]}
+    reader = SymbolReader(payload, ranges, "t")
+    assert np.array_equal(reader.read("a", mu, sigma), s)
+    assert np.array_equal(reader.read("b", np.zeros(7), np.ones(7)), np.full(7, 3))
+    reader.finish()
+    reader = SymbolReader(payload, ranges, "t")
+    reader.read("a", mu[:100], sigma[:100])
+    with pytest.raises(BitstreamError, match="left over"):
+        reader.finish()
+
+
+def _render(g, camera):
+    return render(g, camera, background=torch.zeros(3)).rgb
+
+
+def test_encode_decode_render_matches_the_quantised_model(encoded):
+    run, path, info, capture = encoded
+    stream = DecodedStream(path)
+    assert stream.num_frames == capture.num_frames and stream.fps == capture.fps
+    assert [c.name for c in stream.cameras] == [c.name for c in capture.cameras]
+    header = Container(path).header
+    assert header["gops"][0]["num_dynamic"] > 0 and header["gops"][0]["grid_side"] > 0
+    test = capture.split_indices("test")[0]
+    camera = capture.cameras[test]
+    for t in range(capture.num_frames):
+        target = torch.from_numpy(capture.frame(test, t))
+        from_run, from_stream = _render(run.gaussians(t, camera), camera), _render(stream.gaussians(t, camera), camera)
+        assert abs(psnr(from_run, target) - psnr(from_stream, target)) <= 0.05
+        assert psnr(from_run, from_stream) > 35
+
+
+def test_training_rate_matches_bytes_written(encoded):
+    run, path, info, _ = encoded
+    gop = run.gops[0]
+    est = estimated_bits(gop.model, run.entropy[0], gop.state)
+    sizes = Container(path).sizes()
+    stream_sections = [k for k in sizes if "/stream/" in k]
+    written_anchor_bits = 8 * sizes["gop_000/anchors"]
+    written_stream_bits = 8 * sum(sizes[k] for k in stream_sections)
+    # rANS flushes to whole 32-bit words: up to 32 bits per section on top of the information content
+    assert abs(written_anchor_bits - est["anchors"]) <= 0.02 * est["anchors"] + 32
+    assert abs(written_stream_bits - est["stream"]) <= 0.02 * est["stream"] + 32 * len(stream_sections)
+
+
+def test_stream_coding_is_exact_and_thread_independent(encoded, tmp_path):
+    """Random streams exercise the autoregressive coder; encode and decode with different thread counts."""
+    run = copy.deepcopy(encoded[0])
+    gop = run.gops[0]
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        gop.model.stream.copy_(torch.randn(gop.model.stream.shape, generator=generator) * 3)
+    threads = torch.get_num_threads()
+    paths = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            paths.append(str(tmp_path / f"t{n}.gifs"))
+            encode_run(run, paths[-1], run.rig)
+        assert open(paths[0], "rb").read() == open(paths[1], "rb").read()
+        decoded = []
+        for n in (2, 1):
+            torch.set_num_threads(n)
+            s = DecodedStream(paths[0])
+            decoded.append([s.gaussians(t) for t in range(s.num_frames)])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*decoded):
+        assert all(torch.equal(x, y) for x, y in zip(a.tensors(), b.tensors()))
+    s = DecodedStream(paths[0])
+    dg = s.gops[0]
+    de = dg.values.masks["de"] > 0
+    assert int(de.sum()) > 0 and Container(paths[0]).header["gops"][0]["ranges"]["stream"][1] > 0
+    # every dynamic anchor's decoded stream equals the rounded original, found through its exact position
+    step = gop.state.feat_step
+    original = {tuple(x): i for i, x in enumerate(gop.model.anchor_xyz.numpy().tolist())}
+    rows = [original[tuple(x)] for x in dg.model.anchor_xyz[de].numpy().tolist()]
+    expected = torch.round(gop.model.stream[rows].double() / step) * step
+    assert torch.equal(dg.model.stream[de].double(), expected)
+
+
+def test_cli_encode_info_decode_render_eval(encoded, synth_capture, tmp_path):
+    run, _, _, capture = encoded
+    cli = [sys.executable, "-m", "gifstream_engine.cli"]
+    path = str(tmp_path / "cli.gifs")
+    out = subprocess.run(cli + ["encode", run.folder, "-o", path, "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    enc = json.loads(out.stdout)
+    assert enc["bytes"] == os.path.getsize(path) and enc["mbps"] > 0
+    info = json.loads(subprocess.run(cli + ["info", path, "--json"], capture_output=True, text=True, check=True).stdout)
+    assert "gop_000/anchors" in info["sections"] and info["header"]["num_frames"] == capture.num_frames
+    plys = str(tmp_path / "ply")
+    out = subprocess.run(cli + ["decode", path, "--frames", "2:4", "--out", plys], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(plys)) == ["frame_00002.ply", "frame_00003.ply"]
+    from gifstream_engine.plyio import read_gaussian_ply
+
+    ply = read_gaussian_ply(os.path.join(plys, "frame_00003.ply"))
+    g = DecodedStream(path).gaussians(3)
+    assert np.allclose(ply["means"], g.means.numpy(), atol=1e-6)
+    assert np.allclose(ply["colors"], g.colors.numpy(), atol=1e-5)
+    assert np.allclose(ply["scales"], g.scales.numpy(), rtol=1e-5)
+    out = subprocess.run(cli + ["decode", path, "--frames", "0:99", "--out", plys], capture_output=True, text=True)
+    assert out.returncode == 2 and "outside" in out.stderr
+    frames = str(tmp_path / "frames")
+    out = subprocess.run(cli + ["render", path, "--frames", "0:2", "--out", frames], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert os.path.isfile(os.path.join(frames, "cam00_00001.png"))
+    out = subprocess.run(cli + ["eval", path, "--capture", synth_capture, "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    ev = json.loads(out.stdout)
+    out = subprocess.run(cli + ["eval", run.folder, "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    trained = json.loads(out.stdout)
+    assert set(trained) - {"train_seconds"} <= set(ev) and ev["bytes"] == os.path.getsize(path)
+    assert abs(ev["test_psnr"] - trained["test_psnr"]) <= 0.05 and ev["decode_fps"] > 0
+    assert ev["mbps"] == pytest.approx(ev["bytes"] * 8 / (capture.num_frames / capture.fps) / 1e6)
+
+
+def test_mutated_bitstreams_always_fail_loudly(encoded):
+    _, path, _, _ = encoded
+    data = open(path, "rb").read()
+    rng = np.random.default_rng(3)
+    tmp = path + ".bad"
+    mutations = [data[:cut] for cut in rng.integers(0, len(data), 40)]
+    for pos in rng.integers(0, len(data), 120):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(rng.integers(8))
+        mutations.append(bytes(flipped))
+    for pos in rng.integers(0, len(data) - 8, 40):
+        mutations.append(data[:pos] + bytes(rng.integers(0, 256, 8, dtype=np.uint8)) + data[pos + 8:])
+    for bad in mutations:
+        with open(tmp, "wb") as f:
+            f.write(bad)
+        with pytest.raises(BitstreamError):
+            s = DecodedStream(tmp)
+            s.gaussians(s.num_frames - 1)
+
+
+def test_bad_headers_versions_and_ranges(encoded, tmp_path):
+    _, path, _, _ = encoded
+    container = Container(path)
+    sections = {name: container.read(name) for name in container.names()}
+    with pytest.raises(BitstreamError, match="outside the stream"):
+        DecodedStream(path, (0, 999))
+    with pytest.raises(BitstreamError, match="outside the decoded range"):
+        DecodedStream(path, (0, 2)).gaussians(4)
+    data = open(path, "rb").read()
+    for bad, message in ((b"RIFF" + data[4:], "not a .gifs"), (data[:4] + b"\x07\x00" + data[6:], "version 7")):
+        p = str(tmp_path / "bad.gifs")
+        open(p, "wb").write(bad)
+        with pytest.raises(BitstreamError, match=message):
+            DecodedStream(p)
+    # headers that pass their CRC but lie: a consistent container written with wrong fields
+    cases = [
+        (lambda h: h["gops"][0].update(num_anchors=h["gops"][0]["num_anchors"] + 1), "octree"),
+        (lambda h: h["gops"][0].update(num_dynamic=h["gops"][0]["num_dynamic"] + 1), "M_de|stream grid"),
+        (lambda h: h.update(num_frames=h["num_frames"] + 3), "cover"),
+        (lambda h: h["model"].update(feat_dim=8), "decoder weights|shape"),
+        (lambda h: h.update(format="other"), "format"),
+        (lambda h: h["gops"][0]["ranges"].update(feat=[0, 1]), "rANS|left over|range|M_de|mask"),
+    ]
+    for mutate, message in cases:
+        header = json.loads(json.dumps(container.header))
+        mutate(header)
+        p = str(tmp_path / "lie.gifs")
+        write_container(p, header, sections)
+        with pytest.raises(BitstreamError, match=message):
+            s = DecodedStream(p)
+            s.gaussians(s.num_frames - 1)
+    missing = dict(sections)
+    del missing["gop_000/stream/0003"]
+    p = str(tmp_path / "missing.gifs")
+    write_container(p, container.header, missing)
+    with pytest.raises(BitstreamError, match="no section"):
+        DecodedStream(p)
+    assert DecodedStream(p, (0, 3)).gaussians(2) is not None  # earlier frames stay decodable
