@@ -145,8 +145,12 @@ def _unpack_grid(payload: bytes, side: int, count: int, what: str) -> np.ndarray
 
 # --- encoder -----------------------------------------------------------------------------------
 @torch.no_grad()
-def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState, prefix: str):
-    """(header, sections) of one trained GOP; `state` is the run's final (quantised) decode state."""
+def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState, prefix: str,
+               symbols: dict | None = None):
+    """(header, sections) of one trained GOP; `state` is the run's final (quantised) decode state.
+
+    `symbols`, when given, receives the integer symbols as coded: `anchors` (N, C + 6 + 3K + 3) in coding order
+    with their positions `xyz`, and `stream` (D, T, P) with its grid `stream_grid` (for other coders)."""
     cfg = model.cfg
     masks = {k: v.detach().cpu() for k, v in model.masks(state).items()}
     kept = torch.nonzero(masks["p"] > 0.5).squeeze(1)
@@ -166,6 +170,10 @@ def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState
     }
     writer = SymbolWriter()
     _walk_anchors(em, len(ids), state.feat_step, state.geo_step, _Encoding(writer), raw)
+    if symbols is not None:
+        by_name = {name: [g[1].reshape(len(ids), -1) for g in writer.groups if g[0] == name] for name in ("feat", "geo", "mask")}
+        symbols["anchors"] = np.concatenate([*by_name["feat"], *by_name["geo"], *by_name["mask"]], 1)
+        symbols["xyz"] = xyz[order]
     ranges = writer.ranges() | {"mask": [0, MASK_LEVELS]}
     anchors_payload, _ = writer.finish(ranges)
 
@@ -180,6 +188,8 @@ def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState
         stream_steps = torch.round(model.stream.detach().cpu()[ids[dynamic]].double() / state.feat_step)  # (D, T, P)
         cells = stream_grid(xyz[order][dynamic.numpy()], stream_steps.numpy())
         header["grid_side"] = cells.shape[0]
+        if symbols is not None:
+            symbols["stream"], symbols["stream_grid"] = stream_steps.numpy().astype(np.int64), cells
         sections[f"{prefix}/stream_grid"] = _pack_grid(cells, len(dynamic))
         ios, _ = _code_stream(em, cells, de_levels[dynamic] * MASK_STEP, model.num_frames,
                               lambda t: _Encoding(SymbolWriter()), stream_steps)
