@@ -21,7 +21,7 @@ from gifstream_engine.eval.evaluate import load_run
 from gifstream_engine.eval.metrics import psnr
 from gifstream_engine.render import render
 from gifstream_engine.train.config import load_config
-from gifstream_engine.train.trainer import Training, rig_of
+from gifstream_engine.train.trainer import Training
 
 STEPS = 150
 
