@@ -83,15 +83,15 @@ def cmd_demo(args) -> None:
     if not os.path.isfile(os.path.join(capture_dir, "poses_bounds.npy")):
         start = time.time()
         render_synthetic_capture(capture_dir, _synth_config(args), python=args.blender_python)
-        print(f"[1/5] rendered the synthetic capture in {time.time() - start:.1f} s -> {capture_dir}")
+        print(f"[1/6] rendered the synthetic capture in {time.time() - start:.1f} s -> {capture_dir}")
     else:
-        print(f"[1/5] reusing the synthetic capture in {capture_dir}")
+        print(f"[1/6] reusing the synthetic capture in {capture_dir}")
     capture = load_capture(capture_dir)
-    print("[2/5] loaded the capture\n" + rig_table(capture.info()))
+    print("[2/6] loaded the capture\n" + rig_table(capture.info()))
     start = time.time()
     cloud = initial_point_cloud(capture)
     write_point_ply(os.path.join(args.out, "init_points.ply"), cloud.points, cloud.colors)
-    print(f"[3/5] initial point cloud: {len(cloud.points)} points from {cloud.source} in {time.time() - start:.1f} s {cloud.stats}")
+    print(f"[3/6] initial point cloud: {len(cloud.points)} points from {cloud.source} in {time.time() - start:.1f} s {cloud.stats}")
     test = capture.split_indices("test")[0]
     camera = capture.cameras[test]
     gaussians = gaussians_from_points(cloud.points, cloud.colors)
@@ -104,7 +104,7 @@ def cmd_demo(args) -> None:
     side_by_side = np.concatenate([truth, image], axis=1)
     path = os.path.join(args.out, f"init_points_{camera.name}.png")
     write_png(path, side_by_side)
-    print(f"[4/5] rendered {len(gaussians)} Gaussians from test camera {camera.name} with the "
+    print(f"[4/6] rendered {len(gaussians)} Gaussians from test camera {camera.name} with the "
           f"{out.meta.backend} backend in {seconds * 1000:.0f} ms: footage | points -> {path}")
     with open(os.path.join(args.out, "rig.json"), "w") as f:
         json.dump(capture.info(), f, indent=1)
@@ -115,8 +115,21 @@ def cmd_demo(args) -> None:
 
     run_dir = os.path.join(args.out, "run")
     cfg = load_config(["preview"], [f"train.steps={args.steps}"] if args.steps else [])
-    print(f"[5/5] training the preview preset ({cfg.train.steps} steps) -> {run_dir}")
-    train_and_evaluate(capture, cfg, run_dir, EventWriter(enabled=False), print, resume=True)
+    print(f"[5/6] training the preview preset ({cfg.train.steps} steps) -> {run_dir}")
+    if train_and_evaluate(capture, cfg, run_dir, EventWriter(enabled=False), print, resume=True) is None:
+        return
+    from .codec.bitstream import DecodedStream, encode_run
+    from .eval.evaluate import evaluate, load_run
+
+    run = load_run(run_dir)
+    stream_path = os.path.join(args.out, "run.gifs")
+    encoded = encode_run(run, stream_path, run.rig)
+    stream = DecodedStream(stream_path)
+    result = evaluate(stream, capture)
+    mbps = encoded["bytes"] * 8 / (stream.num_frames / stream.fps) / 1e6
+    print(f"[6/6] encoded {encoded['bytes'] / 1024:.1f} KB ({mbps:.3f} Mbps) -> {stream_path}; decoded from the "
+          f"bitstream: test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, "
+          f"{stream.decode_fps():.0f} frames/s decode")
 
 
 def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool) -> dict | None:
