@@ -14,6 +14,7 @@ from gifstream_engine.capture import load_capture
 from gifstream_engine.codec import octree
 from gifstream_engine.codec.bitstream import DecodedStream, encode_run
 from gifstream_engine.codec.container import Container, write_container
+from gifstream_engine.codec.entropy_models import gaussian_bits
 from gifstream_engine.codec.rans import SymbolReader, SymbolWriter
 from gifstream_engine.codec.rate import estimated_bits
 from gifstream_engine.errors import BitstreamError
@@ -73,6 +74,22 @@ def test_rans_round_trip_with_ranges_and_leftovers():
     reader.read("a", mu[:100], sigma[:100])
     with pytest.raises(BitstreamError, match="left over"):
         reader.finish()
+
+
+@pytest.mark.parametrize("lo, hi, spread", [(-40, 40, 3.0), (0, 16, 6.0), (-3, 3, 0.5)])
+def test_training_bits_are_what_rans_charges(lo, hi, spread):
+    """Per-symbol costs incl. far outliers (the coder's 2^-24 floor) and symbols on folded range edges."""
+    rng = np.random.default_rng(lo + hi)
+    mu = rng.uniform(lo, hi, 20000)
+    sigma = np.exp(rng.uniform(np.log(0.11), np.log(20), 20000))
+    s = np.clip(np.round(mu + rng.standard_normal(20000) * sigma * spread), lo, hi).astype(np.int64)
+    writer = SymbolWriter()
+    writer.add("x", s, mu, sigma)
+    written = 8 * len(writer.finish({"x": [lo, hi]})[0])
+    for dtype in (torch.float32, torch.float64):
+        est = gaussian_bits(*(torch.as_tensor(a, dtype=dtype) for a in (s, mu, sigma)), lo, hi)
+        assert torch.isfinite(est).all() and float(est.max()) <= 24.01
+        assert abs(float(est.sum()) - written) <= 0.005 * written + 32
 
 
 def _render(g, camera):

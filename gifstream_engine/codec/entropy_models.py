@@ -16,6 +16,8 @@ decoder derive identical models whatever the thread count.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -27,7 +29,8 @@ STEP_OCTAVES = 0.5  # adaptive steps lie within base * 2^(+-STEP_OCTAVES)
 STEP_GRID = 64  # adaptive steps are snapped to 1/64 octave
 MU_GRID = 4096  # coded means are snapped to 1/4096 step
 SIGMA_GRID = 64  # coded sigmas are snapped to 1/64 octave
-PROB_FLOOR = 1e-9
+LOG_PROB_FLOOR = -24 * math.log(2)  # constriction's quantiser gives every symbol in range at least 2^-24
+_FAR = 1e4  # an infinite bin edge, in standard deviations
 MASK_LEVELS = round(1 / MASK_STEP)  # coded masks are integers 0..16
 STREAM_CONTEXT = 3  # previous frames seen by the stream model
 CODED_MASKS = ("de", "dy", "knn")  # M_p is not coded: only kept anchors (M_p = 1) are written
@@ -51,12 +54,30 @@ def quantise(y: torch.Tensor, mode: str) -> torch.Tensor:
     return y
 
 
-def gaussian_bits(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """-log2 P(y) under the discretised Gaussian (all in steps); the tail form keeps far symbols accurate."""
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, accurate at both ends."""
+    return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def gaussian_bits(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
+                  lo: float | None = None, hi: float | None = None) -> torch.Tensor:
+    """-log2 P(y) of the discretised Gaussian (all in steps) as the rANS coder charges it.
+
+    P is the mass of the bin [y - 1/2, y + 1/2]; with a known symbol range the bins at lo and hi reach to
+    infinity (as constriction's quantiser folds the tails). It is evaluated in log space, so far symbols keep
+    exact costs and gradients, and floored softly at the coder's smallest probability 2^-24."""
     sigma = sigma.clamp(min=SIGMA_MIN)
-    d = (y - mu).abs()
-    p = torch.special.ndtr((0.5 - d) / sigma) - torch.special.ndtr((-0.5 - d) / sigma)
-    return -torch.log2(p.clamp(min=PROB_FLOOR))
+    z, half = (y - mu) / sigma, 0.5 / sigma
+    lower, upper = z - half, z + half
+    if lo is not None:
+        lower = torch.where(y.detach() < lo + 0.5, torch.full_like(lower, -_FAR), lower)
+    if hi is not None:
+        upper = torch.where(y.detach() > hi - 0.5, torch.full_like(upper, _FAR), upper)
+    flip = lower + upper > 0  # reflect bins above the mean: both cdf values are then small and exact
+    lower, upper = torch.where(flip, -upper, lower), torch.where(flip, -lower, upper)
+    log_upper = torch.special.log_ndtr(upper)
+    log_p = log_upper + _log1mexp(torch.special.log_ndtr(lower) - log_upper)
+    return -torch.logaddexp(log_p, torch.full_like(log_p, LOG_PROB_FLOOR)) / math.log(2)
 
 
 def snap_for_coding(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +142,7 @@ class GeometryEntropyModel(nn.Module):
         (mu, sigma, q), (mask_mu, mask_sigma) = self.params(feat_hat, base_step)
         x = torch.cat([log_scale, offsets.reshape(len(offsets), -1)], -1)
         y = quantise(x / q, mode)
-        bits = gaussian_bits(y, mu / q, sigma / q).sum(-1) + gaussian_bits(mask_levels, mask_mu, mask_sigma).sum(-1)
+        bits = gaussian_bits(y, mu / q, sigma / q).sum(-1) + gaussian_bits(mask_levels, mask_mu, mask_sigma, 0, MASK_LEVELS).sum(-1)
         x_hat = y * q
         return x_hat[:, :6], x_hat[:, 6:].reshape(offsets.shape), bits
 
