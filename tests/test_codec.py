@@ -109,7 +109,7 @@ def test_encode_decode_render_matches_the_quantised_model(encoded):
         target = torch.from_numpy(capture.frame(test, t))
         from_run, from_stream = _render(run.gaussians(t, camera), camera), _render(stream.gaussians(t, camera), camera)
         assert abs(psnr(from_run, target) - psnr(from_stream, target)) <= 0.05
-        assert psnr(from_run, from_stream) > 35
+        assert psnr(from_run, from_stream) > 50  # only the float16 decoder weights differ
 
 
 def test_training_rate_matches_bytes_written(encoded):

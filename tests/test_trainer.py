@@ -61,6 +61,29 @@ def _trainer(capture, overrides, model=None):
     return GopTrainer(cfg, load_gop_frames(capture), model, torch.device("cpu")), cfg
 
 
+def test_knn_uses_kept_anchors_in_an_order_free_way():
+    """The decoder holds only the kept anchors, in its own order: it must find the trainer's neighbours."""
+    from gifstream_engine.model.gifstream import GIFStreamModel, ModelConfig
+
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 12, (400, 3)), axis=0)  # a voxel grid: many equal distances
+    xyz = ((keys + 0.5) * 0.04).astype(np.float32)
+    cfg = ModelConfig()
+    trained = GIFStreamModel(xyz, None, 2, cfg)
+    pruned = rng.random(len(xyz)) < 0.3
+    with torch.no_grad():
+        trained.mask_logits[torch.as_tensor(pruned), 3] = -3.0
+    trained.update_knn()
+    assert not pruned[trained.knn_index.numpy()].any()
+    kept = np.nonzero(~pruned)[0]
+    order = rng.permutation(kept)
+    decoded = GIFStreamModel(xyz[order], None, 2, cfg)
+    by_trainer = [tuple(map(tuple, xyz[row])) for row in trained.knn_index.numpy()[order]]
+    by_decoder = [tuple(map(tuple, xyz[order][row])) for row in decoded.knn_index.numpy()]
+    assert by_trainer == by_decoder
+    assert all(i not in row for i, row in enumerate(decoded.knn_index.numpy()))
+
+
 def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path):
     overrides = ["train.steps=40"]
     straight, cfg = _trainer(synth_loaded, overrides)

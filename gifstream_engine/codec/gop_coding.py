@@ -163,11 +163,7 @@ def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState
     geometry, order, origin, depth = octree.encode_keys(keys)
     ids = kept[torch.as_tensor(order)]
     em = _double(entropy)
-    raw = {
-        "feat": model.feat.detach().cpu()[ids].double(),
-        "geo": torch.cat([model.log_scale.detach().cpu()[ids], model.offsets.detach().cpu()[ids].reshape(len(ids), -1)], -1).double(),
-        "levels": torch.stack([torch.round(masks[name][ids].double() / MASK_STEP) for name in CODED_MASKS], -1),
-    }
+    raw = _raw_anchors(model, masks, ids)
     writer = SymbolWriter()
     _walk_anchors(em, len(ids), state.feat_step, state.geo_step, _Encoding(writer), raw)
     if symbols is not None:
@@ -199,6 +195,36 @@ def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState
             sections[f"{prefix}/stream/{t:04d}"] = io.writer.finish({"stream": header["ranges"]["stream"]})[0]
     return header, sections
 
+
+
+def _raw_anchors(model: GIFStreamModel, masks: dict[str, torch.Tensor], ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The encoder's float64 inputs of the anchor walk for anchors `ids` (masks on the CPU)."""
+    return {
+        "feat": model.feat.detach().cpu()[ids].double(),
+        "geo": torch.cat([model.log_scale.detach().cpu()[ids], model.offsets.detach().cpu()[ids].reshape(len(ids), -1)], -1).double(),
+        "levels": torch.stack([torch.round(masks[name][ids].double() / MASK_STEP) for name in CODED_MASKS], -1),
+    }
+
+
+@torch.no_grad()
+def coded_anchor_values(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState,
+                        values: AnchorValues) -> AnchorValues:
+    """`values` (the training path's quantised anchors) with every kept anchor replaced by what the bitstream
+    carries: the coder's float64 walk with float16-rounded entropy models. The float32 training arithmetic
+    can round a value on the other side of a half step or snap an adaptive step to the neighbouring 1/64
+    octave; the trained run is evaluated with the coded values so that it renders what its bitstream decodes."""
+    masks = {k: v.detach().cpu() for k, v in model.masks(state).items()}
+    kept = torch.nonzero(masks["p"] > 0.5).squeeze(1)
+    feat, geo, _ = _walk_anchors(_double(entropy), len(kept), state.feat_step, state.geo_step,
+                                 _Encoding(SymbolWriter()), _raw_anchors(model, masks, kept))
+    out = AnchorValues(values.feat.detach().clone(), values.log_scale.detach().clone(), values.offsets.detach().clone(),
+                       values.masks)
+    device = out.feat.device
+    kept = kept.to(device)
+    out.feat[kept] = feat.to(device, out.feat.dtype)
+    out.log_scale[kept] = geo[:, :6].to(device, out.log_scale.dtype)
+    out.offsets[kept] = geo[:, 6:].reshape(len(kept), *out.offsets.shape[1:]).to(device, out.offsets.dtype)
+    return out
 
 
 def decoder_arrays(model: GIFStreamModel, entropy: EntropyModels) -> dict[str, np.ndarray]:

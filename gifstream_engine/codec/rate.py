@@ -1,7 +1,8 @@
 """The rate as the trainer and the evaluator see it: entropy-model quantisation of all anchors, bits of a frame.
 
-`quantised_anchors` is the single definition of the time-invariant values a trained model decodes with
-(adaptive steps from the entropy models); the coder reproduces it in float64 (see gop_coding.py).
+`quantised_anchors` defines the time-invariant values a model decodes with during training (adaptive steps from
+the entropy models); the coder runs the same walk in float64 (gop_coding.py), and a finished run is evaluated
+with the coder's values (`coded_anchor_values`), which differ only where float32 rounding lands elsewhere.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import torch
 from ..capture import Capture, load_capture
 from ..capture.types import Camera
 from ..codec.entropy_models import EntropyModels
+from ..codec.gop_coding import coded_anchor_values
 from ..codec.rate import quantised_anchors
 from ..errors import ConfigError
 from ..fileio import write_json
@@ -116,6 +117,7 @@ def load_run(folder: str) -> TrainedRun:
             entropy.load_state_dict(saved_gop["entropy"])
             with torch.no_grad():
                 values, _ = quantised_anchors(model, entropy.eval(), state)
+            values = coded_anchor_values(model, entropy, state, values)
         gops.append(SequenceGop(saved_gop["frame_offset"], model, state, values, saved_gop["elapsed"]))
         entropies.append(entropy)
     if not gops:

@@ -133,12 +133,26 @@ class GIFStreamModel(nn.Module):
 
     @torch.no_grad()
     def update_knn(self) -> None:
+        """Each anchor's `cfg.knn` nearest kept anchors (M_p > 1/2), itself excluded.
+
+        The result depends only on the kept anchors' positions, never on their order (ties are broken in a
+        canonical order by position), so a decoder that holds just the kept anchors, in coding order, finds
+        exactly the neighbours the trainer used."""
         from scipy.spatial import cKDTree
 
         xyz = self.anchor_xyz.cpu().numpy()
-        k = min(self.cfg.knn + 1, len(xyz))
-        _, idx = cKDTree(xyz).query(xyz, k=k)
-        idx = np.asarray(idx).reshape(len(xyz), k)[:, 1:] if k > 1 else np.zeros((len(xyz), 1), np.int64)
+        n = len(xyz)
+        kept = np.nonzero((self.mask_logits[:, 3] > 0).cpu().numpy())[0]
+        if len(kept) == 0:
+            kept = np.arange(n)
+        canonical = kept[np.lexsort(xyz[kept].T[::-1])]  # by x, then y, then z
+        k = min(self.cfg.knn + 1, len(canonical))
+        _, found = cKDTree(xyz[canonical]).query(xyz, k=k)
+        idx = canonical[np.asarray(found).reshape(n, k)]
+        if k > 1:  # drop the anchor itself, or the farthest where it is not among the candidates
+            other = idx != np.arange(n)[:, None]
+            other[other.all(1), -1] = False
+            idx = idx[other].reshape(n, k - 1)
         if idx.shape[1] < self.cfg.knn:
             idx = np.concatenate([idx, np.repeat(idx[:, -1:], self.cfg.knn - idx.shape[1], 1)], 1)
         self.knn_index = torch.as_tensor(idx, dtype=torch.long, device=self.anchor_xyz.device)

@@ -365,6 +365,7 @@ class Training:
                          f"psnr {info['psnr']:.2f} anchors {info['anchors']} gaussians {info['gaussians']} eta {eta:.0f}s")
         if g == 0 and not os.path.isfile(os.path.join(folder, WARM)):
             trainer.save(os.path.join(folder, WARM))
+        trainer.model.update_knn()  # the neighbours among the final kept anchors, as the bitstream's decoder finds them
         state = trainer.state()
         atomic_save({k: state[k] for k in ("step", "elapsed", "config", "num_frames", "model", "entropy")}
                     | {"frame_offset": gop.frame_offset}, final)
