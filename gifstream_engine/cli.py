@@ -347,6 +347,7 @@ def cmd_decode(args) -> None:
 
 def cmd_info(args) -> None:
     from .codec.container import Container
+    from .codec.describe import describe
 
     container = Container(args.file)
     container.verify()
@@ -355,11 +356,7 @@ def cmd_info(args) -> None:
     if args.json:
         print(json.dumps({"header": container.header, "sections": sizes, "bytes": total}))
         return
-    print(json.dumps(container.header, indent=1))
-    print(f"{'section':<32}{'bytes':>12}{'share':>8}")
-    for name, size in sizes.items():
-        print(f"{name:<32}{size:>12}{100 * size / total:>7.1f}%")
-    print(f"{'total (with header and table)':<32}{total:>12}")
+    print(describe(container.header, container.version, sizes, total, args.sections))
 
 
 def _synth_args(p: argparse.ArgumentParser) -> None:
@@ -431,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info_cmd = sub.add_parser("info", help="header and per-section byte budget of a .gifs bitstream")
     info_cmd.add_argument("file")
-    info_cmd.add_argument("--json", action="store_true")
+    info_cmd.add_argument("--json", action="store_true", help="the whole header and every section's size as JSON")
+    info_cmd.add_argument("--sections", action="store_true", help="list every section instead of summing per-frame ones")
     info_cmd.set_defaults(func=cmd_info)
 
     demo = sub.add_parser("demo", help="end-to-end run on the embedded synthetic capture")

@@ -171,6 +171,11 @@ def test_cli_encode_info_decode_render_eval(encoded, synth_capture, tmp_path):
     assert enc["bytes"] == os.path.getsize(path) and enc["mbps"] > 0
     info = json.loads(subprocess.run(cli + ["info", path, "--json"], capture_output=True, text=True, check=True).stdout)
     assert "gop_000/anchors" in info["sections"] and info["header"]["num_frames"] == capture.num_frames
+    text = subprocess.run(cli + ["info", path], capture_output=True, text=True, check=True).stdout
+    stream_bytes = sum(v for k, v in info["sections"].items() if k.startswith("gop_000/stream/"))
+    assert any(line.split()[:2] == ["gop_000/stream", str(stream_bytes)] and line.split()[-1] == str(capture.num_frames)
+               for line in text.splitlines())  # per-frame sections summed: bytes, then their count
+    assert text.splitlines()[-1].split() == ["total", str(info["bytes"])]
     plys = str(tmp_path / "ply")
     out = subprocess.run(cli + ["decode", path, "--frames", "2:4", "--out", plys], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

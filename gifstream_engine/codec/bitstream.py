@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import numpy as np
 import torch
 
 from ..capture.types import Camera
@@ -25,6 +26,17 @@ FORMAT = "gifstream-4dgs"
 
 def gop_prefix(g: int) -> str:
     return f"gop_{g:03d}"
+
+
+def _float32(value):
+    """Floats of a JSON value cut to float32 precision (what the renderer uses), for a compact header."""
+    if isinstance(value, float):
+        return float(repr(np.float32(value)))
+    if isinstance(value, dict):
+        return {k: _float32(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float32(v) for v in value]
+    return value
 
 
 def encode_run(run: TrainedRun, path: str, rig: dict) -> dict:
@@ -45,8 +57,8 @@ def encode_run(run: TrainedRun, path: str, rig: dict) -> dict:
         "format": FORMAT,
         "fps": float(rig["fps"]),
         "num_frames": run.num_frames,
-        "scene_bounds": rig["scene_bounds"],
-        "cameras": rig["cameras"],
+        "scene_bounds": _float32(rig["scene_bounds"]),
+        "cameras": _float32(rig["cameras"]),
         "model": dataclasses.asdict(run.cfg.model),
         "train": {k: v for k, v in dataclasses.asdict(run.cfg.train).items() if k not in ("device",)},
         "gops": gop_headers,

@@ -31,7 +31,7 @@ def _crc(data: bytes) -> int:
 
 def write_container(path: str, header: dict, sections: dict[str, bytes]) -> int:
     """Write atomically (temporary name, fsync, rename); returns the file size."""
-    head = json.dumps(header, sort_keys=True).encode()
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     names = list(sections)
     table_size = 4 + sum(2 + len(n.encode()) + 20 for n in names) + 4
     offset = 4 + 4 + 4 + len(head) + 4 + table_size
@@ -76,6 +76,7 @@ class Container:
         if d[:4] != MAGIC:
             raise self._fail(f"not a .gifs bitstream (magic {d[:4]!r}, expected {MAGIC!r})")
         major, minor, head_len = struct.unpack_from("<HHI", d, 4)
+        self.version = (major, minor)
         if major != VERSION[0]:
             raise self._fail(f"format version {major}.{minor} is not supported (this decoder reads {VERSION[0]}.x)")
         if d[-_TRAILER_SIZE:-8] != TRAILER or struct.unpack("<Q", d[-8:])[0] != len(d):

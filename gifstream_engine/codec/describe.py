@@ -1,0 +1,59 @@
+"""A human-readable summary of a `.gifs` file for `gifstream info`: the header's essentials and the byte budget.
+
+Per-frame sections (`gop_000/stream/0007`) are summed per part; `--sections` lists each one instead.
+"""
+
+from __future__ import annotations
+
+
+def _part(name: str) -> str:
+    head, _, last = name.rpartition("/")
+    return head if head and last.isdigit() else name
+
+
+def budget_rows(sizes: dict[str, int], each_section: bool) -> list[tuple[str, int, int]]:
+    """(part, bytes, sections) in file order; per-frame sections summed unless `each_section`."""
+    rows: dict[str, list[int]] = {}
+    for name, size in sizes.items():
+        row = rows.setdefault(name if each_section else _part(name), [0, 0])
+        row[0] += size
+        row[1] += 1
+    return [(name, size, count) for name, (size, count) in rows.items()]
+
+
+def describe(header: dict, version: tuple[int, int] | None, sizes: dict[str, int], total: int,
+             each_section: bool = False) -> str:
+    lines = []
+    frames, fps = header.get("num_frames"), header.get("fps")
+    title = f"{header.get('format', 'container')}" + (f" v{version[0]}.{version[1]}" if version else "")
+    if frames and fps:
+        seconds = frames / fps
+        title += f": {frames} frames at {fps:g} fps ({seconds:.2f} s), {total} bytes = {total * 8 / seconds / 1e6:.3f} Mbps"
+    else:
+        title += f": {total} bytes"
+    lines.append(title)
+    model = header.get("model")
+    if isinstance(model, dict):
+        lines.append("model: " + ", ".join(f"{k} {v}" for k, v in model.items()))
+    bounds = header.get("scene_bounds")
+    if bounds:
+        lines.append("scene bounds: " + " .. ".join("(" + ", ".join(f"{x:.2f}" for x in corner) + ")" for corner in bounds))
+    cameras = header.get("cameras") or []
+    if cameras:
+        lines.append(f"cameras ({len(cameras)}): " + ", ".join(
+            f"{c.get('name')} {c.get('width')}x{c.get('height')}" + (f" [{c['split']}]" if c.get("split") else "")
+            for c in cameras))
+    for g, gop in enumerate(header.get("gops") or []):
+        start, count = gop.get("frame_offset", 0), gop.get("num_frames", 0)
+        side = gop.get("grid_side", 0)
+        lines.append(f"GOP {g}: frames {start}-{start + count - 1}, {gop.get('num_anchors')} anchors, "
+                     f"{gop.get('num_dynamic')} with a feature stream" + (f" on a {side}x{side} grid" if side else "")
+                     + f", steps: feature {gop.get('feat_step')}, geometry {gop.get('geo_step')}")
+    lines.append(f"{'part':<32}{'bytes':>10}{'share':>8}  sections")
+    listed = 0
+    for name, size, count in budget_rows(sizes, each_section):
+        listed += size
+        lines.append(f"{name:<32}{size:>10}{100 * size / max(total, 1):>7.1f}%  {count}")
+    lines.append(f"{'header, table, trailer':<32}{total - listed:>10}{100 * (total - listed) / max(total, 1):>7.1f}%")
+    lines.append(f"{'total':<32}{total:>10}")
+    return "\n".join(lines)
