@@ -196,7 +196,6 @@ def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState
     return header, sections
 
 
-
 def _raw_anchors(model: GIFStreamModel, masks: dict[str, torch.Tensor], ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """The encoder's float64 inputs of the anchor walk for anchors `ids` (masks on the CPU)."""
     return {
