@@ -22,6 +22,7 @@ import torch
 from gifstream_engine.capture import load_capture
 from gifstream_engine.codec.bitstream import DecodedStream, encode_run
 from gifstream_engine.codec.container import Container
+from gifstream_engine.codec.describe import bitrate_mbps
 from gifstream_engine.codec.gop_coding import encode_gop
 from gifstream_engine.codec.rate import estimated_bits
 from gifstream_engine.codec.video_planes import x265_sizes
@@ -67,7 +68,7 @@ def main() -> None:
         learned_anchor = sum(v for k, v in sizes.items() if k.endswith("/anchors"))
         learned_stream = sum(v for k, v in sizes.items() if "/stream/" in k)
         rows.append({
-            "rate": rate, "bytes": info["bytes"], "mbps": info["bytes"] * 8 / (stream.num_frames / stream.fps) / 1e6,
+            "rate": rate, "bytes": info["bytes"], "mbps": bitrate_mbps(info["bytes"], stream.num_frames, stream.fps),
             "psnr": ev["test_psnr"], "ssim": ev["test_ssim"], "psnr_model": trained["test_psnr"],
             "anchors": ev["num_anchors"], "dynamic": ev["dynamic_fraction"],
             "est_bytes": (est["anchors"] + est["stream"]) / 8, "written": learned_anchor + learned_stream,

@@ -119,6 +119,7 @@ def cmd_demo(args) -> None:
     if train_and_evaluate(capture, cfg, run_dir, EventWriter(enabled=False), print, resume=True) is None:
         return
     from .codec.bitstream import DecodedStream, encode_run
+    from .codec.describe import bitrate_mbps
     from .eval.evaluate import evaluate, load_run
 
     run = load_run(run_dir)
@@ -126,7 +127,7 @@ def cmd_demo(args) -> None:
     encoded = encode_run(run, stream_path, run.rig)
     stream = DecodedStream(stream_path)
     result = evaluate(stream, capture)
-    mbps = encoded["bytes"] * 8 / (stream.num_frames / stream.fps) / 1e6
+    mbps = bitrate_mbps(encoded["bytes"], stream.num_frames, stream.fps)
     print(f"[6/6] encoded {encoded['bytes'] / 1024:.1f} KB ({mbps:.3f} Mbps) -> {stream_path}; decoded from the "
           f"bitstream: test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, "
           f"{stream.decode_fps():.0f} frames/s decode")
@@ -185,15 +186,19 @@ def is_bitstream(path: str) -> bool:
     return os.path.isfile(path)
 
 
-def open_sequence(path: str, frames: tuple[int, int] | None = None):
-    """A trained run folder or a .gifs bitstream, as a GaussianSequence."""
+def open_sequence(path: str, frames_text: str | None):
+    """(sequence, start, stop): a trained run folder or a .gifs bitstream, and the frames asked for (default:
+    all). A bitstream decodes only up to `stop`; its frame count comes from the header, before any decoding."""
     if is_bitstream(path):
         from .codec.bitstream import DecodedStream
+        from .codec.container import Container
 
-        return DecodedStream(path, frames)
+        start, stop = resolve_frames(frames_text, int(Container(path).header.get("num_frames", 0)), path)
+        return DecodedStream(path, (start, stop)), start, stop
     from .eval.evaluate import load_run
 
-    return load_run(path)
+    run = load_run(path)
+    return (run, *resolve_frames(frames_text, run.num_frames, path))
 
 
 def resolve_frames(text: str | None, num_frames: int, what: str) -> tuple[int, int]:
@@ -212,6 +217,7 @@ def cmd_eval(args) -> None:
 
     if is_bitstream(args.source):
         from .codec.bitstream import DecodedStream
+        from .codec.describe import bitrate_mbps
 
         if not args.capture:
             raise GIFStreamError("evaluating a bitstream needs --capture CAPTURE (the footage to compare with)")
@@ -219,7 +225,7 @@ def cmd_eval(args) -> None:
         capture = load_capture(args.capture, downscale=stream.train_downscale)
         result = evaluate(stream, capture)
         size = os.path.getsize(args.source)
-        result |= {"bytes": size, "mbps": size * 8 / (stream.num_frames / stream.fps) / 1e6,
+        result |= {"bytes": size, "mbps": bitrate_mbps(size, stream.num_frames, stream.fps),
                    "decode_fps": stream.decode_fps()}
     else:
         run = load_run(args.source)
@@ -236,7 +242,7 @@ def camera_from_json(path: str):
     try:
         with open(path) as f:
             spec = json.load(f)
-        return Camera(spec.get("name", "pose"), int(spec["width"]), int(spec["height"]), spec["K"], spec["w2c"])
+        return Camera.from_json(spec, default_name="pose")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise GIFStreamError(f"{path}: expected JSON with width, height, K (3x3) and w2c (4x4): {exc}") from exc
 
@@ -249,9 +255,7 @@ def _rig_cameras(source, path: str):
     if is_bitstream(path):
         return source.cameras, source.fps
     if source.rig is not None:
-        cams = [Camera(c["name"], c["width"], c["height"], c["K"], c["w2c"], c.get("distortion"), c.get("split", "train"))
-                for c in source.rig["cameras"]]
-        return cams, source.rig["fps"]
+        return [Camera.from_json(c) for c in source.rig["cameras"]], source.rig["fps"]
     capture = load_capture(source.capture_root, downscale=source.cfg.train.downscale)
     return capture.cameras, capture.fps
 
@@ -263,15 +267,7 @@ def cmd_render(args) -> None:
     from .imageio import to_uint8, write_png
     from .render import render
 
-    probe = open_sequence(args.source) if not is_bitstream(args.source) else None
-    if probe is None:
-        from .codec.container import Container
-
-        num_frames = int(Container(args.source).header.get("num_frames", 0))
-    else:
-        num_frames = probe.num_frames
-    start, stop = resolve_frames(args.frames, num_frames, args.source)
-    source = probe or open_sequence(args.source, (start, stop))
+    source, start, stop = open_sequence(args.source, args.frames)
     rig, fps = _rig_cameras(source, args.source)
     if args.pose:
         cameras = [camera_from_json(args.pose)]
@@ -298,14 +294,14 @@ def cmd_render(args) -> None:
 def cmd_encode(args) -> None:
     from .capture import load_capture
     from .codec.bitstream import encode_run
+    from .codec.describe import bitrate_mbps
     from .eval.evaluate import load_run
     from .train.trainer import rig_of
 
     run = load_run(args.run)
     rig = run.rig or rig_of(load_capture(run.capture_root, downscale=run.cfg.train.downscale))
     result = encode_run(run, args.output, rig)
-    seconds = run.num_frames / rig["fps"]
-    result |= {"output": args.output, "frames": run.num_frames, "mbps": result["bytes"] * 8 / seconds / 1e6}
+    result |= {"output": args.output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig["fps"])}
     if args.json:
         print(json.dumps(result))
         return
@@ -314,15 +310,13 @@ def cmd_encode(args) -> None:
 
 
 def cmd_decode(args) -> None:
-    from .codec.bitstream import DecodedStream
-    from .codec.container import Container
     from .fileio import atomic_path
     from .plyio import write_gaussian_ply
 
-    num_frames = int(Container(args.stream).header.get("num_frames", 0))
-    start, stop = resolve_frames(args.frames, num_frames, args.stream)
+    if not is_bitstream(args.stream):
+        raise GIFStreamError(f"{args.stream}: not a .gifs file")
     begin = time.perf_counter()
-    stream = DecodedStream(args.stream, (start, stop))
+    stream, start, stop = open_sequence(args.stream, args.frames)
     os.makedirs(args.out, exist_ok=True)
     decode_seconds = write_seconds = 0.0
     for t in range(start, stop):

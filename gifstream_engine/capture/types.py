@@ -76,6 +76,12 @@ class Camera:
         uv = cam @ self.K.T
         return uv[:, :2] / depth[:, None], depth
 
+    @staticmethod
+    def from_json(spec: dict, default_name: str = "camera") -> "Camera":
+        """The inverse of `to_json`; name, distortion and split are optional."""
+        return Camera(spec.get("name", default_name), int(spec["width"]), int(spec["height"]), spec["K"], spec["w2c"],
+                      spec.get("distortion"), spec.get("split", "train"))
+
     def to_json(self) -> dict:
         return {
             "name": self.name,

@@ -81,8 +81,7 @@ class DecodedStream:
             self.num_frames = int(h["num_frames"])
             self.model_cfg = ModelConfig(**h["model"])
             self.train_downscale = float(h["train"]["downscale"])
-            self.cameras = [Camera(c["name"], int(c["width"]), int(c["height"]), c["K"], c["w2c"], c.get("distortion"),
-                                   c.get("split", "train")) for c in h["cameras"]]
+            self.cameras = [Camera.from_json(c) for c in h["cameras"]]
             gop_headers = list(h["gops"])
             spans = [(int(gh["frame_offset"]), int(gh["num_frames"])) for gh in gop_headers]
         except (KeyError, TypeError, ValueError) as exc:

@@ -6,6 +6,11 @@ Per-frame sections (`gop_000/stream/0007`) are summed per part; `--sections` lis
 from __future__ import annotations
 
 
+def bitrate_mbps(num_bytes: int, num_frames: int, fps: float) -> float:
+    """Megabits per second of `num_bytes` spread over `num_frames` played at `fps`."""
+    return num_bytes * 8 / (num_frames / fps) / 1e6
+
+
 def _part(name: str) -> str:
     head, _, last = name.rpartition("/")
     return head if head and last.isdigit() else name
@@ -27,8 +32,8 @@ def describe(header: dict, version: tuple[int, int] | None, sizes: dict[str, int
     frames, fps = header.get("num_frames"), header.get("fps")
     title = f"{header.get('format', 'container')}" + (f" v{version[0]}.{version[1]}" if version else "")
     if frames and fps:
-        seconds = frames / fps
-        title += f": {frames} frames at {fps:g} fps ({seconds:.2f} s), {total} bytes = {total * 8 / seconds / 1e6:.3f} Mbps"
+        title += (f": {frames} frames at {fps:g} fps ({frames / fps:.2f} s), {total} bytes = "
+                  f"{bitrate_mbps(total, frames, fps):.3f} Mbps")
     else:
         title += f": {total} bytes"
     lines.append(title)
