@@ -19,3 +19,11 @@ class RenderError(GIFStreamError):
 
 class BitstreamError(GIFStreamError):
     """A .gifs bitstream is truncated, corrupted, of another format or version, or asked for what it lacks."""
+
+
+class OutputError(GIFStreamError):
+    """An output path cannot be written: a file where a folder is needed or the reverse, no permission, disk full."""
+
+
+class RunError(GIFStreamError):
+    """A run folder is busy (another writer holds its lock), holds a run that must not be replaced, or is damaged."""

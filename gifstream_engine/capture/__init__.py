@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .. import validate
 from ..errors import CaptureError
 from .colmap import is_colmap, read_colmap
 from .llff import is_llff, read_llff
@@ -32,8 +33,7 @@ def detect_format(root: str) -> str:
 
 def load_capture(root: str, downscale: float = 1.0, frames: tuple[int, int] | None = None) -> Capture:
     """Read a capture in any supported layout; `frames=(start, stop)` selects a frame range."""
-    if downscale < 1:
-        raise CaptureError(f"downscale factor must be >= 1, got {downscale}")
+    downscale = validate.number(downscale, "downscale factor", CaptureError, minimum=1.0)
     fmt = detect_format(root)
     reader = next(r for name, _, r in READERS if name == fmt)
     capture = reader(root, downscale=downscale)
@@ -44,14 +44,21 @@ def load_capture(root: str, downscale: float = 1.0, frames: tuple[int, int] | No
 
 
 def parse_frame_range(text: str | None) -> tuple[int, int | None] | None:
-    """'a:b' -> (a, b); 'a:' -> (a, None); None -> None."""
-    if not text:
+    """'a:b' -> (a, b); 'a:' -> (a, None); ':b' -> (0, b); None -> None. A lone number is refused: '2' could mean
+    frame 2 alone or frames 2 to the end."""
+    if text is None:
         return None
+    start, colon, stop = text.partition(":")
     try:
-        start, _, stop = text.partition(":")
-        return int(start or 0), (int(stop) if stop else None)
+        if not colon:
+            raise ValueError("no colon")
+        rng = int(start) if start.strip() else 0, (int(stop) if stop.strip() else None)
     except ValueError as exc:
-        raise CaptureError(f"frame range {text!r} is not of the form START:STOP") from exc
+        raise CaptureError(f"frame range {text!r} is not of the form START:STOP (e.g. 2:3 for frame 2 alone, "
+                           f"2: for frame 2 to the end)") from exc
+    if rng[0] < 0 or (rng[1] is not None and rng[1] <= rng[0]):
+        raise CaptureError(f"frame range {text!r}: expected 0 <= START < STOP")
+    return rng
 
 
 __all__ = ["Camera", "Capture", "CaptureError", "detect_format", "load_capture", "parse_frame_range"]

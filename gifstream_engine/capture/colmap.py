@@ -12,9 +12,10 @@ import os
 
 import numpy as np
 
+from .. import validate
 from ..errors import CaptureError
 from .types import Camera, Capture, bounds_from_points
-from .video import ImageSequenceSource, VideoSource, check_equal_lengths
+from .video import ImageSequenceSource, VideoSource, check_equal_fps, check_equal_lengths
 
 _SPARSE_DIRS = ("sparse/0", "sparse")
 _MODEL_FILES = ("cameras.bin", "cameras.txt")
@@ -85,7 +86,13 @@ def read_colmap(root: str, downscale: float = 1.0, fps: float = 30.0, test_camer
                 f"{sparse}: camera model {model} of image {image.name} is not supported; "
                 f"expected one of {sorted(COLMAP_INTRINSICS)}"
             )
-        fx, fy, cx, cy, dist = COLMAP_INTRINSICS[model](np.asarray(colmap_cam.params, float))
+        what = f"{sparse}: camera {image.camera_id} of image {image.name}"
+        if colmap_cam.width < 1 or colmap_cam.height < 1:
+            raise CaptureError(f"{what}: image size must be positive, got {colmap_cam.width}x{colmap_cam.height}")
+        try:
+            fx, fy, cx, cy, dist = COLMAP_INTRINSICS[model](validate.array(colmap_cam.params, f"{what}: params", CaptureError))
+        except IndexError as exc:
+            raise CaptureError(f"{what}: {model} expects more parameters than the {len(colmap_cam.params)} given") from exc
         w2c = np.eye(4)
         w2c[:3, :4] = image.cam_from_world().matrix()
         source = find_footage(root, name)
@@ -96,6 +103,7 @@ def read_colmap(root: str, downscale: float = 1.0, fps: float = 30.0, test_camer
         cameras.append(cam.scaled(downscale) if downscale != 1 else cam)
         sources.append(source)
     num_frames = check_equal_lengths(sources, names, root)
+    fps = check_equal_fps(sources, names, root) or fps
     points = colors = None
     if rec.points3D:
         pts = list(rec.points3D.values())

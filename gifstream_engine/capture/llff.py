@@ -12,9 +12,10 @@ import os
 
 import numpy as np
 
+from .. import validate
 from ..errors import CaptureError
 from .types import Camera, Capture, bounds_from_frusta
-from .video import VideoSource, check_equal_lengths
+from .video import VideoSource, check_equal_fps, check_equal_lengths
 
 # LLFF columns (down, right, back) <-> OpenCV columns (right, down, forward)
 _LLFF_TO_CV = np.array([[0, 1, 0], [1, 0, 0], [0, 0, -1]], dtype=np.float64)
@@ -50,24 +51,26 @@ def read_llff(root: str, downscale: float = 1.0, test_cameras: tuple[str, ...] =
     if not videos:
         raise CaptureError(f"{root}: no camXX.mp4 videos found beside poses_bounds.npy")
     try:
-        poses = np.load(poses_path)
-    except (OSError, ValueError) as exc:
-        raise CaptureError(f"unreadable poses {poses_path}: {exc}") from exc
-    if poses.ndim != 2 or poses.shape[1] != 17:
-        raise CaptureError(f"{poses_path}: expected an (N, 17) array of LLFF poses and bounds, got shape {poses.shape}")
+        poses = np.load(poses_path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CaptureError(f"unreadable poses {poses_path}: {exc or type(exc).__name__}; expected a .npy array (N, 17)") from exc
+    if not isinstance(poses, np.ndarray):
+        raise CaptureError(f"{poses_path}: expected a .npy array of LLFF poses and bounds (N, 17), got an archive")
+    poses = validate.array(poses, f"{poses_path}: poses", CaptureError, (None, 17))
     if len(poses) != len(videos):
         raise CaptureError(
             f"{poses_path}: holds {len(poses)} camera poses but {root} has {len(videos)} camXX.mp4 videos"
         )
-    if not np.all(np.isfinite(poses)):
-        raise CaptureError(f"{poses_path}: poses contain NaN or inf")
 
     names = [os.path.splitext(os.path.basename(v))[0] for v in videos]
     sources = [VideoSource(v) for v in videos]
     num_frames = check_equal_lengths(sources, names, root)
+    fps = fps or check_equal_fps(sources, names, root)
     cameras = []
     for name, row, source in zip(names, poses, sources):
+        check_row(row, f"{poses_path}: row of {name}")
         w2c, (h, w, focal) = llff_to_w2c(row)
+        check_aspect(source, w, h, f"{poses_path}: row of {name}")
         # poses_bounds stores H, W, focal at capture resolution; the video may be downsampled already
         scale = source.width / w
         K = np.array([[focal * scale, 0, source.width / 2], [0, focal * scale, source.height / 2], [0, 0, 1]])
@@ -75,4 +78,27 @@ def read_llff(root: str, downscale: float = 1.0, test_cameras: tuple[str, ...] =
         cameras.append(cam.scaled(downscale) if downscale != 1 else cam)
     near, far = float(poses[:, 15].min()), float(poses[:, 16].max())
     bounds = bounds_from_frusta(cameras, near, far)
-    return Capture("n3dv", root, cameras, fps or sources[0].fps or 30.0, num_frames, sources, bounds)
+    return Capture("n3dv", root, cameras, fps or 30.0, num_frames, sources, bounds)
+
+
+def check_row(row: np.ndarray, what: str) -> None:
+    """One poses_bounds row: positive image size and focal, an orthonormal rotation, 0 < near < far."""
+    mat = row[:15].reshape(3, 5)
+    h, w, focal = mat[:, 4]
+    validate.number(h, f"{what}: image height (column 4)", CaptureError, minimum=1)
+    validate.number(w, f"{what}: image width (column 9)", CaptureError, minimum=1)
+    validate.number(focal, f"{what}: focal length (column 14)", CaptureError, above=0.0)
+    rot = mat[:, :3]
+    if np.abs(rot @ rot.T - np.eye(3)).max() > 1e-3:
+        raise CaptureError(f"{what}: the rotation columns 0-2 are not orthonormal")
+    near, far = row[15], row[16]
+    if not 0 < near < far:
+        raise CaptureError(f"{what}: expected bounds 0 < near < far, got near={near:g}, far={far:g}")
+
+
+def check_aspect(source, width: int, height: int, what: str, tolerance: float = 0.01) -> None:
+    """The footage may be downsampled from the calibrated size, never stretched."""
+    calibrated, footage = width / height, source.width / source.height
+    if abs(footage / calibrated - 1) > tolerance:
+        raise CaptureError(f"{what}: calibrated for {width}x{height} (aspect {calibrated:.3f}) but the video "
+                           f"{source.path} is {source.width}x{source.height} (aspect {footage:.3f})")

@@ -15,8 +15,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import validate
 from ..errors import CaptureError
-from .types import Camera, Capture, bounds_from_frusta, read_json_object
+from .types import Camera, Capture, bounds_from_frusta, invert_pose, read_json_object
 from .video import IMAGE_EXTENSIONS, ImageSequenceSource, check_equal_lengths
 
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -31,6 +32,19 @@ def _load(path: str) -> dict:
     meta = read_json_object(path, "transforms file")
     if not isinstance(meta.get("frames"), list) or not meta["frames"]:
         raise CaptureError(f"{path}: expected a non-empty 'frames' list")
+    for i, frame in enumerate(meta["frames"]):
+        what = f"{path}: frame {i}"
+        validate.mapping(frame, what, CaptureError)
+        validate.text(validate.field(frame, "file_path", what, CaptureError), f"{what}: file_path", CaptureError)
+        validate.number(validate.field(frame, "time", what + " (expected a per-frame time in [0, 1])", CaptureError),
+                        f"{what}: time", CaptureError)
+        if "transform_matrix" in frame:
+            matrix = validate.array(frame["transform_matrix"], f"{what}: transform_matrix", CaptureError)
+            if matrix.shape not in ((4, 4), (3, 4)):
+                raise CaptureError(f"{what}: transform_matrix: expected a 4x4 or 3x4 array, got shape {matrix.shape}")
+    for key, rule in (("fps", {"above": 0.0}), ("near", {"above": 0.0}), ("far", {"above": 0.0})):
+        if meta.get(key) is not None:
+            validate.number(meta[key], f"{path}: {key}", CaptureError, **rule)
     return meta
 
 
@@ -50,17 +64,19 @@ def _intrinsics(meta: dict, frame: dict, image: str, path: str) -> tuple[np.ndar
     if width is None or height is None:
         source = ImageSequenceSource([image], path)
         width, height = source.width, source.height
-    width, height = int(width), int(height)
+    num = lambda key, **rule: validate.number(get(key), f"{path}: {key}", CaptureError, **rule)  # noqa: E731
+    width, height = (validate.number(v, f"{path}: {k}", CaptureError, integer=True, minimum=1)
+                     for k, v in (("w", width), ("h", height)))
     if get("fl_x") is not None:
-        fx = float(get("fl_x"))
-        fy = float(get("fl_y") if get("fl_y") is not None else fx)
+        fx = num("fl_x", above=0.0)
+        fy = num("fl_y", above=0.0) if get("fl_y") is not None else fx
     elif get("camera_angle_x") is not None:
-        fx = fy = 0.5 * width / np.tan(0.5 * float(get("camera_angle_x")))
+        fx = fy = 0.5 * width / np.tan(0.5 * num("camera_angle_x", above=0.0, maximum=3.1))
     else:
         raise CaptureError(f"{path}: no focal length; expected 'fl_x' or 'camera_angle_x'")
-    cx = float(get("cx") if get("cx") is not None else width / 2)
-    cy = float(get("cy") if get("cy") is not None else height / 2)
-    dist = [float(get(k) or 0.0) for k in ("k1", "k2", "p1", "p2")]
+    cx = num("cx") if get("cx") is not None else width / 2
+    cy = num("cy") if get("cy") is not None else height / 2
+    dist = [num(k) if get(k) is not None else 0.0 for k in ("k1", "k2", "p1", "p2")]
     K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
     return K, width, height, (np.array(dist) if any(dist) else None)
 
@@ -108,10 +124,12 @@ def read_nerfstudio(root: str, downscale: float = 1.0) -> Capture:
         first = frames[times[0]]
         image0 = _resolve_image(root, first["file_path"])
         K, width, height, dist = _intrinsics(metas[path], first, image0, path)
+        if "transform_matrix" not in first:
+            raise CaptureError(f"{path}: camera {name!r} has no 'transform_matrix'")
         c2w = np.asarray(first["transform_matrix"], float)
         if c2w.shape == (3, 4):
             c2w = np.vstack([c2w, [0, 0, 0, 1]])
-        w2c = np.linalg.inv(c2w @ GL_TO_CV)
+        w2c = invert_pose(c2w @ GL_TO_CV, f"{path}: camera {name!r} transform_matrix")
         cameras.append(Camera(name, width, height, K, w2c, dist, split))
         sources.append(ImageSequenceSource([_resolve_image(root, frames[t]["file_path"]) for t in times], f"{path} camera {name}"))
     if not any(c.split == "test" for c in cameras) and len(cameras) > 1:
@@ -121,5 +139,7 @@ def read_nerfstudio(root: str, downscale: float = 1.0) -> Capture:
     num_frames = check_equal_lengths(sources, [c.name for c in cameras], root)
     near = float(metas[files[0][1]].get("near", 0.1))
     far = float(metas[files[0][1]].get("far", 6.0))
+    if not near < far:
+        raise CaptureError(f"{files[0][1]}: expected near < far, got near={near:g}, far={far:g}")
     bounds = bounds_from_frusta(cameras, near, far)
     return Capture("nerfstudio", root, cameras, float(fps or 30.0), num_frames, sources, bounds)

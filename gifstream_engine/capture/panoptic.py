@@ -8,9 +8,11 @@ w2c (4x4, OpenCV), fn (image path under `ims/`) and cam_id. `init_pt_cld.npz` ho
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
+from .. import validate
 from ..errors import CaptureError
 from .types import Camera, Capture, bounds_from_frusta, bounds_from_points, read_json_object
 from .video import ImageSequenceSource, check_equal_lengths
@@ -28,12 +30,16 @@ def _load_meta(path: str) -> dict:
     missing = [k for k in _META_KEYS if k not in meta]
     if missing:
         raise CaptureError(f"{path}: missing keys {missing}; expected {list(_META_KEYS)}")
+    for key in ("fn", "k", "w2c", "cam_id"):  # per time step, a list over cameras
+        steps = validate.sequence(meta[key], f"{path}: '{key}' (one entry per time step)", CaptureError, min_length=1)
+        for t, entry in enumerate(steps):
+            validate.sequence(entry, f"{path}: '{key}' at time step {t} (one entry per camera)", CaptureError, min_length=1)
     steps = len(meta["fn"])
-    if steps == 0:
-        raise CaptureError(f"{path}: 'fn' lists no time steps")
     for key in ("k", "w2c", "cam_id"):
         if len(meta[key]) != steps:
             raise CaptureError(f"{path}: '{key}' has {len(meta[key])} time steps but 'fn' has {steps}")
+    for key in ("w", "h"):
+        validate.number(meta[key], f"{path}: '{key}'", CaptureError, integer=True, minimum=1)
     return meta
 
 
@@ -41,16 +47,19 @@ def _cameras_of(meta: dict, path: str, split: str, root: str, downscale: float):
     width, height = int(meta["w"]), int(meta["h"])
     cameras, sources = [], []
     for c, cam_id in enumerate(meta["cam_id"][0]):
-        name = f"cam{int(cam_id):02d}"
+        cam_id = validate.number(cam_id, f"{path}: 'cam_id' entry {c} at time step 0", CaptureError, integer=True, minimum=0)
+        name = f"cam{cam_id:02d}"
         try:
-            K, w2c = np.asarray(meta["k"][0][c], float), np.asarray(meta["w2c"][0][c], float)
+            K = validate.array(meta["k"][0][c], f"{path}: 'k' of camera {cam_id} at time step 0", CaptureError, (3, 3))
+            w2c = validate.array(meta["w2c"][0][c], f"{path}: 'w2c' of camera {cam_id} at time step 0", CaptureError, (4, 4))
         except IndexError as exc:
             raise CaptureError(f"{path}: camera {cam_id} has no k/w2c entry at time 0") from exc
         images = []
         for t, fns in enumerate(meta["fn"]):
             if c >= len(fns):
                 raise CaptureError(f"{path}: time step {t} lists {len(fns)} images, expected {len(meta['cam_id'][0])}")
-            images.append(os.path.join(root, "ims", fns[c]))
+            images.append(os.path.join(root, "ims", validate.text(fns[c], f"{path}: 'fn' entry {c} at time step {t}",
+                                                                  CaptureError)))
         cam = Camera(name, width, height, K, w2c, split=split)
         cameras.append(cam.scaled(downscale) if downscale != 1 else cam)
         sources.append(ImageSequenceSource(images, f"{root} camera {name}"))
@@ -71,10 +80,12 @@ def read_panoptic(root: str, downscale: float = 1.0) -> Capture:
     init_path = os.path.join(root, "init_pt_cld.npz")
     if os.path.isfile(init_path):
         try:
-            data = np.load(init_path)["data"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise CaptureError(f"{init_path}: expected an npz with a 'data' array (N, 7): {exc}") from exc
-        if data.ndim != 2 or data.shape[1] < 6:
+            with np.load(init_path, allow_pickle=False) as archive:
+                data = archive["data"]
+        except (OSError, KeyError, ValueError, EOFError, AttributeError, TypeError, zipfile.BadZipFile) as exc:
+            raise CaptureError(f"{init_path}: expected an npz with a 'data' array (N, 7): {exc or type(exc).__name__}") from exc
+        data = validate.array(data, f"{init_path}: 'data'", CaptureError, (None, None))
+        if data.shape[1] < 6:
             raise CaptureError(f"{init_path}: 'data' must be (N, >=6) xyz+rgb, got shape {data.shape}")
         points = data[:, :3].astype(np.float64)
         colors = np.clip(data[:, 3:6] * 255.0, 0, 255).astype(np.uint8)

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from ..errors import GIFStreamError
 from ..imageio import resize, write_png
 from .types import Capture
 
@@ -128,6 +129,8 @@ def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_p
         return PointCloud(capture.points, colors, "capture")
     try:
         cloud = triangulate_first_frame(capture)
+    except GIFStreamError:  # the capture itself is unreadable: the same error training would meet
+        raise
     except Exception as exc:  # pycolmap failures surface as RuntimeError with COLMAP's text
         warnings.warn(f"SfM triangulation failed ({exc}); using {random_count} random points in the scene bounds")
         return random_points(capture.scene_bounds, random_count, seed)

@@ -13,6 +13,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from .. import validate
 from ..errors import CaptureError
 
 SPLITS = ("train", "test")
@@ -39,6 +40,12 @@ class Camera:
             raise CaptureError(f"camera {self.name!r}: w2c must be 4x4, got shape {w2c.shape}")
         if not np.all(np.isfinite(K)) or not np.all(np.isfinite(w2c)):
             raise CaptureError(f"camera {self.name!r}: K or w2c holds NaN/inf")
+        if K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise CaptureError(f"camera {self.name!r}: focal lengths must be positive pixels, got fx={K[0, 0]:g}, fy={K[1, 1]:g}")
+        if not np.array_equal(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
+            raise CaptureError(f"camera {self.name!r}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
+        for axis in ("width", "height"):
+            validate.number(getattr(self, axis), f"camera {self.name!r}: {axis}", CaptureError, integer=True)
         rot = w2c[:3, :3]
         if abs(np.linalg.det(rot) - 1.0) > 1e-3 or np.abs(rot @ rot.T - np.eye(3)).max() > 1e-3:
             raise CaptureError(f"camera {self.name!r}: w2c rotation is not orthonormal (det={np.linalg.det(rot):.4f})")
@@ -79,8 +86,17 @@ class Camera:
     @staticmethod
     def from_json(spec: dict, default_name: str = "camera") -> "Camera":
         """The inverse of `to_json`; name, distortion and split are optional."""
-        return Camera(spec.get("name", default_name), int(spec["width"]), int(spec["height"]), spec["K"], spec["w2c"],
-                      spec.get("distortion"), spec.get("split", "train"))
+        spec = validate.mapping(spec, "camera", CaptureError)
+        name = validate.text(spec.get("name", default_name), "camera name", CaptureError)
+        size = [validate.number(validate.field(spec, k, f"camera {name!r}", CaptureError), f"camera {name!r}: {k}",
+                                CaptureError, integer=True, minimum=1) for k in ("width", "height")]
+        K = validate.array(validate.field(spec, "K", f"camera {name!r}", CaptureError), f"camera {name!r}: K", CaptureError, (3, 3))
+        w2c = validate.array(validate.field(spec, "w2c", f"camera {name!r}", CaptureError), f"camera {name!r}: w2c",
+                             CaptureError, (4, 4))
+        dist = spec.get("distortion")
+        if dist is not None:
+            dist = validate.array(dist, f"camera {name!r}: distortion", CaptureError, (None,))
+        return Camera(name, *size, K, w2c, dist, spec.get("split", "train"))
 
     def to_json(self) -> dict:
         return {
@@ -260,3 +276,11 @@ def bounds_from_frusta(cameras: Sequence[Camera], near: float, far: float) -> np
             corners.append(pts @ c2w[:3, :3].T + c2w[:3, 3])
     corners = np.concatenate(corners)
     return np.stack([corners.min(0), corners.max(0)])
+
+
+def invert_pose(c2w: np.ndarray, what: str) -> np.ndarray:
+    """The 4x4 inverse of a camera-to-world pose, after checking that its rotation is orthonormal."""
+    rot = c2w[:3, :3]
+    if np.abs(rot @ rot.T - np.eye(3)).max() > 1e-3 or abs(np.linalg.det(rot) - 1.0) > 1e-3:
+        raise CaptureError(f"{what}: the rotation is not orthonormal (det={np.linalg.det(rot):.4f})")
+    return np.linalg.inv(c2w)

@@ -40,11 +40,16 @@ class VideoSource:
                 self._count = stream.frames or None
         except (av.error.FFmpegError, IndexError) as exc:
             raise CaptureError(f"unreadable video {self.path}: {exc}") from exc
+        if not self.width or not self.height:
+            raise CaptureError(f"unreadable video {self.path}: no picture size ({self.width}x{self.height})")
 
     def num_frames(self) -> int:
         if self._count is None:  # container does not store a count: decode once to count
-            with av.open(self.path) as container:
-                self._count = sum(1 for _ in container.decode(video=0))
+            try:
+                with av.open(self.path) as container:
+                    self._count = sum(1 for _ in container.decode(video=0))
+            except av.error.FFmpegError as exc:
+                raise CaptureError(f"failed to decode {self.path}: {exc}") from exc
         return self._count
 
     def read(self, start: int, stop: int, width: int, height: int) -> np.ndarray:
@@ -79,9 +84,14 @@ class ImageSequenceSource:
         self.paths = list(paths)
         self.footage = os.path.abspath(self.paths[0])
         self.label = label
-        with av.open(self.paths[0]) as container:
-            ctx = container.streams.video[0].codec_context
-            self.width, self.height = ctx.width, ctx.height
+        try:
+            with av.open(self.paths[0]) as container:
+                ctx = container.streams.video[0].codec_context
+                self.width, self.height = ctx.width, ctx.height
+        except (av.error.FFmpegError, IndexError) as exc:
+            raise CaptureError(f"{label}: unreadable image {self.paths[0]}: {exc}") from exc
+        if not self.width or not self.height:
+            raise CaptureError(f"{label}: image {self.paths[0]} has no size ({self.width}x{self.height})")
 
     @classmethod
     def from_folder(cls, folder: str) -> "ImageSequenceSource":
@@ -135,3 +145,16 @@ def check_equal_lengths(sources: Sequence, names: Sequence[str], root: str) -> i
             f"but {', '.join(odd)}"
         )
     return counts[0]
+
+
+def check_equal_fps(sources: Sequence, names: Sequence[str], root: str, tolerance: float = 1e-3) -> float | None:
+    """The common frame rate of the cameras that store one (None if none does), or a CaptureError naming the odd one."""
+    rates = [(n, s.fps) for n, s in zip(names, sources) if getattr(s, "fps", None)]
+    if not rates:
+        return None
+    first_name, first = rates[0]
+    odd = [f"{n} ({r:g} fps)" for n, r in rates if abs(r / first - 1) > tolerance]
+    if odd:
+        raise CaptureError(f"{root}: cameras have different frame rates; expected {first:g} fps like {first_name}, "
+                           f"but {', '.join(odd)}")
+    return first

@@ -7,7 +7,8 @@ import os
 import tomllib
 from typing import Any
 
-from ..errors import ConfigError
+from .. import validate
+from ..errors import ConfigError, GIFStreamError
 from ..model.gifstream import ModelConfig
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "presets")
@@ -61,11 +62,9 @@ class TrainConfig:
     train_eval_stride: int = 5  # frames between train-PSNR samples in eval
     disable_stream: bool = False  # the paper's ablation: no feature stream (M_de = 0 throughout)
 
-    def validate(self) -> None:
-        if self.steps < 10:
-            raise ConfigError(f"train.steps must be at least 10, got {self.steps}")
-        if self.gop_length < 1:
-            raise ConfigError(f"train.gop_length must be positive, got {self.gop_length}")
+    def validate(self, origin: str = "train") -> None:
+        """Every value finite and of its type, then the ranges below (fields without a rule: finite only)."""
+        check_fields(self, origin, TRAIN_RULES)
         fr = (self.canonical_frac, self.joint_end_frac, self.round_frac)
         if not 0 <= fr[0] <= fr[1] <= fr[2] <= 1:
             raise ConfigError(
@@ -73,11 +72,44 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("feat_step", "geo_step", "lr_feat", "lr_mlp"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
-        if self.downscale < 1:
-            raise ConfigError(f"train.downscale must be >= 1, got {self.downscale}")
+
+
+# field -> bounds for `validate.number` (`integer` follows the field's type); other numeric fields: finite
+_FRACTION = {"minimum": 0.0, "maximum": 1.0}
+TRAIN_RULES: dict[str, dict] = {
+    "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
+    "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
+    "max_anchors": {"minimum": 1}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
+    **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
+    **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",
+                                           "lambda_entropy", "grad_threshold", "min_opacity")},
+    **{name: _FRACTION for name in ("canonical_frac", "joint_end_frac", "round_frac", "entropy_start_frac",
+                                    "densify_start_frac", "densify_end_frac", "prune_start_frac", "prune_end_frac",
+                                    "time_mix_alpha", "ssim_weight")},
+}
+# (minimum, maximum) of the model's dimensions; a bitstream header is held to the same bounds before allocating
+MODEL_RULES: dict[str, dict] = {
+    "feat_dim": {"minimum": 3, "maximum": 1024},  # the first 3 channels are seeded with the point colours
+    "stream_dim": {"minimum": 1, "maximum": 256}, "num_offsets": {"minimum": 1, "maximum": 64},
+    "hidden": {"minimum": 1, "maximum": 1024}, "knn": {"minimum": 1, "maximum": 64}, "time_freqs": {"minimum": 0, "maximum": 32},
+    "voxel_size": {"above": 0.0, "maximum": 1e6},
+}
+
+
+def check_fields(obj, origin: str, rules: dict[str, dict], error: type[GIFStreamError] = ConfigError) -> None:
+    """Every int/float field of the dataclass `obj` checked with `validate.number` and its rule from `rules`."""
+    for f in dataclasses.fields(obj):
+        value, default = getattr(obj, f.name), f.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise error(f"{origin}.{f.name}: expected true or false, got {value!r}")
+        elif isinstance(default, (int, float)):
+            validate.number(value, f"{origin}.{f.name}", error, integer=isinstance(default, int), **rules.get(f.name, {}))
+
+
+def validate_model(model: ModelConfig, origin: str = "model", error: type[GIFStreamError] = ConfigError) -> None:
+    check_fields(model, origin, MODEL_RULES, error)
 
 
 @dataclasses.dataclass
@@ -88,10 +120,18 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def validate(self, origin: str = "") -> None:
+        prefix = f"{origin}: " if origin else ""
+        validate_model(self.model, prefix + "model")
+        self.train.validate(prefix + "train")
+
     @staticmethod
-    def from_dict(data: dict) -> "RunConfig":
+    def from_dict(data: dict, origin: str = "saved config") -> "RunConfig":
         cfg = RunConfig()
-        apply_section(cfg, data, "preset")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{origin}: expected an object with [model] and [train], got {type(data).__name__}")
+        apply_section(cfg, data, origin)
+        cfg.validate(origin)
         return cfg
 
 
@@ -104,12 +144,17 @@ def _coerce(current: Any, value: Any, key: str) -> Any:
                 return False
             raise ConfigError(f"{key} expects true/false, got {value!r}")
         return bool(value)
+    if isinstance(current, (int, float)) and isinstance(value, bool):
+        raise ConfigError(f"{key} expects a {type(current).__name__}, got {value!r}")
     try:
         if isinstance(current, int) and not isinstance(current, bool):
-            return int(value)
+            number = float(value) if isinstance(value, (str, float)) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError("not a whole number")
+            return int(number)
         if isinstance(current, float):
             return float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{key} expects a {type(current).__name__}, got {value!r}") from exc
     return value
 
@@ -153,5 +198,5 @@ def load_config(presets: list[str], overrides: list[str] = ()) -> RunConfig:
         if not sep or not dot:
             raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. train.steps=2000)")
         apply_section(cfg, {section: {name: value.strip()}}, "--set")
-    cfg.train.validate()
+    cfg.validate()
     return cfg

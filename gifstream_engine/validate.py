@@ -1,0 +1,101 @@
+"""Checks of values read at a boundary: capture files, configuration, bitstream headers, run files.
+
+Each check returns the value in its clean form (an int, a float, a float64 array) or raises the caller's error
+class with a message that names what was read (`what`: the file and the field) and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .errors import GIFStreamError
+
+
+def _bounds_text(minimum, maximum, above) -> str:
+    parts = []
+    if above is not None:
+        parts.append(f"greater than {above:g}")
+    if minimum is not None:
+        parts.append(f"at least {minimum:g}")
+    if maximum is not None:
+        parts.append(f"at most {maximum:g}")
+    return ", ".join(parts)
+
+
+def number(value: Any, what: str, error: type[GIFStreamError], *, integer: bool = False, minimum: float | None = None,
+           maximum: float | None = None, above: float | None = None) -> int | float:
+    """A finite real number (an int when `integer`, a whole float accepted) within the bounds given."""
+    kind = "an integer" if integer else "a finite number"
+    bounds = _bounds_text(minimum, maximum, above)
+    expected = kind + (f", {bounds}" if bounds else "")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise error(f"{what}: expected {expected}, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise error(f"{what}: expected {expected}, got {value!r}")
+    if integer:
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        elif float(value).is_integer():
+            value = int(float(value))
+        else:
+            raise error(f"{what}: expected {expected}, got {value!r}")
+    else:
+        value = float(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
+            or (above is not None and value <= above):
+        raise error(f"{what}: expected {expected}, got {value!r}")
+    return value
+
+
+def array(value: Any, what: str, error: type[GIFStreamError], shape: tuple[int | None, ...] | None = None,
+          finite: bool = True) -> np.ndarray:
+    """A float64 array of the given shape (None: any length on that axis), every entry finite."""
+    want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")" if shape is not None else None
+    try:
+        a = np.asarray(value)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"entries of type {a.dtype}")
+        a = a.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what}: expected {'an ' + want + ' array of ' if want else ''}numbers, got {_short(value)} ({exc})") from exc
+    if shape is not None and (a.ndim != len(shape) or any(s is not None and n != s for n, s in zip(a.shape, shape))):
+        raise error(f"{what}: expected an {want} array, got shape {a.shape}")
+    if finite and not np.all(np.isfinite(a)):
+        raise error(f"{what}: expected finite numbers, found NaN or inf")
+    return a
+
+
+def mapping(value: Any, what: str, error: type[GIFStreamError]) -> dict:
+    if not isinstance(value, dict):
+        raise error(f"{what}: expected an object (mapping), got {type(value).__name__}")
+    return value
+
+
+def sequence(value: Any, what: str, error: type[GIFStreamError], min_length: int = 0) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise error(f"{what}: expected a list, got {type(value).__name__} {_short(value)}")
+    if len(value) < min_length:
+        raise error(f"{what}: expected a list of at least {min_length} entries, got {len(value)}")
+    return list(value)
+
+
+def text(value: Any, what: str, error: type[GIFStreamError]) -> str:
+    if not isinstance(value, str) or not value:
+        raise error(f"{what}: expected a non-empty string, got {_short(value)}")
+    return value
+
+
+def field(obj: dict, key: str, what: str, error: type[GIFStreamError]) -> Any:
+    """obj[key], or an error naming the missing field."""
+    if key not in obj:
+        raise error(f"{what}: missing field {key!r}")
+    return obj[key]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    s = repr(value)
+    return s if len(s) <= limit else s[:limit] + "..."
