@@ -4,7 +4,7 @@ import atexit
 
 import bpy
 
-from . import import_capture, preferences, train_ui
+from . import import_capture, import_sequence, preferences, sequence_ui, train_ui
 
 CLASSES = (
     preferences.GIFSTREAM_OT_check_engine,
@@ -14,9 +14,9 @@ CLASSES = (
 
 
 def _stop_engine_at_exit():
-    job = train_ui.current_job()
-    if job is not None and job.status == "running":
-        job.cancel()
+    for job in (train_ui.current_job(), import_sequence.current_decode()):
+        if job is not None and job.status == "running":
+            job.cancel()
 
 
 def register():
@@ -24,10 +24,12 @@ def register():
         bpy.utils.register_class(cls)
     bpy.types.TOPBAR_MT_file_import.append(import_capture.menu_import)
     train_ui.register()
+    sequence_ui.register()
     atexit.register(_stop_engine_at_exit)
 
 
 def unregister():
+    sequence_ui.unregister()
     train_ui.unregister()
     bpy.types.TOPBAR_MT_file_import.remove(import_capture.menu_import)
     for cls in reversed(CLASSES):

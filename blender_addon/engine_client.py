@@ -71,3 +71,12 @@ def capture_info(python: str, path: str) -> dict:
         return json.loads(out)
     except json.JSONDecodeError as exc:
         raise EngineError(f"the engine printed no rig description for {path}") from exc
+
+
+def stream_info(python: str, path: str) -> dict:
+    """The header of a `.gifs` (frames, fps, cameras); the engine checks every section's CRC first."""
+    out = run_engine(python, ["info", path, "--json"])
+    try:
+        return json.loads(out)["header"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise EngineError(f"the engine printed no stream header for {path}") from exc

@@ -1,0 +1,97 @@
+"""Render-farm bundle: a folder with a copy of the .blend and every sequence's per-frame cache under `cache/`,
+referenced by '//' paths, that renders with no add-on, no engine, no GPU and scripts disabled:
+`blender -b --factory-startup --disable-autoexec BUNDLE/NAME.blend -a`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+
+import bpy
+
+from . import sequence_scene
+from .sequence_files import SequenceError
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleReport:
+    blend: str
+    sequences: int
+    files: int
+    bytes: int
+
+
+def sequence_objects(scene):
+    return [obj for obj in scene.objects if sequence_scene.sequence_modifier(obj) is not None]
+
+
+def _folder_name(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "sequence"
+    folder, i = base, 1
+    while folder in taken:
+        i += 1
+        folder = f"{base}_{i}"
+    taken.add(folder)
+    return folder
+
+
+def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
+    """Checks every cache first (a missing one raises `SequenceError` before anything is written)."""
+    objects = sequence_objects(scene)
+    modifiers = [sequence_scene.sequence_modifier(obj) for obj in objects]
+    for modifier in modifiers:
+        sequence_scene.check_cache(modifier)
+    directory = os.path.abspath(directory)
+    if os.path.abspath(os.path.dirname(bpy.data.filepath or "/nonexistent/x")) == directory:
+        raise SequenceError(f"{directory} holds the open .blend; choose an empty folder for the bundle")
+    os.makedirs(directory, exist_ok=True)
+    taken: set[str] = set()
+    files = size = 0
+    originals = []
+    try:
+        for obj, modifier in zip(objects, modifiers):
+            pattern = sequence_scene.sequence_pattern(modifier)
+            folder = _folder_name(obj.name, taken)
+            target = os.path.join(directory, "cache", folder)
+            os.makedirs(target, exist_ok=True)
+            for t in range(pattern.count):
+                shutil.copy2(pattern.path(t), os.path.join(target, pattern.filename(t)))
+                files += 1
+                size += os.path.getsize(pattern.path(t))
+            originals.append((modifier, sequence_scene.get_input(modifier, "Directory")))
+            sequence_scene.set_inputs(modifier, {"Directory": f"//cache/{folder}/"})
+        blend = os.path.join(directory, blend_name)
+        bpy.ops.wm.save_as_mainfile(filepath=blend, copy=True, relative_remap=True, compress=False)
+    finally:
+        for modifier, original in originals:  # the open file keeps reading its own cache
+            sequence_scene.set_inputs(modifier, {"Directory": original})
+    return BundleReport(blend, len(objects), files, size)
+
+
+class GIFSTREAM_OT_export_farm_bundle(bpy.types.Operator):
+    """Write a folder (the .blend and its Gaussian caches, relative paths) that renders without the add-on"""
+
+    bl_idname = "gifstream.export_farm_bundle"
+    bl_label = "Export Render-farm Bundle"
+
+    directory: bpy.props.StringProperty(subtype="DIR_PATH")
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        if not self.directory:
+            self.report({"ERROR"}, "GIFStream: choose a folder for the bundle")
+            return {"CANCELLED"}
+        name = os.path.basename(bpy.data.filepath) or "gifstream_scene.blend"
+        try:
+            report = export_bundle(context.scene, bpy.path.abspath(self.directory), name)
+        except (SequenceError, OSError) as exc:
+            self.report({"ERROR"}, f"GIFStream: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"GIFStream: bundle {report.blend}: {report.sequences} sequence(s), {report.files} frame "
+                              f"files, {report.bytes / 2**20:.1f} MiB")
+        return {"FINISHED"}
