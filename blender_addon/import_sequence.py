@@ -91,6 +91,9 @@ class IMPORT_SCENE_OT_gifstream_sequence(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         path = os.path.abspath(bpy.path.abspath(self.filepath))
         start = context.scene.frame_start if self.start_frame < 0 else self.start_frame
+        if not os.path.exists(path):
+            self.report({"ERROR"}, f"GIFStream: {path} does not exist")
+            return {"CANCELLED"}
         if path.lower().endswith(".gifs"):
             return self.import_stream(context, path, start)
         folder = path if os.path.isdir(path) else os.path.dirname(path)
@@ -108,9 +111,6 @@ class IMPORT_SCENE_OT_gifstream_sequence(bpy.types.Operator, ImportHelper):
         job = current_decode()
         if job is not None and job.status == "running":
             self.report({"ERROR"}, "GIFStream: a decode is already running; cancel it first")
-            return {"CANCELLED"}
-        if not os.path.isfile(path):
-            self.report({"ERROR"}, f"GIFStream: {path} does not exist")
             return {"CANCELLED"}
         try:
             python = engine_client.find_engine_python(addon_preferences(context).engine_python)
