@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from gifstream_engine.capture.sfm_init import initial_point_cloud, triangulate_first_frame
+from gifstream_engine.capture.sfm_init import initial_point_cloud, triangulate_frame
 from gifstream_engine.capture.synth import SCENE_BOX
 
 
 def test_triangulated_points_lie_on_the_scene(synth_loaded):
-    cloud = triangulate_first_frame(synth_loaded)
+    cloud = triangulate_frame(synth_loaded)
     assert cloud.source == "sfm" and len(cloud.points) >= 20, cloud.stats
     # The set's static geometry is known: points must fall inside its box, most of them on its surfaces
     # (floor z=0, back wall y=3, side wall x=-3.5) or the props -- a wrong pose convention scatters them.

@@ -1,8 +1,12 @@
-"""Initial point cloud: SfM points of the first frame triangulated with the known camera poses.
+"""Initial point cloud: SfM points of a few frames triangulated with the known camera poses.
 
-As in the paper: SIFT features on each camera's first frame, exhaustive matching, then COLMAP's
-triangulator with the rig held fixed (pycolmap). When too few points triangulate (textureless or tiny
-captures), random points inside the scene bounds are used instead, with a warning.
+Per frame as in the paper (which seeds from frame 0 only): SIFT features on each camera's image of that frame,
+exhaustive matching, then COLMAP's triangulator with the rig held fixed (pycolmap). Seeding from several frames
+of the GOP puts anchors where objects are at those times, not only where they were at frame 0: an object that
+moves far, or enters the view later, then has anchors along its path (the feature stream and opacity decide
+when each one shows). The static set triangulates again in every frame; voxelisation merges its repeats.
+When too few points triangulate (textureless or tiny captures), random points inside the scene bounds are used
+instead, with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +31,13 @@ class PointCloud:
     colors: np.ndarray  # (N, 3) uint8
     source: str  # "sfm", "capture" or "random"
     stats: dict = dataclasses.field(default_factory=dict)  # SfM counts when triangulated
+    frames: np.ndarray | None = None  # (N,) the frame each point was triangulated in (None: frame 0 / unknown)
+
+
+def seed_frames(num_frames: int, count: int) -> list[int]:
+    """`count` frames spread evenly over 0..num_frames-1, always including frame 0 (and the last when count > 1)."""
+    count = max(1, min(count, num_frames))
+    return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, count)})
 
 
 def _rotmat_to_qvec(rot: np.ndarray) -> np.ndarray:
@@ -60,9 +71,9 @@ def _write_known_model(folder: str, capture: Capture, db, scale: float) -> None:
     open(os.path.join(folder, "points3D.txt"), "w").close()
 
 
-def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_sift_width: int = 640,
-                            max_error_px: float = 2.0, min_track: int | None = None) -> PointCloud:
-    """SfM points of frame 0 from all cameras (train and test) with poses held fixed.
+def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = 1600, min_sift_width: int = 640,
+                      max_error_px: float = 2.0, min_track: int | None = None) -> PointCloud:
+    """SfM points of one frame from all cameras (train and test) with poses held fixed.
 
     Small images are upscaled (by an integer factor, to at least `min_sift_width`) before SIFT, which
     otherwise finds too few features at the sizes of preview captures; points whose mean reprojection
@@ -80,10 +91,10 @@ def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_si
         image_dir = os.path.join(tmp, "images")
         os.makedirs(image_dir)
         for i, cam in enumerate(capture.cameras):
-            frame = capture.frames(i)[0]
+            image = capture.frames(i)[frame]
             if scale > 1:
-                frame = resize(frame, round(cam.width * scale), round(cam.height * scale))
-            write_png(os.path.join(image_dir, f"{cam.name}.png"), frame)
+                image = resize(image, round(cam.width * scale), round(cam.height * scale))
+            write_png(os.path.join(image_dir, f"{cam.name}.png"), image)
         db_path = os.path.join(tmp, "database.db")
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "PINHOLE"
@@ -111,8 +122,17 @@ def triangulate_first_frame(capture: Capture, max_image_size: int = 1600, min_si
                      "inlier_matches": db.num_inlier_matches(), "triangulated": len(rec.points3D)}
         points = [p for p in rec.points3D.values() if p.error <= max_error_px * scale and p.track.length() >= min_track]
     if not points:
-        return PointCloud(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), "sfm", stats)
-    return PointCloud(np.array([p.xyz for p in points]), np.array([p.color for p in points], np.uint8), "sfm", stats)
+        return PointCloud(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), "sfm", stats, np.zeros(0, np.int64))
+    return PointCloud(np.array([p.xyz for p in points]), np.array([p.color for p in points], np.uint8), "sfm", stats,
+                      np.full(len(points), frame, np.int64))
+
+
+def merge_clouds(clouds: list[PointCloud], source: str) -> PointCloud:
+    """One cloud of several frames' points; stats keep each frame's triangulated count."""
+    frames = [c.frames if c.frames is not None else np.zeros(len(c.points), np.int64) for c in clouds]
+    stats = {"frames": [int(f[0]) for f in frames if len(f)], "points_per_frame": [len(c.points) for c in clouds]}
+    return PointCloud(np.concatenate([c.points for c in clouds]), np.concatenate([c.colors for c in clouds]),
+                      source, stats, np.concatenate(frames))
 
 
 def random_points(bounds: np.ndarray, count: int, seed: int = 0) -> PointCloud:
