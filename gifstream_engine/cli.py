@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
+import tempfile
 import time
+import traceback
 
 import numpy as np
 
 from . import __version__
 from .errors import GIFStreamError
+from .fileio import output_dir, output_file
+
+EXIT_USER_ERROR = 2  # bad input, options or environment: the message says what to change
+EXIT_INTERNAL_ERROR = 70  # a bug (EX_SOFTWARE): the message names the crash log that holds the traceback
+EXIT_INTERRUPTED = 130
+CRASH_DIR_ENV = "GIFSTREAM_CRASH_DIR"
 
 
 def _capture_args(p: argparse.ArgumentParser) -> None:
@@ -54,6 +63,7 @@ def _synth_config(args):
 def cmd_capture_synth(args) -> None:
     from .capture.synth import render_synthetic_capture
 
+    output_dir(args.out, "capture folder")
     start = time.time()
     render_synthetic_capture(args.out, _synth_config(args), python=args.blender_python)
     print(f"wrote {args.out} in {time.time() - start:.1f} s")
@@ -63,6 +73,7 @@ def cmd_capture_points(args) -> None:
     from .capture.sfm_init import initial_point_cloud
     from .plyio import write_point_ply
 
+    output_file(args.out, "point cloud")
     cloud = initial_point_cloud(_load(args), use_capture_points=not args.sfm)
     write_point_ply(args.out, cloud.points, cloud.colors)
     print(f"{len(cloud.points)} points ({cloud.source}) -> {args.out} {cloud.stats or ''}")
@@ -133,12 +144,12 @@ def cmd_demo(args) -> None:
           f"{stream.decode_fps():.0f} frames/s decode")
 
 
-def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool) -> dict | None:
+def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool, overwrite: bool = False) -> dict | None:
     """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
     from .eval.evaluate import evaluate_run, load_run, write_eval
     from .train.trainer import Training
 
-    if Training(capture, cfg, out, events, log).run(resume=resume) != "finished":
+    if Training(capture, cfg, out, events, log).run(resume=resume, overwrite=overwrite) != "finished":
         return None
     log("evaluating on the test cameras")
     run = load_run(out)
@@ -162,24 +173,23 @@ def cmd_train(args) -> None:
         overrides.append(f"train.device={args.device}")
     if args.no_stream:
         overrides.append("train.disable_stream=true")
+    if args.resume and args.overwrite:
+        raise GIFStreamError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
     saved = os.path.join(args.out, "config.json")
     if args.resume and os.path.isfile(saved) and not (args.preset or overrides):
         from .train.config import RunConfig
+        from .train.run_folder import read_saved
 
-        with open(saved) as f:
-            cfg = RunConfig.from_dict(json.load(f)["config"])  # a plain --resume continues with the run's settings
+        cfg = RunConfig.from_dict(read_saved(args.out)["config"], saved)  # a plain --resume continues with the run's settings
     else:
         cfg = load_config(args.preset or ["preview"], overrides)
+    output_dir(args.out, "run folder")
     events = EventWriter(enabled=args.events)
     log = (lambda msg: events.log(msg)) if args.events else print
-    try:
-        capture = load_capture(args.capture, downscale=cfg.train.downscale)
-        result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume)
-        if result is not None:
-            events.result({"status": "finished", "run": args.out, "eval": result})
-    except GIFStreamError as exc:
-        events.error(str(exc))
-        raise
+    capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume, overwrite=args.overwrite)
+    if result is not None:
+        events.result({"status": "finished", "run": args.out, "eval": result})
 
 
 def is_bitstream(path: str) -> bool:
@@ -223,6 +233,7 @@ def cmd_eval(args) -> None:
             raise GIFStreamError("evaluating a bitstream needs --capture CAPTURE (the footage to compare with)")
         stream = DecodedStream(args.source)
         capture = load_capture(args.capture, downscale=stream.train_downscale)
+        capture.check_matches(stream.cameras, stream.num_frames, args.source)
         result = evaluate(stream, capture)
         size = os.path.getsize(args.source)
         result |= {"bytes": size, "mbps": bitrate_mbps(size, stream.num_frames, stream.fps),
@@ -230,6 +241,8 @@ def cmd_eval(args) -> None:
     else:
         run = load_run(args.source)
         capture = load_capture(args.capture, downscale=run.cfg.train.downscale) if args.capture else None
+        if capture is not None and run.rig is not None:
+            capture.check_matches(_rig_cameras(run, args.source)[0], run.num_frames, args.source)
         result = evaluate_run(run, capture)
         write_eval(run, result)
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
@@ -267,6 +280,7 @@ def cmd_render(args) -> None:
     from .imageio import to_uint8, write_png
     from .render import render
 
+    output_dir(args.out)
     source, start, stop = open_sequence(args.source, args.frames)
     rig, fps = _rig_cameras(source, args.source)
     if args.pose:
@@ -278,7 +292,6 @@ def cmd_render(args) -> None:
         if missing:
             raise GIFStreamError(f"no camera {missing[0]!r}; cameras are {sorted(by_name)}")
         cameras = [by_name[n] for n in names]
-    os.makedirs(args.out, exist_ok=True)
     for camera in cameras:
         images = []
         with torch.no_grad():
@@ -298,6 +311,7 @@ def cmd_encode(args) -> None:
     from .eval.evaluate import load_run
     from .train.trainer import rig_of
 
+    output_file(args.output, "bitstream")
     run = load_run(args.run)
     rig = run.rig or rig_of(load_capture(run.capture_root, downscale=run.cfg.train.downscale))
     result = encode_run(run, args.output, rig)
@@ -315,9 +329,9 @@ def cmd_decode(args) -> None:
 
     if not is_bitstream(args.stream):
         raise GIFStreamError(f"{args.stream}: not a .gifs file")
+    output_dir(args.out)
     begin = time.perf_counter()
     stream, start, stop = open_sequence(args.stream, args.frames)
-    os.makedirs(args.out, exist_ok=True)
     decode_seconds = write_seconds = 0.0
     for t in range(start, stop):
         tick = time.perf_counter()
@@ -342,9 +356,12 @@ def cmd_decode(args) -> None:
 def cmd_info(args) -> None:
     from .codec.container import Container
     from .codec.describe import describe
+    from .codec.header import FORMAT, StreamHeader
 
     container = Container(args.file)
     container.verify()
+    if container.header.get("format") == FORMAT:  # a GIFStream header is checked before it is described
+        StreamHeader.parse(container.header, args.file, container.size)
     sizes = container.sizes()
     total = os.path.getsize(args.file)
     if args.json:
@@ -365,8 +382,15 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
                    help="a Python with the bpy module, or a blender executable (default: this interpreter)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (the full usage is under --help)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"gifstream: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gifstream", description="GIFStream 4D Gaussian immersive-video engine")
+    parser = _Parser(prog="gifstream", description="GIFStream 4D Gaussian immersive-video engine")
     parser.add_argument("--version", action="version", version=f"gifstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -394,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     train.add_argument("--no-stream", action="store_true", help="ablation: train without the feature stream")
     train.add_argument("--resume", action="store_true", help="continue from the run's checkpoints")
+    train.add_argument("--overwrite", action="store_true", help="replace the run already in the folder (its config, "
+                       "GOPs and eval; nothing else)")
     train.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("eval", help="evaluate a trained run (writes RUN/eval.json) or a .gifs bitstream on test cameras")
@@ -435,13 +461,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def write_crash_log(argv: list[str] | None) -> str:
+    """A file holding the command and the traceback of the exception being handled; its path."""
+    folder = os.environ.get(CRASH_DIR_ENV) or os.path.join(tempfile.gettempdir(), "gifstream-crashes")
+    os.makedirs(folder, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(folder, f"crash-{stamp}-{os.getpid()}.log")
+    with open(path, "w") as f:
+        f.write(f"gifstream {__version__}\ncommand: {' '.join(sys.argv[:1] + list(argv if argv is not None else sys.argv[1:]))}\n\n")
+        f.write(traceback.format_exc())
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status 0, EXIT_USER_ERROR for bad input (one line naming it), EXIT_INTERNAL_ERROR for a bug."""
     args = build_parser().parse_args(argv)
+    from .events import EventWriter
+
+    events = EventWriter(enabled=bool(getattr(args, "events", False)))
     try:
         args.func(args)
     except GIFStreamError as exc:
-        print(f"gifstream: error: {exc}", file=sys.stderr)
-        return 2
+        message = one_line(exc)
+        print(f"gifstream: error: {message}", file=sys.stderr)
+        events.error(message)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("gifstream: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last-resort net: a bug, reported as one line and a crash log
+        try:
+            where = f"the traceback is in {write_crash_log(argv)}"
+        except OSError as log_exc:
+            traceback.print_exc()
+            where = f"no crash log could be written ({log_exc.strerror or log_exc}); the traceback is above"
+        message = f"internal error: {type(exc).__name__}: {one_line(exc)[:300]}; {where}; please report it"
+        print(f"gifstream: {message}", file=sys.stderr)
+        events.error(message)
+        return EXIT_INTERNAL_ERROR
     return 0
 
 

@@ -1,10 +1,14 @@
-"""Atomic file output: write to `<path>.part`, then rename, so readers never see a half-written file."""
+"""Atomic file output: write to `<path>.part`, then rename, so readers never see a half-written file; output
+paths checked before work starts; OS errors while writing (disk full, permissions) become one OutputError."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import tempfile
+
+from .errors import OutputError
 
 
 @contextlib.contextmanager
@@ -14,9 +18,12 @@ def atomic_path(path: str):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        if isinstance(exc, OSError):  # disk full, no permission, a vanished folder: what was written before stays
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -32,3 +39,41 @@ def atomic_open(path: str, mode: str = "wb"):
 def write_json(path: str, data, indent: int | None = 1) -> None:
     with atomic_open(path, "w") as f:
         json.dump(data, f, indent=indent)
+
+
+def output_dir(path: str, what: str = "output folder") -> str:
+    """Make sure `path` is a folder this process can write into, creating it (and missing parents); else OutputError.
+    Called before any work starts, so that a bad --out fails at once."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"{what} {path} is a file; expected a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}") from exc
+    _probe(path, f"{what} {path}")
+    return path
+
+
+def output_file(path: str, what: str = "output file") -> str:
+    """Make sure `path` can be written as a file: not a folder, its folder created and writable; else OutputError."""
+    if os.path.isdir(path):
+        raise OutputError(f"{what} {path} is a folder; expected a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise OutputError(f"{what} {path}: {parent} is a file; expected a folder")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder of {what} {path}: {exc.strerror or exc}") from exc
+    _probe(parent, f"the folder {parent} of {what} {path}")
+    return path
+
+
+def _probe(folder: str, label: str) -> None:
+    """Create and remove a file in `folder`: the one test of writability that holds on every file system."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".gifstream-probe-", dir=folder)
+        os.close(fd)
+        os.remove(name)
+    except OSError as exc:
+        raise OutputError(f"{label} is not writable: {exc.strerror or exc}") from exc

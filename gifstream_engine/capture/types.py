@@ -228,6 +228,26 @@ class Capture:
             raise CaptureError(f"{self.root}: frame {t} is outside 0:{self.num_frames}")
         return self.frames(cam_index)[t].astype(np.float32) / 255.0
 
+    def check_matches(self, cameras: Sequence[Camera], num_frames: int, what: str) -> None:
+        """Refuse to compare `what` (a stream or run with these cameras and frames) with this capture unless the
+        rigs agree: the same camera names, sizes, intrinsics and poses (to float32 precision) and frame count."""
+        ours = {c.name: c for c in self.cameras}
+        theirs = {c.name: c for c in cameras}
+        if set(ours) != set(theirs):
+            only_capture, only_other = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+            raise CaptureError(f"{self.root} does not match {what}: cameras only in the capture {only_capture}, "
+                               f"only in {what} {only_other}")
+        for name, cam in theirs.items():
+            mine = ours[name]
+            for field, a, b in (("size", (mine.width, mine.height), (cam.width, cam.height)), ("K", mine.K, cam.K),
+                                ("w2c", mine.w2c, cam.w2c)):
+                if np.shape(a) != np.shape(b) or not np.allclose(a, b, rtol=1e-4, atol=1e-4):
+                    raise CaptureError(f"{self.root} does not match {what}: camera {name!r} has {field} "
+                                       f"{np.asarray(a).tolist()} in the capture but {np.asarray(b).tolist()} in {what}")
+        if self.num_frames != num_frames:
+            raise CaptureError(f"{self.root} does not match {what}: the capture has {self.num_frames} frames, "
+                               f"{what} {num_frames}")
+
     # --- description -----------------------------------------------------------------------
     def info(self) -> dict:
         """The rig description printed by `gifstream capture info --json`."""

@@ -20,8 +20,7 @@ from ..model.gifstream import ModelConfig
 from ..render.gaussians import Gaussians
 from .container import Container, write_container
 from .gop_coding import DECODED_STATE, decode_gop, encode_gop
-
-FORMAT = "gifstream-4dgs"
+from .header import FORMAT, StreamHeader
 
 
 def gop_prefix(g: int) -> str:
@@ -73,33 +72,15 @@ class DecodedStream:
     def __init__(self, path: str, frames: tuple[int, int] | None = None):
         self.path = path
         self.container = Container(path)
-        h = self.container.header
-        if h.get("format") != FORMAT:
-            raise BitstreamError(f"{path}: header format {h.get('format')!r}, expected {FORMAT!r}")
-        try:
-            self.fps = float(h["fps"])
-            self.num_frames = int(h["num_frames"])
-            self.model_cfg = ModelConfig(**h["model"])
-            self.train_downscale = float(h["train"]["downscale"])
-            self.cameras = [Camera.from_json(c) for c in h["cameras"]]
-            gop_headers = list(h["gops"])
-            spans = [(int(gh["frame_offset"]), int(gh["num_frames"])) for gh in gop_headers]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BitstreamError(f"{path}: header field missing or malformed: {exc}") from exc
-        except Exception as exc:  # a camera that fails its own validation
-            raise BitstreamError(f"{path}: header cameras are invalid: {exc}") from exc
-        expected = 0
-        for offset, count in spans:
-            if offset != expected or count < 1:
-                raise BitstreamError(f"{path}: GOPs do not tile the frames (GOP at {offset} of {count} frames)")
-            expected += count
-        if expected != self.num_frames:
-            raise BitstreamError(f"{path}: GOPs cover {expected} frames, the header says {self.num_frames}")
+        header = StreamHeader.parse(self.container.header, path, self.container.size)
+        self.header = header
+        self.fps, self.num_frames = header.fps, header.num_frames
+        self.model_cfg, self.train_downscale, self.cameras = header.model, header.train_downscale, header.cameras
         self.frames = self.check_range(frames) if frames is not None else (0, self.num_frames)
         start = time.perf_counter()
         self.gops: list[SequenceGop] = []
-        for g, gh in enumerate(gop_headers):
-            offset, count = spans[g]
+        for g, gh in enumerate(header.gops):
+            offset, count = gh.frame_offset, gh.num_frames
             if offset + count <= self.frames[0] or offset >= self.frames[1]:
                 continue
             decoded = decode_gop(self.container, gop_prefix(g), gh, self.model_cfg, last_frame=self.frames[1] - 1 - offset)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import struct
 import zlib
 
@@ -63,7 +64,8 @@ class Container:
             with open(path, "rb") as f:
                 self._data = f.read()
         except OSError as exc:
-            raise BitstreamError(f"cannot read bitstream {path}: {exc}") from exc
+            raise BitstreamError(f"cannot read bitstream {path}: {exc.strerror or exc}") from exc
+        self.size = len(self._data)
         self.header, self.table = self._parse()
 
     def _fail(self, what: str) -> BitstreamError:
@@ -163,3 +165,19 @@ def unpack_arrays(payload: bytes, what: str = "arrays") -> dict[str, np.ndarray]
         return out
     except (struct.error, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise BitstreamError(f"{what}: malformed array section: {exc}") from exc
+
+
+def decompress(payload: bytes, limit: int, what: str) -> bytes:
+    """LZMA data that must decompress to at most `limit` bytes: a small section cannot expand without bound."""
+    decompressor = lzma.LZMADecompressor()
+    try:
+        out = decompressor.decompress(payload, max_length=limit + 1)
+    except lzma.LZMAError as exc:
+        raise BitstreamError(f"{what} cannot be decompressed: {exc}") from exc
+    if len(out) > limit:
+        raise BitstreamError(f"{what} decompresses to more than the {limit} bytes its header allows")
+    if not decompressor.eof:
+        raise BitstreamError(f"{what} cannot be decompressed: the data is truncated")
+    if decompressor.unused_data:
+        raise BitstreamError(f"{what}: {len(decompressor.unused_data)} bytes follow the compressed data")
+    return out

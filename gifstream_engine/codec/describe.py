@@ -31,7 +31,7 @@ def describe(header: dict, version: tuple[int, int] | None, sizes: dict[str, int
     lines = []
     frames, fps = header.get("num_frames"), header.get("fps")
     title = f"{header.get('format', 'container')}" + (f" v{version[0]}.{version[1]}" if version else "")
-    if frames and fps:
+    if isinstance(frames, int) and frames > 0 and isinstance(fps, (int, float)) and 0 < fps < float("inf"):
         title += (f": {frames} frames at {fps:g} fps ({frames / fps:.2f} s), {total} bytes = "
                   f"{bitrate_mbps(total, frames, fps):.3f} Mbps")
     else:

@@ -24,7 +24,8 @@ import torch
 from ..errors import BitstreamError
 from ..model.gifstream import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel, ModelConfig
 from . import octree
-from .container import Container, pack_arrays, unpack_arrays
+from .container import Container, decompress, pack_arrays, unpack_arrays
+from .header import GopHeader
 from .entropy_models import CODED_MASKS, MASK_LEVELS, STREAM_CONTEXT, EntropyModels, snap_for_coding
 from .rans import SymbolReader, SymbolWriter
 from .rate import stream_grid
@@ -242,28 +243,25 @@ def anchor_positions(keys: np.ndarray, voxel: float) -> np.ndarray:
 
 
 # --- decoder -----------------------------------------------------------------------------------
-def decode_gop(container: Container, prefix: str, gh: dict, model_cfg: ModelConfig, last_frame: int | None = None) -> DecodedGop:
-    """Rebuild GOP `prefix` from the container; stream frames after `last_frame` are left undecoded (zeros)."""
+def decode_gop(container: Container, prefix: str, gh: GopHeader, model_cfg: ModelConfig, last_frame: int | None = None) -> DecodedGop:
+    """Rebuild GOP `prefix` from the container; stream frames after `last_frame` are left undecoded (zeros).
+    `gh` has been checked (header.py): every size below is bounded before it is allocated."""
     what = f"{container.path} [{prefix}]"
-    try:
-        n, d, frames = int(gh["num_anchors"]), int(gh["num_dynamic"]), int(gh["num_frames"])
-        keys = octree.decode_keys(container.read(f"{prefix}/geometry"), n, gh["key_origin"], int(gh["octree_depth"]), what)
-        xyz = anchor_positions(keys, float(gh["voxel_size"]))
-        try:
-            packed = lzma.decompress(container.read(f"{prefix}/decoders"))
-        except lzma.LZMAError as exc:
-            raise BitstreamError(f"{what}: decoder weights cannot be decompressed: {exc}") from exc
-        arrays = unpack_arrays(packed, f"{what} decoders")
-        model = GIFStreamModel(xyz, None, frames, model_cfg)
-        entropy = EntropyModels(model_cfg.feat_dim, model_cfg.stream_dim, model_cfg.num_offsets)
-        _load(model, arrays, "render.", DECODER_MODULES, what)
-        _load(entropy, arrays, "entropy.", None, what)
-        em = _double(entropy)
-        reader = SymbolReader(container.read(f"{prefix}/anchors"), gh["ranges"], f"{what} anchors")
-        feat, geo, levels = _walk_anchors(em, n, float(gh["feat_step"]), float(gh["geo_step"]), _Decoding(reader), None)
-        reader.finish()
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BitstreamError(f"{what}: header field missing or malformed: {exc}") from exc
+    n, d, frames = gh.num_anchors, gh.num_dynamic, gh.num_frames
+    keys = octree.decode_keys(container.read(f"{prefix}/geometry"), n, list(gh.key_origin), gh.octree_depth, what)
+    xyz = anchor_positions(keys, gh.voxel_size)
+    model = GIFStreamModel(xyz, None, frames, model_cfg)
+    entropy = EntropyModels(model_cfg.feat_dim, model_cfg.stream_dim, model_cfg.num_offsets)
+    expected = _decoder_bytes(model, entropy)
+    arrays = unpack_arrays(decompress(container.read(f"{prefix}/decoders"), expected, f"{what}: decoder weights"),
+                           f"{what} decoders")
+    _load(model, arrays, "render.", DECODER_MODULES, what)
+    _load(entropy, arrays, "entropy.", None, what)
+    em = _double(entropy)
+    ranges = {name: list(rng) for name, rng in gh.ranges.items()}
+    reader = SymbolReader(container.read(f"{prefix}/anchors"), ranges, f"{what} anchors")
+    feat, geo, levels = _walk_anchors(em, n, gh.feat_step, gh.geo_step, _Decoding(reader), None)
+    reader.finish()
     if levels.min() < 0 or levels.max() > MASK_LEVELS:
         raise BitstreamError(f"{what}: mask levels outside 0..{MASK_LEVELS}")
     dynamic = torch.nonzero(levels[:, 0] > 0).squeeze(1)
@@ -271,12 +269,13 @@ def decode_gop(container: Container, prefix: str, gh: dict, model_cfg: ModelConf
         raise BitstreamError(f"{what}: {len(dynamic)} anchors have M_de > 0, the header says {d}")
     stream = torch.zeros(n, frames, model_cfg.stream_dim)
     if d:
-        side = int(gh["grid_side"])
-        cells = _unpack_grid(container.read(f"{prefix}/stream_grid"), side, d, what)
+        if "stream" not in ranges:
+            raise BitstreamError(f"{what}: the header gives no symbol range for 'stream'")
+        cells = _unpack_grid(container.read(f"{prefix}/stream_grid"), gh.grid_side, d, what)
         count = frames if last_frame is None else min(frames, last_frame + 1)
 
         def make_io(t):
-            return _Decoding(SymbolReader(container.read(f"{prefix}/stream/{t:04d}"), {"stream": gh["ranges"]["stream"]},
+            return _Decoding(SymbolReader(container.read(f"{prefix}/stream/{t:04d}"), {"stream": ranges["stream"]},
                                           f"{what} stream frame {t}"))
 
         ios, decoded = _code_stream(em, cells, levels[dynamic, 0] * MASK_STEP, count, make_io)
@@ -284,13 +283,19 @@ def decode_gop(container: Container, prefix: str, gh: dict, model_cfg: ModelConf
         rows = dynamic[torch.as_tensor(cells)[filled]]
         for t, (io, frame) in enumerate(zip(ios, decoded)):
             io.reader.finish()
-            stream[rows, t] = (frame[:, filled].T * float(gh["feat_step"])).float()
+            stream[rows, t] = (frame[:, filled].T * gh.feat_step).float()
     model.stream = torch.nn.Parameter(stream, requires_grad=False)
     masks = {name: (levels[:, i] * MASK_STEP).float() for i, name in enumerate(CODED_MASKS)}
     masks["p"] = torch.ones(n)
     values = AnchorValues(feat.float(), geo[:, :6].float().contiguous(),
                           geo[:, 6:].float().reshape(n, model_cfg.num_offsets, 3).contiguous(), masks)
-    return DecodedGop(int(gh["frame_offset"]), model.eval().requires_grad_(False), values, d)
+    return DecodedGop(gh.frame_offset, model.eval().requires_grad_(False), values, d)
+
+
+def _decoder_bytes(model: GIFStreamModel, entropy: EntropyModels) -> int:
+    """The most the decoders section may decompress to: float16 weights plus a generous JSON index."""
+    tensors = [v for k, v in model.state_dict().items() if k.split(".")[0] in DECODER_MODULES] + list(entropy.state_dict().values())
+    return 2 * sum(t.numel() for t in tensors) + 4 + 256 * len(tensors) + 4096
 
 
 def _load(module: torch.nn.Module, arrays: dict, prefix: str, modules, what: str) -> None:

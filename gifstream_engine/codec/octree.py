@@ -12,6 +12,7 @@ import lzma
 import numpy as np
 
 from ..errors import BitstreamError
+from .container import decompress
 
 MAX_DEPTH = 21  # 3 x 21 bits fit a 63-bit Morton code
 
@@ -62,10 +63,8 @@ def decode_keys(payload: bytes, count: int, origin: list[int], depth: int, what:
     """(count, 3) int64 keys in coding (Morton) order."""
     if not 1 <= depth <= MAX_DEPTH:
         raise BitstreamError(f"{what}: octree depth {depth} outside 1..{MAX_DEPTH}")
-    try:
-        occupancy = np.frombuffer(lzma.decompress(payload), dtype=np.uint8)
-    except lzma.LZMAError as exc:
-        raise BitstreamError(f"{what}: octree occupancy cannot be decompressed: {exc}") from exc
+    # each level holds at most `count` nodes: a larger occupancy cannot be this header's octree
+    occupancy = np.frombuffer(decompress(payload, count * depth, f"{what}: octree occupancy"), dtype=np.uint8)
     nodes = np.zeros(1, dtype=np.int64)
     pos = 0
     for _ in range(depth):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
 import time
 from typing import Protocol
@@ -21,13 +20,15 @@ from ..capture.types import Camera
 from ..codec.entropy_models import EntropyModels
 from ..codec.gop_coding import coded_anchor_values
 from ..codec.rate import quantised_anchors
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 from ..fileio import write_json
 from ..model.gifstream import AnchorValues, DecodeState, GIFStreamModel
 from ..render import render
 from ..render.gaussians import Gaussians
 from ..train.config import RunConfig
 from ..train.schedule import final_decode_state
+from ..train.checkpoint import load_state
+from ..train.run_folder import locked, read_saved
 from ..train.trainer import FINAL, model_from_state
 from .metrics import psnr, ssim
 
@@ -100,21 +101,22 @@ class TrainedRun:
 
 
 def load_run(folder: str) -> TrainedRun:
-    config_path = os.path.join(folder, "config.json")
-    if not os.path.isfile(config_path):
-        raise ConfigError(f"{folder} is not a training run: no config.json")
-    with open(config_path) as f:
-        saved = json.load(f)
-    cfg = RunConfig.from_dict(saved["config"])
+    """A trained run, read without running code (checkpoint.load_state); damaged files are named."""
+    saved = read_saved(folder)
+    cfg = RunConfig.from_dict(saved["config"], os.path.join(folder, "config.json"))
     state = final_decode_state(cfg.train)
     gops, entropies = [], []
     for path in sorted(glob.glob(os.path.join(folder, "gop_*", FINAL))):
-        saved_gop = torch.load(path, map_location="cpu", weights_only=False)
-        model = model_from_state(saved_gop, cfg).eval()
+        saved_gop = load_state(path, "cpu", {"frame_offset": int})
+        model = model_from_state(saved_gop, cfg, path).eval()
         entropy, values = None, None
         if "entropy" in saved_gop:
             entropy = EntropyModels(cfg.model.feat_dim, cfg.model.stream_dim, cfg.model.num_offsets)
-            entropy.load_state_dict(saved_gop["entropy"])
+            try:
+                entropy.load_state_dict(saved_gop["entropy"])
+            except (RuntimeError, TypeError, AttributeError) as exc:
+                raise RunError(f"{path}: entropy models do not match the run's configuration: "
+                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
             with torch.no_grad():
                 values, _ = quantised_anchors(model, entropy.eval(), state)
             values = coded_anchor_values(model, entropy, state, values)
@@ -166,5 +168,6 @@ def evaluate_run(run: TrainedRun, capture: Capture | None = None) -> dict:
 
 def write_eval(run: TrainedRun, result: dict) -> str:
     path = os.path.join(run.folder, "eval.json")
-    write_json(path, result)
+    with locked(run.folder, "writing eval.json"):
+        write_json(path, result)
     return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import signal
@@ -14,13 +13,15 @@ import torch
 
 from ..capture import Capture
 from ..capture.sfm_init import initial_point_cloud
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 from ..events import EventWriter
-from ..fileio import atomic_open, write_json
+from ..fileio import write_json
 from ..model.gifstream import GIFStreamModel, voxelize
 from ..render import render
 from . import densify
+from .checkpoint import load_state, save_state
 from .config import RunConfig
+from .run_folder import read_saved, training_claim
 from ..codec.entropy_models import EntropyModels
 from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bits
 from .losses import photometric
@@ -33,8 +34,7 @@ PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_f
 
 
 def atomic_save(obj, path: str) -> None:
-    with atomic_open(path) as f:
-        torch.save(obj, f)
+    save_state(obj, path)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -239,25 +239,36 @@ class GopTrainer:
 
     @staticmethod
     def restore(path: str, cfg: RunConfig, data: GopData, device: torch.device) -> "GopTrainer":
-        state = torch.load(path, map_location=device, weights_only=False)
-        model = model_from_state(state, cfg)
+        state = load_state(path, device, CHECKPOINT_FIELDS)
+        model = model_from_state(state, cfg, path)
         trainer = GopTrainer(cfg, data, model, device)
-        trainer.entropy.load_state_dict(state["entropy"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        trainer.stats = densify.GrowthStats(**{k: v.to(device) for k, v in state["stats"].items()})
+        try:
+            trainer.entropy.load_state_dict(state["entropy"])
+            trainer.optimizer.load_state_dict(state["optimizer"])
+            trainer.generator.set_state(state["generator"].cpu())
+            torch.set_rng_state(state["torch_rng"].cpu())
+            trainer.stats = densify.GrowthStats(**{k: v.to(device) for k, v in state["stats"].items()})
+            if state.get("stream_grid") is not None:
+                trainer.stream_grid = TrainingStreamGrid(state["stream_grid"].to(device))
+        except (RuntimeError, TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            raise RunError(f"{path} is damaged: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
         trainer.step, trainer.elapsed = state["step"], state["elapsed"]
-        if state.get("stream_grid") is not None:
-            trainer.stream_grid = TrainingStreamGrid(state["stream_grid"].to(device))
         return trainer
 
 
-def model_from_state(state: dict, cfg: RunConfig) -> GIFStreamModel:
-    """A model of the saved size; every parameter and buffer (positions, KNN) is then loaded from `state`."""
+# a checkpoint's fields beyond those of every saved state (checkpoint.REQUIRED)
+CHECKPOINT_FIELDS = {"entropy": dict, "optimizer": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor, "stats": dict}
+
+
+def model_from_state(state: dict, cfg: RunConfig, path: str = "saved state") -> GIFStreamModel:
+    """A model of the saved size; every parameter and buffer (positions, KNN) is then loaded from `state`
+    (as `checkpoint.load_state` returns it: the structure checked)."""
     xyz = state["model"]["anchor_xyz"].cpu().numpy()
     model = GIFStreamModel(xyz, None, state["num_frames"], cfg.model)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:  # missing/unexpected keys or shapes other than the run's config.json gives
+        raise RunError(f"{path} does not match the run's configuration: {str(exc).splitlines()[0]}") from exc
     return model
 
 
@@ -273,8 +284,8 @@ def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
 
 def warm_started(warm_path: str, cfg: RunConfig, num_frames: int, device) -> GIFStreamModel:
     """A later GOP's model: GOP 0's early state with a fresh feature stream of this GOP's length."""
-    state = torch.load(warm_path, map_location=device, weights_only=False)
-    model = model_from_state(state, cfg)
+    state = load_state(warm_path, device)
+    model = model_from_state(state, cfg, warm_path)
     model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, num_frames, cfg.model.stream_dim, device=model.feat.device))
     model.num_frames = num_frames
     return model
@@ -299,12 +310,17 @@ class Training:
     def request_stop(self, *_):
         self.stop_requested = True
 
-    def run(self, resume: bool = False) -> str:
+    def run(self, resume: bool = False, overwrite: bool = False) -> str:
+        """Train every GOP; the run folder is locked meanwhile, and a run already there is only continued with
+        `resume` or replaced with `overwrite`."""
+        with training_claim(self.out, resume, overwrite):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> str:
         os.makedirs(self.out, exist_ok=True)
         config_path = os.path.join(self.out, "config.json")
         if resume and os.path.isfile(config_path):
-            with open(config_path) as f:
-                saved = json.load(f)
+            saved = read_saved(self.out)
             if saved["config"] != self.cfg.to_dict():
                 raise ConfigError(f"{config_path}: --resume with a different configuration; use the run's own settings")
         write_json(config_path, {"config": self.cfg.to_dict(), "capture": self.capture.root, "num_frames": self.capture.num_frames,
