@@ -43,6 +43,8 @@ def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
     modifiers = [sequence_scene.sequence_modifier(obj) for obj in objects]
     for modifier in modifiers:
         sequence_scene.check_cache(modifier)
+    for modifier in modifiers:  # the farm renders with the scene's camera and frame rate as they are now
+        sequence_scene.match_scene(modifier, scene)
     directory = os.path.abspath(directory)
     if os.path.abspath(os.path.dirname(bpy.data.filepath or "/nonexistent/x")) == directory:
         raise SequenceError(f"{directory} holds the open .blend; choose an empty folder for the bundle")

@@ -22,6 +22,7 @@ TREE_NAME = "GIFStream Gaussian proxy"
 MATERIAL_NAME = "GIFStream Gaussian"
 SH_C0 = 0.28209479177387814  # colour = 0.5 + SH_C0 * f_dc (degree-0 spherical harmonic)
 COVARIANCE_EPS = 1e-12
+LOW_PASS_PX2 = 0.3  # the engine rasteriser's eps2d (render.api.render), as in 3DGS and gsplat
 # attributes the tree writes for the material
 ATTR_ST, ATTR_COLOR, ATTR_OPACITY = "gs_st", "gs_color", "gs_opacity"
 PLY_ATTRIBUTES = ("f_*", "scale_*", "rot_*", "opacity")  # 3DGS PLY properties besides the position
@@ -39,6 +40,8 @@ INPUTS = (
     ("Start Frame", "NodeSocketInt", 1, -10**6, 10**6, "Scene frame that shows the stream's first frame"),
     ("Viewport Density", "NodeSocketFloat", 1.0, 0.0, 1.0, "Fraction of Gaussians drawn in the viewport (renders draw all)"),
     ("Extent", "NodeSocketFloat", 3.0, 0.5, 6.0, "Half size of a quad in standard deviations"),
+    ("Pixel Angle", "NodeSocketFloat", 0.0, 0.0, 1.0,
+     "Radians per pixel of the render camera (set at import): adds the rasteriser's 0.3 px^2 low-pass"),
     ("Material", "NodeSocketMaterial", None, None, None, "Material of the quads"),
 )
 
@@ -122,7 +125,7 @@ def _viewport_thinning(g: _Graph, geometry, density):
                   domain="POINT", mode="ALL").outputs[0]
 
 
-def _quad_transform(g: _Graph, extent):
+def _quad_transform(g: _Graph, extent, pixel_angle):
     """Per instance (= Gaussian): the matrix taking the unit quad to its covariance-sized, camera-facing quad."""
     center = g.node("GeometryNodeInputPosition").outputs[0]
     camera = g.node("GeometryNodeObjectInfo", {"Object": g.node("GeometryNodeInputActiveCamera").outputs[0]},
@@ -136,8 +139,12 @@ def _quad_transform(g: _Graph, extent):
     sigma = g.node("ShaderNodeCombineXYZ", {k: g.math("EXPONENT", g.named(f"scale_{i}")) for i, k in enumerate("XYZ")})
     w1, w2 = (g.vmath("MULTIPLY", g.node("FunctionNodeRotateVector", {"Vector": u, "Rotation": to_local}).outputs[0],
                       sigma.outputs[0]) for u in (u1, u2))
-    s11 = g.math("ADD", g.vmath("DOT_PRODUCT", w1, w1), COVARIANCE_EPS)
-    s12, s22 = g.vmath("DOT_PRODUCT", w1, w2), g.vmath("DOT_PRODUCT", w2, w2)
+    # the rasteriser's screen-space low-pass (0.3 px^2) at this Gaussian's distance
+    pixel = g.math("MULTIPLY", g.vmath("DISTANCE", camera.outputs["Location"], center), pixel_angle)
+    low_pass = g.math("ADD", g.math("MULTIPLY", g.math("MULTIPLY", pixel, pixel), LOW_PASS_PX2), COVARIANCE_EPS)
+    s11 = g.math("ADD", g.vmath("DOT_PRODUCT", w1, w1), low_pass)
+    s12 = g.vmath("DOT_PRODUCT", w1, w2)
+    s22 = g.math("ADD", g.vmath("DOT_PRODUCT", w2, w2), low_pass)
     a = g.math("SQRT", s11)
     b = g.math("DIVIDE", s12, a)
     c = g.math("SQRT", g.math("MAXIMUM", g.math("SUBTRACT", s22, g.math("MULTIPLY", b, b)), COVARIANCE_EPS))
@@ -185,7 +192,7 @@ def build_proxy_tree(name: str = TREE_NAME):
                   data_type="FLOAT_VECTOR", domain="POINT")
     instances = g.node("GeometryNodeInstanceOnPoints", {"Points": points, "Instance": quad.outputs[0]}).outputs[0]
     instances = g.node("GeometryNodeSetInstanceTransform", {"Instances": instances,
-                                                             "Transform": _quad_transform(g, group_in.outputs["Extent"])}).outputs[0]
+                                                             "Transform": _quad_transform(g, group_in.outputs["Extent"], group_in.outputs["Pixel Angle"])}).outputs[0]
     instances = g.node("GeometryNodeStoreNamedAttribute", {"Geometry": instances, "Name": ATTR_COLOR, "Value": _linear_color(g)},
                        data_type="FLOAT_VECTOR", domain="INSTANCE").outputs[0]
     opacity = g.math("DIVIDE", 1.0, g.math("ADD", 1.0, g.math("EXPONENT", g.math("MULTIPLY", g.named("opacity"), -1.0))))

@@ -81,6 +81,26 @@ def scene_fps(scene) -> float:
     return scene.render.fps / scene.render.fps_base
 
 
+def pixel_angle(scene) -> float:
+    """Radians per pixel of the scene camera at the render resolution (0 without a perspective camera)."""
+    cam = scene.camera
+    if cam is None or cam.type != "CAMERA" or cam.data.type != "PERSP":
+        return 0.0
+    scale = scene.render.resolution_percentage / 100
+    width, height = scene.render.resolution_x * scale, scene.render.resolution_y * scale
+    fit = cam.data.sensor_fit
+    if fit == "AUTO":
+        return cam.data.sensor_width / cam.data.lens / max(width, height)
+    if fit == "HORIZONTAL":
+        return cam.data.sensor_width / cam.data.lens / width
+    return cam.data.sensor_height / cam.data.lens / height
+
+
+def match_scene(modifier, scene) -> None:
+    """The scene's frame rate and its camera's pixel size into the modifier (they are not read live)."""
+    set_inputs(modifier, {"Scene FPS": scene_fps(scene), "Pixel Angle": pixel_angle(scene)})
+
+
 def build_sequence(context, pattern: SequencePattern, settings: SequenceSettings):
     """A collection with an empty (place/scale the capture with it) and the proxy object parented under it."""
     scene = context.scene
@@ -107,9 +127,10 @@ def build_sequence(context, pattern: SequencePattern, settings: SequenceSettings
         set_inputs(modifier, {
             "Directory": blender_dir(pattern.directory), "Prefix": pattern.prefix, "Digits": pattern.digits,
             "First Number": pattern.first, "Suffix": pattern.suffix, "Frames": pattern.count,
-            "Stream FPS": float(settings.stream_fps), "Scene FPS": scene_fps(scene),
-            "Start Frame": settings.start_frame, "Viewport Density": settings.viewport_density, "Material": material,
+            "Stream FPS": float(settings.stream_fps), "Start Frame": settings.start_frame,
+            "Viewport Density": settings.viewport_density, "Material": material,
         })
+        match_scene(modifier, scene)
         obj.data.materials.append(material)
         scene.cycles.transparent_max_bounces = max(scene.cycles.transparent_max_bounces, MIN_TRANSPARENT_BOUNCES)
         last = settings.start_frame + math.ceil(pattern.count * scene_fps(scene) / settings.stream_fps) - 1

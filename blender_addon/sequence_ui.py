@@ -8,7 +8,7 @@ import bpy
 from . import farm_bundle, import_sequence, sequence_scene
 from .sequence_files import SequenceError, check_sequence, find_pattern
 
-SETTINGS_SHOWN = ("Start Frame", "Stream FPS", "Scene FPS", "Viewport Density", "Extent", "Directory")
+SETTINGS_SHOWN = ("Start Frame", "Stream FPS", "Scene FPS", "Pixel Angle", "Viewport Density", "Extent", "Directory")
 
 
 class GIFSTREAM_OT_relocate_sequence(bpy.types.Operator):
@@ -44,6 +44,23 @@ class GIFSTREAM_OT_relocate_sequence(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class GIFSTREAM_OT_match_scene(bpy.types.Operator):
+    """Take the scene's frame rate and its camera's pixel size into the active sequence"""
+
+    bl_idname = "gifstream.match_scene"
+    bl_label = "Match Scene"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return sequence_scene.sequence_modifier(context.active_object) is not None
+
+    def execute(self, context):
+        sequence_scene.match_scene(sequence_scene.sequence_modifier(context.active_object), context.scene)
+        context.active_object.update_tag()
+        return {"FINISHED"}
+
+
 class VIEW3D_PT_gifstream_sequence(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -68,12 +85,14 @@ class VIEW3D_PT_gifstream_sequence(bpy.types.Panel):
                 sequence_scene.check_cache(modifier)
             except SequenceError as exc:
                 layout.label(text=str(exc), icon="ERROR")
-            layout.operator(GIFSTREAM_OT_relocate_sequence.bl_idname, icon="FILE_FOLDER")
+            row = layout.row()
+            row.operator(GIFSTREAM_OT_match_scene.bl_idname, icon="SCENE_DATA")
+            row.operator(GIFSTREAM_OT_relocate_sequence.bl_idname, icon="FILE_FOLDER")
         layout.operator(farm_bundle.GIFSTREAM_OT_export_farm_bundle.bl_idname, icon="EXPORT")
 
 
 CLASSES = (import_sequence.IMPORT_SCENE_OT_gifstream_sequence, import_sequence.GIFSTREAM_OT_decode_cancel,
-           GIFSTREAM_OT_relocate_sequence, farm_bundle.GIFSTREAM_OT_export_farm_bundle, VIEW3D_PT_gifstream_sequence)
+           GIFSTREAM_OT_relocate_sequence, GIFSTREAM_OT_match_scene, farm_bundle.GIFSTREAM_OT_export_farm_bundle, VIEW3D_PT_gifstream_sequence)
 
 
 def register():

@@ -231,7 +231,8 @@ def test_decode_job_progress_and_cancel(stream, tmp_path):
 
     done = DecodeJob(sys.executable, stream, str(tmp_path / "done"), 6)
     done.wait()
-    assert done.status == "finished" and done.done == 6 and "6/6" not in done.status_line()
+    assert done.status == "finished" and done.done == done.total == 6 and "decode finished" in done.status_line()
+    assert sequence_files.find_pattern(str(tmp_path / "done")).count == 6 and not os.path.exists(done.part_dir)
     cancelled = DecodeJob(sys.executable, stream, str(tmp_path / "cancelled"), 6)
     cancelled.cancel()  # while the engine still starts up
     assert cancelled.status == "cancelled" and cancelled.engine.returncode is not None
