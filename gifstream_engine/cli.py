@@ -127,13 +127,18 @@ def cmd_demo(args) -> None:
     run_dir = os.path.join(args.out, "run")
     cfg = load_config(["preview"], [f"train.steps={args.steps}"] if args.steps else [])
     print(f"[5/6] training the preview preset ({cfg.train.steps} steps) -> {run_dir}")
-    if train_and_evaluate(capture, cfg, run_dir, EventWriter(enabled=False), print, resume=True) is None:
+    if train_and_evaluate(capture, cfg, run_dir, EventWriter(enabled=False), print, resume=True,
+                          progress_bar=sys.stderr.isatty()) is None:
         return
     from .codec.bitstream import DecodedStream, encode_run
     from .codec.describe import bitrate_mbps
     from .eval.evaluate import evaluate, load_run
+    from .eval.strip import motion_strip, strip_frames
 
     run = load_run(run_dir)
+    strip_path = os.path.join(args.out, "motion_strip.png")
+    write_png(strip_path, motion_strip(run, capture, test, strip_frames(run.num_frames)))
+    print(f"      footage | render | error x4 of {camera.name} at frames {strip_frames(run.num_frames)} -> {strip_path}")
     stream_path = os.path.join(args.out, "run.gifs")
     encoded = encode_run(run, stream_path, run.rig)
     stream = DecodedStream(stream_path)
@@ -144,19 +149,27 @@ def cmd_demo(args) -> None:
           f"{stream.decode_fps():.0f} frames/s decode")
 
 
-def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool, overwrite: bool = False) -> dict | None:
+def motion_summary(result: dict) -> str:
+    if result.get("dynamic_psnr") is None:
+        return "no moving pixels in the test footage"
+    return (f"moving pixels {result['dynamic_psnr']:.2f} dB (frozen background {result['frozen_psnr']:.2f} dB, "
+            f"{result['moving_fraction'] * 100:.0f}% of pixels)")
+
+
+def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool, overwrite: bool = False,
+                       progress_bar: bool = False) -> dict | None:
     """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
     from .eval.evaluate import evaluate_run, load_run, write_eval
     from .train.trainer import Training
 
-    if Training(capture, cfg, out, events, log).run(resume=resume, overwrite=overwrite) != "finished":
+    if Training(capture, cfg, out, events, log, progress_bar).run(resume=resume, overwrite=overwrite) != "finished":
         return None
     log("evaluating on the test cameras")
     run = load_run(out)
     result = evaluate_run(run, capture)
     write_eval(run, result)
     log(f"test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, train PSNR {result['train_psnr']:.2f} dB, "
-        f"{result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a feature stream), "
+        f"{motion_summary(result)}, {result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a feature stream), "
         f"{result['train_seconds']:.0f} s training, render {result['render_fps']:.1f} fps")
     return result
 
@@ -187,7 +200,8 @@ def cmd_train(args) -> None:
     events = EventWriter(enabled=args.events)
     log = (lambda msg: events.log(msg)) if args.events else print
     capture = load_capture(args.capture, downscale=cfg.train.downscale)
-    result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume, overwrite=args.overwrite)
+    result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume, overwrite=args.overwrite,
+                                progress_bar=sys.stderr.isatty() and not args.events)
     if result is not None:
         events.result({"status": "finished", "run": args.out, "eval": result})
 
@@ -202,8 +216,11 @@ def open_sequence(path: str, frames_text: str | None):
     if is_bitstream(path):
         from .codec.bitstream import DecodedStream
         from .codec.container import Container
+        from .codec.header import StreamHeader
 
-        start, stop = resolve_frames(frames_text, int(Container(path).header.get("num_frames", 0)), path)
+        container = Container(path)
+        header = StreamHeader.parse(container.header, path, container.size)
+        start, stop = resolve_frames(frames_text, header.num_frames, path)
         return DecodedStream(path, (start, stop)), start, stop
     from .eval.evaluate import load_run
 

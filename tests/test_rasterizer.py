@@ -97,12 +97,51 @@ def test_banded_rasterisation_equals_single_pass():
 def test_means2d_receive_gradients_for_densification():
     cam = pinhole(32, 24, f=30.0)
     g = random_gaussians(50, seed=4, requires_grad=True)
-    out = render(g, cam, backend="torch")
+    out = render(g, cam, backend="torch", track_means2d_grad=True)
+    with pytest.raises(RenderError, match="no gradient"):
+        out.meta.means2d_grad()  # before backward: an error, never a silent skip
     out.rgb.mean().backward()
-    grad = out.meta.means2d.grad
-    assert grad is not None and grad.shape == (50, 2)
+    grad = out.meta.means2d_grad()
+    assert grad.shape == (50, 2)
     assert (grad[out.meta.visible].abs().sum(-1) > 0).any()
     assert (grad[~out.meta.visible] == 0).all()
+    with pytest.raises(RenderError, match="track_means2d_grad"):
+        render(g, cam, backend="torch").meta.means2d_grad()
+
+
+def _gsplat_stand_in(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
+                     eps2d, packed, render_mode, backgrounds):
+    """gsplat 1.5's `rasterization` contract on the CPU: batched (C, ...) outputs, meta["means2d"] (C, N, 2)
+    produced inside the call (so that a view of it never holds a gradient), radii (C, N, 2), depths (C, N)."""
+    from gifstream_engine.render.projection import project_gaussians
+    from gifstream_engine.render.torch_rasterizer import rasterize
+
+    assert not packed and render_mode == "RGB+ED"
+    proj = project_gaussians(means, quats, scales, opacities, viewmats[0], Ks[0], width, height, near_plane, far_plane, eps2d)
+    means2d = proj.means2d[None] * 1.0  # a non-leaf batch tensor, as gsplat's projection returns
+    proj.means2d = means2d[0]
+    out, alpha = rasterize(proj, opacities, torch.cat([colors, proj.depths[:, None]], -1), width, height)
+    out = torch.cat([out[..., :3], out[..., 3:4] / alpha.clamp(min=1e-10)], -1)
+    meta = {"means2d": means2d, "radii": proj.radii[None], "depths": proj.depths[None]}
+    return out[None], alpha[None], meta
+
+
+def test_gsplat_call_contract_keeps_the_means2d_gradient(monkeypatch):
+    """The CUDA path's densification statistics, checked on the CPU with a stand-in of gsplat's return shapes."""
+    from gifstream_engine.render import api, gsplat_backend
+
+    monkeypatch.setattr(gsplat_backend, "gsplat_rasterization", lambda: _gsplat_stand_in)
+    monkeypatch.setattr(api, "choose_backend", lambda requested, device: "gsplat")
+    cam = pinhole(32, 24, f=30.0)
+    g = random_gaussians(50, seed=4, requires_grad=True)
+    out = render(g, cam, backend="gsplat", track_means2d_grad=True)
+    assert out.meta.backend == "gsplat" and out.meta.means2d.shape == (50, 2)
+    out.rgb.mean().backward()
+    assert out.meta.means2d.grad is None  # the view gsplat users index: why the source tensor is tracked
+    grad = out.meta.means2d_grad()
+    reference = render(random_gaussians(50, seed=4, requires_grad=True), cam, backend="torch", track_means2d_grad=True)
+    reference.rgb.mean().backward()
+    assert torch.allclose(grad, reference.meta.means2d_grad(), atol=1e-6)
 
 
 def test_background_fills_transparent_pixels():

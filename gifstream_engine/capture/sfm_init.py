@@ -142,18 +142,28 @@ def random_points(bounds: np.ndarray, count: int, seed: int = 0) -> PointCloud:
 
 
 def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_points: int = MIN_POINTS,
-                        random_count: int = 20_000, seed: int = 0) -> PointCloud:
-    """Points to seed the anchors: the capture's own cloud, else SfM of frame 0, else random in bounds."""
+                        random_count: int = 20_000, seed: int = 0, num_seed_frames: int = 1) -> PointCloud:
+    """Points to seed the anchors: the capture's own cloud (frame 0) or SfM of frame 0, plus SfM of the other
+    `num_seed_frames - 1` frames spread over the capture; random points in the bounds if too few triangulate."""
+    frames = seed_frames(capture.num_frames, num_seed_frames)
+    clouds = []
     if use_capture_points and capture.points is not None and len(capture.points) >= min_points:
         colors = capture.point_colors if capture.point_colors is not None else np.full((len(capture.points), 3), 128, np.uint8)
-        return PointCloud(capture.points, colors, "capture")
+        clouds.append(PointCloud(capture.points, colors, "capture", frames=np.zeros(len(capture.points), np.int64)))
+        frames = frames[1:]
     try:
-        cloud = triangulate_first_frame(capture)
+        clouds += [triangulate_frame(capture, t) for t in frames]
     except GIFStreamError:  # the capture itself is unreadable: the same error training would meet
         raise
     except Exception as exc:  # pycolmap failures surface as RuntimeError with COLMAP's text
+        if clouds:
+            warnings.warn(f"SfM triangulation of frames {frames} failed ({exc}); seeding from the capture's points only")
+            return clouds[0]
         warnings.warn(f"SfM triangulation failed ({exc}); using {random_count} random points in the scene bounds")
         return random_points(capture.scene_bounds, random_count, seed)
+    cloud = clouds[0] if len(clouds) == 1 else merge_clouds(clouds, clouds[0].source)
+    if cloud.source == "capture":
+        return cloud
     if len(cloud.points) < min_points:
         warnings.warn(
             f"only {len(cloud.points)} points triangulated (need {min_points}); "

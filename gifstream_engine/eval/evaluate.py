@@ -31,6 +31,7 @@ from ..train.checkpoint import load_state
 from ..train.run_folder import locked, read_saved
 from ..train.trainer import FINAL, model_from_state
 from .metrics import psnr, ssim
+from .motion import CameraMotion, SplitError
 
 
 class GaussianSequence(Protocol):
@@ -129,10 +130,15 @@ def load_run(folder: str) -> TrainedRun:
 
 @torch.no_grad()
 def evaluate(sequence: GaussianSequence, capture: Capture, train_eval_stride: int = 5) -> dict:
-    """PSNR/SSIM on the test cameras over every frame, train PSNR every `train_eval_stride` frames, render fps."""
+    """PSNR/SSIM on the test cameras over every frame, train PSNR every `train_eval_stride` frames, render fps.
+
+    On the test cameras' moving pixels (eval/motion.py): `dynamic_psnr`, `static_psnr`, and `frozen_psnr`, what
+    the footage's temporal-median frame scores on the same moving pixels."""
     test = capture.split_indices("test")
     train = capture.split_indices("train")
     frames = min(sequence.num_frames, capture.num_frames)
+    motion = {c: CameraMotion.of(capture.frames(c)[:frames]) for c in test}
+    split = SplitError()
     test_psnr, test_ssim, train_psnr = [], [], []
     render_seconds, renders = 0.0, 0
     for t in range(frames):
@@ -145,6 +151,7 @@ def evaluate(sequence: GaussianSequence, capture: Capture, train_eval_stride: in
                 renders += 1
                 target = torch.from_numpy(capture.frame(c, t))
                 if is_test:
+                    split.add(out.rgb, target, torch.from_numpy(motion[c].masks[t]))
                     test_psnr.append(psnr(out.rgb, target))
                     test_ssim.append(ssim(out.rgb, target).item())
                 else:
@@ -154,6 +161,10 @@ def evaluate(sequence: GaussianSequence, capture: Capture, train_eval_stride: in
         "test_psnr": mean(test_psnr),
         "test_ssim": mean(test_ssim),
         "train_psnr": mean(train_psnr),
+        "dynamic_psnr": split.moving_psnr,
+        "static_psnr": split.static_psnr,
+        "frozen_psnr": SplitError.pooled(m.frozen for m in motion.values()).moving_psnr,
+        "moving_fraction": split.moving_count / max(split.moving_count + split.static_count, 1),
         **sequence.statistics(),
         "frames": frames,
         "render_fps": renders / max(render_seconds, 1e-9),

@@ -53,6 +53,16 @@ class SplitError:
         self.static_count += 3 * (moving.numel() - n)
 
     @staticmethod
+    def pooled(errors) -> "SplitError":
+        total = SplitError()
+        for e in errors:
+            total.moving_sse += e.moving_sse
+            total.moving_count += e.moving_count
+            total.static_sse += e.static_sse
+            total.static_count += e.static_count
+        return total
+
+    @staticmethod
     def _psnr(sse: float, count: int) -> float | None:
         if count == 0:
             return None

@@ -20,6 +20,8 @@ from ..render.projection import quat_to_rotmat
 MASK_NAMES = ("de", "dy", "knn", "p")  # feature-stream, dynamic-motion, KNN-blend, pruning masks
 MASK_STEP = 1.0 / 16.0
 MASK_FLOOR = 0.1
+OPEN_LOGIT = math.log(0.9 / 0.1)  # M_de, M_dy of anchors seeded on something that moves
+CLOSED_LOGIT = math.log(0.05 / 0.95)  # ... and of the others: quantised to 0 (under MASK_FLOOR - MASK_STEP / 2)
 
 
 @dataclasses.dataclass
@@ -92,7 +94,10 @@ def time_embedding(t: float, freqs: int) -> torch.Tensor:
 
 
 class GIFStreamModel(nn.Module):
-    def __init__(self, anchors: np.ndarray, colors: np.ndarray | None, num_frames: int, cfg: ModelConfig):
+    def __init__(self, anchors: np.ndarray, colors: np.ndarray | None, num_frames: int, cfg: ModelConfig,
+                 moving: np.ndarray | None = None):
+        """moving (N,) bool: anchors seeded on moving pixels start with M_de and M_dy open (train/seeding.py);
+        the others start nearly closed until the canonical phase's gradients open them."""
         super().__init__()
         self.cfg = cfg
         self.num_frames = num_frames
@@ -108,6 +113,9 @@ class GIFStreamModel(nn.Module):
         self.feat = nn.Parameter(feat)
         self.stream = nn.Parameter(torch.zeros(n, num_frames, cfg.stream_dim))
         logits = torch.zeros(n, 4)
+        logits[:, :2] = CLOSED_LOGIT
+        if moving is not None:
+            logits[torch.as_tensor(moving, dtype=torch.bool), :2] = OPEN_LOGIT
         logits[:, 3] = 3.0  # M_p starts at ~0.95: keep every anchor
         self.mask_logits = nn.Parameter(logits)
         dim = cfg.feat_dim + cfg.stream_dim
@@ -243,12 +251,17 @@ def initial_spacing(points: np.ndarray, voxel: float) -> np.ndarray:
     return np.maximum(dist[:, 1:].mean(1), voxel)
 
 
-def voxelize(points: np.ndarray, colors: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
-    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points."""
+def voxelize(points: np.ndarray, colors: np.ndarray, voxel: float,
+             flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points and whether any
+    of its points carries `flags` (N,) bool (all False when not given)."""
     keys = np.floor(points / voxel).astype(np.int64)
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     col = np.zeros((len(uniq), 3))
     np.add.at(col, inverse, colors.astype(np.float64))
     col /= np.bincount(inverse, minlength=len(uniq))[:, None]
-    return (uniq + 0.5) * voxel, col.astype(np.uint8)
+    flagged = np.zeros(len(uniq), bool)
+    if flags is not None:
+        np.logical_or.at(flagged, inverse, np.asarray(flags, bool))
+    return (uniq + 0.5) * voxel, col.astype(np.uint8), flagged

@@ -20,10 +20,23 @@ BACKENDS = ("auto", "gsplat", "torch")
 @dataclasses.dataclass
 class RenderMeta:
     backend: str
-    means2d: torch.Tensor  # (N, 2) screen positions; call .retain_grad() before backward for densification
+    means2d: torch.Tensor  # (N, 2) screen positions
     radii: torch.Tensor  # (N, 2) int32 screen half extents, 0 where culled
     visible: torch.Tensor  # (N,) bool
     depths: torch.Tensor  # (N,) camera-space depth
+    # the tensor the backend produced means2d from ((N, 2), or gsplat's (1, N, 2)): its gradient is retained when
+    # render() is asked to track it, as gsplat's DefaultStrategy.step_pre_backward does (a view's .grad stays None)
+    means2d_source: torch.Tensor | None = None
+
+    def means2d_grad(self) -> torch.Tensor:
+        """(N, 2) gradient of the loss w.r.t. the screen positions, after backward (densification statistics)."""
+        if self.means2d_source is None:
+            raise RenderError("render() was not asked to track the 2D means' gradient (track_means2d_grad=True)")
+        grad = self.means2d_source.grad
+        if grad is None:
+            raise RenderError(f"the {self.backend} backend's 2D means have no gradient: call backward() on a loss "
+                              "that depends on the render first")
+        return grad.reshape(self.means2d.shape)
 
 
 @dataclasses.dataclass
@@ -59,6 +72,7 @@ def render(
     far: float = 1e10,
     eps2d: float = 0.3,
     max_pairs: int = DEFAULT_MAX_PAIRS,
+    track_means2d_grad: bool = False,  # retain d loss / d means2d for densification (RenderMeta.means2d_grad)
 ) -> RenderResult:
     if camera.distortion is not None and np.any(camera.distortion != 0):
         raise RenderError(
@@ -70,21 +84,30 @@ def render(
     width, height = camera.width, camera.height
     chosen = choose_backend(backend, device)
     if chosen == "gsplat":
-        rgb, alpha, depth, means2d, radii, depths = render_gsplat(
+        rgb, alpha, depth, means2d_batch, radii, depths = render_gsplat(
             gaussians, viewmat, K, width, height, background, near, far, eps2d
         )
         visible = (radii > 0).all(-1)
-        return RenderResult(rgb, alpha, depth, RenderMeta(chosen, means2d, radii, visible, depths))
+        source = _tracked(means2d_batch, track_means2d_grad)
+        return RenderResult(rgb, alpha, depth, RenderMeta(chosen, means2d_batch[0], radii, visible, depths, source))
 
     proj = project_gaussians(
         gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, viewmat, K, width, height, near, far, eps2d
     )
-    if proj.means2d.requires_grad:
-        proj.means2d.retain_grad()
+    source = _tracked(proj.means2d, track_means2d_grad)
     features = torch.cat([gaussians.colors, proj.depths[:, None]], dim=-1)
     out, alpha = rasterize(proj, gaussians.opacities, features, width, height, max_pairs)
     rgb = out[..., :3]
     depth = out[..., 3:4] / alpha.clamp(min=1e-10)
     if background is not None:
         rgb = rgb + (1.0 - alpha) * background.to(rgb)
-    return RenderResult(rgb, alpha, depth, RenderMeta(chosen, proj.means2d, proj.radii, proj.visible, proj.depths))
+    return RenderResult(rgb, alpha, depth, RenderMeta(chosen, proj.means2d, proj.radii, proj.visible, proj.depths, source))
+
+
+def _tracked(means2d: torch.Tensor, track: bool) -> torch.Tensor | None:
+    if not track:
+        return None
+    if not means2d.requires_grad:
+        raise RenderError("track_means2d_grad needs Gaussians whose means require gradients")
+    means2d.retain_grad()
+    return means2d

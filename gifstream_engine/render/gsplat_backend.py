@@ -17,10 +17,17 @@ def gsplat_available() -> bool:
     return True
 
 
-def render_gsplat(gaussians: Gaussians, viewmat, K, width, height, background, near, far, eps2d):
+def gsplat_rasterization():
+    """gsplat's `rasterization` (a function of its own so that tests can stand in for it on the CPU)."""
     from gsplat import rasterization
 
-    colors, alphas, meta = rasterization(
+    return rasterization
+
+
+def render_gsplat(gaussians: Gaussians, viewmat, K, width, height, background, near, far, eps2d):
+    """(rgb (H, W, 3), alpha (H, W, 1), depth (H, W, 1), means2d (1, N, 2) as gsplat returns it, radii (N, 2),
+    depths (N,)). means2d stays batched: its gradient is kept on that tensor, not on a view of it."""
+    colors, alphas, meta = gsplat_rasterization()(
         gaussians.means,
         gaussians.quats,
         gaussians.scales,
@@ -41,4 +48,4 @@ def render_gsplat(gaussians: Gaussians, viewmat, K, width, height, background, n
     radii = meta["radii"][0]
     if radii.dim() == 1:  # older gsplat: one radius per Gaussian
         radii = radii[:, None].expand(-1, 2)
-    return rgb, alphas[0], depth, meta["means2d"][0], radii, meta["depths"][0]
+    return rgb, alphas[0], depth, meta["means2d"], radii, meta["depths"][0]

@@ -55,6 +55,7 @@ class TrainConfig:
     prune_start_frac: float = 0.5
     prune_end_frac: float = 0.6667
     max_anchors: int = 1_000_000
+    seed_frames: int = 1  # frames of the GOP (spread evenly, frame 0 first) whose SfM points seed the anchors
     knn_every: int = 100
     # output
     checkpoint_every: int = 1000
@@ -79,7 +80,7 @@ _FRACTION = {"minimum": 0.0, "maximum": 1.0}
 TRAIN_RULES: dict[str, dict] = {
     "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
     "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
-    "max_anchors": {"minimum": 1}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "max_anchors": {"minimum": 1}, "seed_frames": {"minimum": 1}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
     "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
     **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
     **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",

@@ -26,6 +26,8 @@ from ..codec.entropy_models import EntropyModels
 from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bits
 from .losses import photometric
 from .schedule import plan
+from .progress import reporter_for
+from .seeding import moving_points
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
@@ -164,8 +166,9 @@ class GopTrainer:
         ref = torch.quantile(g, 0.95).clamp(min=1e-12)
         p = (0.05 + 0.9 * (g / ref).clamp(0, 1)).clamp(0.05, 0.95)
         logit = torch.log(p / (1 - p))
-        self.model.mask_logits[:, 0] = logit  # M_de: the stream is needed where motion is
-        self.model.mask_logits[:, 1] = logit  # M_dy
+        # never below where seeding put them (anchors seeded on moving pixels start open)
+        self.model.mask_logits[:, 0] = torch.maximum(logit, self.model.mask_logits[:, 0])  # M_de: the stream is needed where motion is
+        self.model.mask_logits[:, 1] = torch.maximum(logit, self.model.mask_logits[:, 1])  # M_dy
 
     # --- one step ------------------------------------------------------------------------------
     def train_step(self) -> dict:
@@ -181,7 +184,7 @@ class GopTrainer:
         if p.decode.quantize != "none":  # QAT: the entropy models' adaptive steps quantise the anchors
             values, anchor_bits = quantised_anchors(m, self.entropy, p.decode)
         gaussians, aux = m.decode(t, camera, p.decode, return_aux=True, values=values)
-        out = render(gaussians, camera, background=torch.zeros(3, device=self.device))
+        out = render(gaussians, camera, background=torch.zeros(3, device=self.device), track_means2d_grad=len(gaussians) > 0)
         loss_photo = photometric(out.rgb, target, tc.ssim_weight)
         idx, masks = aux["anchor_idx"], aux["masks"]
         loss = loss_photo + tc.lambda_scale * aux["scales"].mean()
@@ -209,8 +212,8 @@ class GopTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        if out.meta.means2d.grad is not None:
-            densify.accumulate(self.stats, aux, out.meta.means2d.grad, out.meta.visible, camera.width, camera.height,
+        if len(gaussians) > 0:  # growth statistics from the rasteriser's 2D gradient (an error if it has none)
+            densify.accumulate(self.stats, aux, out.meta.means2d_grad(), out.meta.visible, camera.width, camera.height,
                                m.cfg.num_offsets)
         grown = pruned = 0
         if p.densify:
@@ -273,13 +276,16 @@ def model_from_state(state: dict, cfg: RunConfig, path: str = "saved state") -> 
 
 
 def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
-    cloud = initial_point_cloud(capture, seed=cfg.train.seed)
-    anchors, colors = voxelize(cloud.points, cloud.colors, cfg.model.voxel_size)
+    cloud = initial_point_cloud(capture, seed=cfg.train.seed, num_seed_frames=cfg.train.seed_frames)
+    frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
+    on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
+    anchors, colors, moving = voxelize(cloud.points, cloud.colors, cfg.model.voxel_size, on_moving)
     if len(anchors) > cfg.train.max_anchors:
         keep = np.random.default_rng(cfg.train.seed).choice(len(anchors), cfg.train.max_anchors, replace=False)
-        anchors, colors = anchors[keep], colors[keep]
-    log(f"initial anchors: {len(anchors)} from {len(cloud.points)} {cloud.source} points (voxel {cfg.model.voxel_size})")
-    return GIFStreamModel(anchors, colors, capture.num_frames, cfg.model)
+        anchors, colors, moving = anchors[keep], colors[keep], moving[keep]
+    log(f"initial anchors: {len(anchors)} from {len(cloud.points)} {cloud.source} points of frames "
+        f"{sorted(set(frames.tolist()))} (voxel {cfg.model.voxel_size}), {int(moving.sum())} on moving pixels")
+    return GIFStreamModel(anchors, colors, capture.num_frames, cfg.model, moving)
 
 
 def warm_started(warm_path: str, cfg: RunConfig, num_frames: int, device) -> GIFStreamModel:
@@ -300,10 +306,13 @@ def rig_of(capture: Capture) -> dict:
 class Training:
     """All GOPs of a capture into RUN/: config.json, gop_XXX/{checkpoint,model,warm_start}.pt, eval.json."""
 
-    def __init__(self, capture: Capture, cfg: RunConfig, out: str, events: EventWriter | None = None, log=print):
+    def __init__(self, capture: Capture, cfg: RunConfig, out: str, events: EventWriter | None = None, log=print,
+                 progress_bar: bool = False):
+        """progress_bar: a live bar (a person at a terminal) instead of a line every `train.log_every` steps."""
         self.capture, self.cfg, self.out = capture, cfg, out
         self.events = events or EventWriter(enabled=False)
         self.log = log
+        self.reporter = reporter_for(log, cfg.train.log_every, progress_bar)
         self.device = resolve_device(cfg.train.device)
         self.stop_requested = False
 
@@ -334,6 +343,7 @@ class Training:
                 if status == "cancelled":
                     return "cancelled"
         finally:
+            self.reporter.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return "finished"
@@ -372,13 +382,12 @@ class Training:
                 trainer.save(os.path.join(folder, WARM))
             if trainer.step % tc.checkpoint_every == 0:
                 trainer.save(ckpt)
+            eta = trainer.elapsed / max(trainer.step, 1) * ((num_gops - g) * tc.steps - trainer.step)
+            self.reporter.step(g, num_gops, trainer.step, tc.steps, info, eta)
             if trainer.step % tc.log_every == 0 or trainer.step == tc.steps:
                 done = (g * tc.steps + trainer.step) / (num_gops * tc.steps)
-                eta = trainer.elapsed / max(trainer.step, 1) * ((num_gops - g) * tc.steps - trainer.step)
                 self.events.progress("train", g * tc.steps + trainer.step, num_gops * tc.steps, gop=g, phase=info["phase"],
                                      loss=info["loss"], psnr=info["psnr"], anchors=info["anchors"], eta=eta, fraction=done)
-                self.log(f"GOP {g} step {trainer.step}/{tc.steps} {info['phase']:<9} loss {info['loss']:.4f} "
-                         f"psnr {info['psnr']:.2f} anchors {info['anchors']} gaussians {info['gaussians']} eta {eta:.0f}s")
         if g == 0 and not os.path.isfile(os.path.join(folder, WARM)):
             trainer.save(os.path.join(folder, WARM))
         trainer.model.update_knn()  # the neighbours among the final kept anchors, as the bitstream's decoder finds them

@@ -1,0 +1,72 @@
+"""What moves: the moving-pixel metric, seeding anchors on moving objects, and a trained model that keeps motion."""
+
+import numpy as np
+import pytest
+import torch
+
+from gifstream_engine.eval.motion import CameraMotion, SplitError, moving_pixels
+from gifstream_engine.model.gifstream import MASK_FLOOR, GIFStreamModel, ModelConfig
+
+
+def _square_footage(frames=5, size=24, side=4):
+    """A grey background with a white square moving right by 4 px per frame."""
+    footage = np.full((frames, size, size, 3), 100, np.uint8)
+    for t in range(frames):
+        footage[t, 10:10 + side, 2 + 4 * t:2 + 4 * t + side] = 255
+    return footage
+
+
+def test_moving_pixels_follow_the_object_and_are_dilated():
+    footage = _square_footage()
+    plain = moving_pixels(footage, dilate=0)
+    for t in range(len(footage)):
+        assert plain[t, 10:14, 2 + 4 * t:6 + 4 * t].all()  # the square where it is
+    assert plain.sum() == 5 * 16  # nowhere else: the median frame is the background
+    dilated = moving_pixels(footage, dilate=2)
+    assert dilated[0, 8:16, 0:8].all() and dilated.sum() > plain.sum()
+    assert not dilated[:, :7].any() and not dilated[:, 17:].any()
+
+
+def test_frozen_background_and_split_error():
+    footage = _square_footage()
+    motion = CameraMotion.of(footage)
+    # the median frame is the background: it errs by (255-100)/255 on the square's 16 pixels of the 8x8 dilated ones
+    expected = -10 * np.log10(16 / 64 * (155 / 255) ** 2)
+    assert motion.frozen.moving_psnr == pytest.approx(expected, abs=1e-4)
+    assert motion.frozen.static_psnr == float("inf")
+    perfect = SplitError()
+    for t in range(len(footage)):
+        frame = torch.from_numpy(footage[t]).float() / 255
+        perfect.add(frame, frame, torch.from_numpy(motion.masks[t]))
+    assert perfect.moving_psnr == float("inf") and perfect.moving_count == 3 * motion.masks.sum()
+
+
+def test_anchors_seeded_on_moving_pixels_start_with_open_masks():
+    xyz = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    model = GIFStreamModel(xyz, None, 4, ModelConfig(), moving=np.array([True, False, False, True]))
+    m = torch.sigmoid(model.mask_logits)
+    assert (m[[0, 3], :2] > 0.85).all()  # M_de, M_dy open where something moves
+    assert (m[[1, 2], :2] < MASK_FLOOR).all()  # closed elsewhere until the canonical phase's gradient opens them
+
+
+def _moving_objects(frame: int, num_frames: int) -> list[np.ndarray]:
+    """Centres of the synthetic scene's ball and cube (capture/blender_side/synthetic_scene.py)."""
+    phase = 2 * np.pi * frame / num_frames
+    ball = np.array([1.1 * np.cos(phase), 1.1 * np.sin(phase) - 0.2, 0.6 + 0.3 * np.sin(2 * phase)])
+    cube = np.array([-0.2, -0.6, 0.35 + 0.8 * abs(np.sin(3 * phase))])
+    return [ball, cube]
+
+
+def test_seed_points_on_the_moving_objects_are_found(synth_loaded):
+    from gifstream_engine.capture.sfm_init import initial_point_cloud
+    from gifstream_engine.train.seeding import moving_points
+
+    cloud = initial_point_cloud(synth_loaded, num_seed_frames=3)
+    assert sorted(set(cloud.frames.tolist())) == [0, 2, 5]
+    moving = moving_points(synth_loaded, cloud.points, cloud.frames)
+    n = synth_loaded.num_frames
+    on_object = np.array([min(np.linalg.norm(p - c) for c in _moving_objects(f, n)) < 0.45
+                          for p, f in zip(cloud.points, cloud.frames)])
+    assert on_object.sum() >= 3, "the tiny capture's SfM sees a few points of the textured ball and cube"
+    assert moving[on_object].mean() > 0.8  # the moving objects' points are found ...
+    assert moving[~on_object].mean() < 0.1  # ... and the static set's mostly are not
