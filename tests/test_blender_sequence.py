@@ -158,13 +158,15 @@ def test_eevee_renders_the_frame_of_the_timeline(addon_zip, tmp_path):
     source = write_moving_sequence(str(tmp_path / "captured"))
     renders = [{"frame": f, "engine": "BLENDER_EEVEE", "path": str(tmp_path / f"eevee_{f}.png")} for f in (1, 3)]
     result = run_blender(tmp_path, {"zip": addon_zip, "clear": True, "camera": CAMERA, "eevee_samples": 16,
-                                    "imports": [{"filepath": source, "fps": 24.0, "start_frame": 1}], "renders": renders})
+                                    "imports": [{"filepath": source, "fps": 24.0, "start_frame": 1, "viewport_density": 0.2}],
+                                    "probe": [1], "renders": renders})
     assert result["imports"][0]["status"] == ["FINISHED"]
+    assert result["probes"][0]["vertices"] < 4 * 340 * 0.35  # the viewport is thinned, the render below is not
     a, b = (read_png(r["path"]) for r in renders)
     assert red_mask(a).sum() > 12 and red_mask(b).sum() > 12
     shift = np.argwhere(red_mask(b))[:, 1].mean() - np.argwhere(red_mask(a))[:, 1].mean()
     assert 9 < shift < 19, shift
-    assert (a[..., 2] > 60).mean() > 0.2  # the wall
+    assert (a[..., 2] > 60).mean() > 0.2  # the whole wall (a fifth of it would cover far less)
 
 
 def test_bad_inputs_give_one_message_and_build_nothing(addon_zip, tmp_path):
@@ -179,8 +181,8 @@ def test_bad_inputs_give_one_message_and_build_nothing(addon_zip, tmp_path):
     result = run_blender(tmp_path, {
         "zip": addon_zip, "clear": True, "cache_check": True,
         "imports": [{"filepath": points}, {"filepath": str(tmp_path / "missing")}, {"filepath": corrupt},
-                    {"filepath": source}],
-        "save": str(tmp_path / "shot.blend")})
+                    {"filepath": source, "viewport_density": 0.5}],
+        "probe": [1], "save": str(tmp_path / "shot.blend")})
     (bad_ply, missing, bad_gifs, good) = result["imports"]
     assert "not a 3D Gaussian Splatting PLY" in bad_ply["error"] and "f_dc_0" in bad_ply["error"]
     assert "does not exist" in missing["error"]
@@ -188,6 +190,7 @@ def test_bad_inputs_give_one_message_and_build_nothing(addon_zip, tmp_path):
     for failed in (bad_ply, missing, bad_gifs):
         assert failed["status"] == ["CANCELLED"] and not any(failed["created"].values()), failed
     assert good["status"] == ["FINISHED"] and result["cache_error"] == ""
+    assert 4 * 120 < result["probes"][0]["vertices"] < 4 * 220  # the viewport draws about half of the 340
 
     # the .blend moved away from its cache: one clear message from the panel's check and from the farm bundle
     shutil.move(str(tmp_path / "shot.blend"), str(tmp_path / "moved.blend"))
