@@ -43,10 +43,14 @@ def test_frozen_background_and_split_error():
 
 def test_anchors_seeded_on_moving_pixels_start_with_open_masks():
     xyz = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
-    model = GIFStreamModel(xyz, None, 4, ModelConfig(), moving=np.array([True, False, False, True]))
+    model = GIFStreamModel(xyz, None, 4, ModelConfig(), seed_frame=np.array([0, -1, -1, 2]))
     m = torch.sigmoid(model.mask_logits)
     assert (m[[0, 3], :2] > 0.85).all()  # M_de, M_dy open where something moves
     assert (m[[1, 2], :2] < MASK_FLOOR).all()  # closed elsewhere until the canonical phase's gradient opens them
+    # the stream of a moving anchor starts as its time relative to the seed frame; the others' is zero
+    assert torch.equal(model.stream[3, :, 0], 0.5 * torch.tensor([-2.0, -1, 0, 1]))
+    assert torch.equal(model.stream[3, :, 1], 0.5 * torch.tensor([2.0, 1, 0, 1]))
+    assert not model.stream[[1, 2]].any() and not model.stream[:, :, 2:].any()
 
 
 def _moving_objects(frame: int, num_frames: int) -> list[np.ndarray]:

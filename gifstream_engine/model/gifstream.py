@@ -88,6 +88,22 @@ def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ], -1)
 
 
+TIME_CODE_PER_FRAME = 0.5  # in feature units: two frames per quantisation step at the base feature step
+
+
+def time_code(seed_frame: np.ndarray, num_frames: int, stream_dim: int) -> torch.Tensor:
+    """(M, T, P) initial stream of anchors seeded at frames `seed_frame` (M,): channel 0 the signed, channel 1
+    the absolute frame offset from the seed frame (half a unit per frame), the rest zero. A ramp costs little to
+    code (the stream's entropy model predicts frame t from t-1..t-3) and gives the opacity and motion decoders
+    a shared notion of "how far from when this anchor was seen"."""
+    offset = torch.arange(num_frames, dtype=torch.float32)[None, :] - torch.as_tensor(seed_frame, dtype=torch.float32)[:, None]
+    code = torch.zeros(len(seed_frame), num_frames, stream_dim)
+    code[..., 0] = TIME_CODE_PER_FRAME * offset
+    if stream_dim > 1:
+        code[..., 1] = TIME_CODE_PER_FRAME * offset.abs()
+    return code
+
+
 def time_embedding(t: float, freqs: int) -> torch.Tensor:
     bands = 2.0 ** torch.arange(freqs, dtype=torch.float32) * math.pi
     return torch.cat([torch.sin(bands * t), torch.cos(bands * t)])
@@ -95,9 +111,11 @@ def time_embedding(t: float, freqs: int) -> torch.Tensor:
 
 class GIFStreamModel(nn.Module):
     def __init__(self, anchors: np.ndarray, colors: np.ndarray | None, num_frames: int, cfg: ModelConfig,
-                 moving: np.ndarray | None = None):
-        """moving (N,) bool: anchors seeded on moving pixels start with M_de and M_dy open (train/seeding.py);
-        the others start nearly closed until the canonical phase's gradients open them."""
+                 seed_frame: np.ndarray | None = None):
+        """seed_frame (N,) int: for anchors seeded on moving pixels (train/seeding.py), the frame they were seeded
+        in, -1 for the others. Moving anchors start with M_de and M_dy open and a stream that encodes time
+        relative to their seed frame (`time_code`), so the decoders can show each where and when it was seen;
+        the others start with the masks nearly closed until the canonical phase's gradients open them."""
         super().__init__()
         self.cfg = cfg
         self.num_frames = num_frames
@@ -111,11 +129,14 @@ class GIFStreamModel(nn.Module):
         if colors is not None:  # seed the first channels with the point colours: faster first iterations
             feat[:, :3] = torch.as_tensor(colors, dtype=torch.float32) / 255.0 - 0.5
         self.feat = nn.Parameter(feat)
-        self.stream = nn.Parameter(torch.zeros(n, num_frames, cfg.stream_dim))
+        stream = torch.zeros(n, num_frames, cfg.stream_dim)
+        moving = np.zeros(n, bool) if seed_frame is None else np.asarray(seed_frame) >= 0
+        if moving.any():
+            stream[torch.as_tensor(moving)] = time_code(np.asarray(seed_frame)[moving], num_frames, cfg.stream_dim)
+        self.stream = nn.Parameter(stream)
         logits = torch.zeros(n, 4)
         logits[:, :2] = CLOSED_LOGIT
-        if moving is not None:
-            logits[torch.as_tensor(moving, dtype=torch.bool), :2] = OPEN_LOGIT
+        logits[torch.as_tensor(moving), :2] = OPEN_LOGIT
         logits[:, 3] = 3.0  # M_p starts at ~0.95: keep every anchor
         self.mask_logits = nn.Parameter(logits)
         dim = cfg.feat_dim + cfg.stream_dim
@@ -252,16 +273,16 @@ def initial_spacing(points: np.ndarray, voxel: float) -> np.ndarray:
 
 
 def voxelize(points: np.ndarray, colors: np.ndarray, voxel: float,
-             flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points and whether any
-    of its points carries `flags` (N,) bool (all False when not given)."""
+             seed_frame: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points and the largest
+    `seed_frame` (N,) int of its points (-1: static; all -1 when not given)."""
     keys = np.floor(points / voxel).astype(np.int64)
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     col = np.zeros((len(uniq), 3))
     np.add.at(col, inverse, colors.astype(np.float64))
     col /= np.bincount(inverse, minlength=len(uniq))[:, None]
-    flagged = np.zeros(len(uniq), bool)
-    if flags is not None:
-        np.logical_or.at(flagged, inverse, np.asarray(flags, bool))
-    return (uniq + 0.5) * voxel, col.astype(np.uint8), flagged
+    frames = np.full(len(uniq), -1, np.int64)
+    if seed_frame is not None:
+        np.maximum.at(frames, inverse, np.asarray(seed_frame, np.int64))
+    return (uniq + 0.5) * voxel, col.astype(np.uint8), frames

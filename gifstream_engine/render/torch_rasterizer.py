@@ -53,31 +53,34 @@ def _pairs(ids, x0, x1, y0, y1):
 
 
 def _composite_band(means2d, conics, opacities, features, depth_rank, gid, px, py, y_lo, y_hi, width):
-    """Front-to-back compositing of one band of rows; returns (rows*width, F) features and (rows*width,) alpha."""
+    """Front-to-back compositing of one band of rows; returns (rows*width, F) features and (rows*width,) alpha.
+
+    Gathers use index_select (whose backward is an index_add, cheap on the CPU even in deterministic mode) and
+    each filter computes its indices once; the (pixel, depth) sort is a stable radix sort of unique keys."""
     n_pix = (y_hi - y_lo) * width
-    dx = means2d[gid, 0] - (px.to(means2d.dtype) + 0.5)
-    dy = means2d[gid, 1] - (py.to(means2d.dtype) + 0.5)
-    con = conics[gid]
+    m = means2d.index_select(0, gid)
+    dx = m[:, 0] - (px.to(means2d.dtype) + 0.5)
+    dy = m[:, 1] - (py.to(means2d.dtype) + 0.5)
+    con = conics.index_select(0, gid)
     sigma = 0.5 * (con[:, 0] * dx * dx + con[:, 2] * dy * dy) + con[:, 1] * dx * dy
-    alpha = torch.clamp(opacities[gid] * torch.exp(-sigma), max=MAX_ALPHA)
-    valid = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
-    gid, alpha = gid[valid], alpha[valid]
-    pix = (py[valid] - y_lo) * width + px[valid]
-    order = torch.argsort(pix * depth_rank.numel() + depth_rank[gid])
-    gid, alpha, pix = gid[order], alpha[order], pix[order]
+    alpha = torch.clamp(opacities.index_select(0, gid) * torch.exp(-sigma), max=MAX_ALPHA)
+    valid = torch.nonzero((sigma >= 0) & (alpha >= ALPHA_THRESHOLD)).squeeze(1)
+    gid, alpha = gid.index_select(0, valid), alpha.index_select(0, valid)
+    pix = (py.index_select(0, valid) - y_lo) * width + px.index_select(0, valid)
+    order = torch.sort(pix * depth_rank.numel() + depth_rank.index_select(0, gid), stable=True)[1]
+    gid, alpha, pix = gid.index_select(0, order), alpha.index_select(0, order), pix.index_select(0, order)
 
     log_keep = torch.log1p(-alpha.double())
     inclusive = torch.cumsum(log_keep, 0)
     counts = torch.bincount(pix, minlength=n_pix)
     seg_end = torch.cumsum(counts, 0)
-    seg_base = torch.cat([inclusive.new_zeros(1), inclusive])[seg_end - counts]  # cumsum before each pixel's run
-    base = seg_base[pix]
-    log_t_after = inclusive - base
-    alive = log_t_after > math.log(MIN_TRANSMITTANCE)  # gsplat stops (exclusively) once T would drop to 1e-4
-    transmittance = torch.exp((log_t_after - log_keep)[alive]).to(alpha.dtype)
-    weight = alpha[alive] * transmittance
-    gid, pix = gid[alive], pix[alive]
-    out = features.new_zeros(n_pix, features.shape[1]).index_add(0, pix, weight[:, None] * features[gid])
+    seg_base = torch.cat([inclusive.new_zeros(1), inclusive]).index_select(0, seg_end - counts)  # cumsum before each pixel's run
+    log_t_after = inclusive - seg_base.index_select(0, pix)
+    alive = torch.nonzero(log_t_after > math.log(MIN_TRANSMITTANCE)).squeeze(1)  # gsplat stops (exclusively) once T would drop to 1e-4
+    transmittance = torch.exp((log_t_after - log_keep).index_select(0, alive)).to(alpha.dtype)
+    weight = alpha.index_select(0, alive) * transmittance
+    gid, pix = gid.index_select(0, alive), pix.index_select(0, alive)
+    out = features.new_zeros(n_pix, features.shape[1]).index_add(0, pix, weight[:, None] * features.index_select(0, gid))
     acc = alpha.new_zeros(n_pix).index_add(0, pix, weight)
     return out, acc
 

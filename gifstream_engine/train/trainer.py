@@ -279,13 +279,13 @@ def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
     cloud = initial_point_cloud(capture, seed=cfg.train.seed, num_seed_frames=cfg.train.seed_frames)
     frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
     on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
-    anchors, colors, moving = voxelize(cloud.points, cloud.colors, cfg.model.voxel_size, on_moving)
+    anchors, colors, seed_frame = voxelize(cloud.points, cloud.colors, cfg.model.voxel_size, np.where(on_moving, frames, -1))
     if len(anchors) > cfg.train.max_anchors:
         keep = np.random.default_rng(cfg.train.seed).choice(len(anchors), cfg.train.max_anchors, replace=False)
-        anchors, colors, moving = anchors[keep], colors[keep], moving[keep]
+        anchors, colors, seed_frame = anchors[keep], colors[keep], seed_frame[keep]
     log(f"initial anchors: {len(anchors)} from {len(cloud.points)} {cloud.source} points of frames "
-        f"{sorted(set(frames.tolist()))} (voxel {cfg.model.voxel_size}), {int(moving.sum())} on moving pixels")
-    return GIFStreamModel(anchors, colors, capture.num_frames, cfg.model, moving)
+        f"{sorted(set(frames.tolist()))} (voxel {cfg.model.voxel_size}), {int((seed_frame >= 0).sum())} on moving pixels")
+    return GIFStreamModel(anchors, colors, capture.num_frames, cfg.model, seed_frame)
 
 
 def warm_started(warm_path: str, cfg: RunConfig, num_frames: int, device) -> GIFStreamModel:
