@@ -59,10 +59,15 @@ def run_engine(python: str, args: list[str], timeout: float = 600) -> str:
     except subprocess.TimeoutExpired as exc:
         raise EngineError(f"the engine did not answer within {timeout:.0f} s: {' '.join(cmd)}") from exc
     if proc.returncode != 0:
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-        message = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise EngineError(message.removeprefix("gifstream: error: "))
+        raise EngineError(engine_message(proc.stderr) or f"exit code {proc.returncode}")
     return proc.stdout
+
+
+def engine_message(text: str) -> str:
+    """The engine's one-line report (its last line on stderr) for the artist, without the program prefix: a user
+    error as it is, a bug as "internal error: ...; the traceback is in <crash log>"."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].removeprefix("gifstream: error: ").removeprefix("gifstream: ") if lines else ""
 
 
 def capture_info(python: str, path: str) -> dict:

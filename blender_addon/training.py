@@ -106,7 +106,7 @@ class TrainingJob:
             if not self.message:
                 tail = [l for l in self.log if l.strip()]
                 self.message = tail[-1] if tail else f"engine exited with code {code}"
-            self.message = self.message.removeprefix("gifstream: error: ")
+            self.message = engine_client.engine_message(self.message)
         self._log_file.close()
 
     def cancel(self, timeout=60.0):

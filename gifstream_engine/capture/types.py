@@ -176,8 +176,7 @@ class Capture:
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise CaptureError(f"{self.root}: camera names are not unique: {names}")
-        if self.fps <= 0:
-            raise CaptureError(f"{self.root}: fps must be positive, got {self.fps}")
+        self.fps = validate.number(self.fps, f"{self.root}: fps", CaptureError, above=0.0, maximum=1000.0)
         self.scene_bounds = np.asarray(self.scene_bounds, dtype=np.float64).reshape(2, 3)
 
     # --- selection -------------------------------------------------------------------------

@@ -4,6 +4,8 @@ never run code; anything unreadable or of the wrong structure is a RunError nami
 
 from __future__ import annotations
 
+import io
+
 import torch
 
 from .. import validate
@@ -15,8 +17,12 @@ REQUIRED = {"step": int, "elapsed": float, "config": dict, "num_frames": int, "m
 
 
 def save_state(state: dict, path: str) -> None:
+    """Serialised in memory first: torch.save reports a full disk as an opaque RuntimeError, a plain write as
+    the OSError that `atomic_open` turns into one OutputError (the previous file stays as it was)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_open(path) as f:
-        torch.save(state, f)
+        f.write(buffer.getbuffer())
 
 
 def load_state(path: str, device, required: dict[str, type] | None = None) -> dict:

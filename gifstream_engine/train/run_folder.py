@@ -15,7 +15,9 @@ import json
 import os
 import shutil
 
-from ..errors import RunError
+from .. import validate
+from ..capture.types import Camera
+from ..errors import CaptureError, RunError
 
 LOCK = ".gifstream.lock"
 CONFIG = "config.json"
@@ -118,6 +120,16 @@ def read_saved(folder: str) -> dict:
         raise RunError(f"{path} is damaged: {exc}; expected the JSON the trainer writes") from exc
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or not isinstance(saved.get("capture"), str):
         raise RunError(f"{path} is damaged: expected an object with 'config' (an object) and 'capture' (a path)")
-    if saved.get("rig") is not None and not isinstance(saved["rig"], dict):
-        raise RunError(f"{path} is damaged: 'rig' must be an object")
+    rig = saved.get("rig")
+    if rig is not None:  # what encode and render take the cameras and frame rate from
+        rig = validate.mapping(rig, f"{path}: rig", RunError)
+        validate.number(validate.field(rig, "fps", f"{path}: rig", RunError), f"{path}: rig.fps", RunError, above=0.0)
+        validate.array(validate.field(rig, "scene_bounds", f"{path}: rig", RunError), f"{path}: rig.scene_bounds", RunError,
+                       (2, 3))
+        for i, cam in enumerate(validate.sequence(validate.field(rig, "cameras", f"{path}: rig", RunError),
+                                                  f"{path}: rig.cameras", RunError, min_length=1)):
+            try:
+                Camera.from_json(cam)
+            except CaptureError as exc:
+                raise RunError(f"{path}: rig.cameras[{i}]: {exc}") from exc
     return saved
