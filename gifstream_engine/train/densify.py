@@ -70,18 +70,21 @@ def time_mixed_gradient(stats: GrowthStats, alpha: float) -> torch.Tensor:
 
 @torch.no_grad()
 def grow_candidates(model: GIFStreamModel, stats: GrowthStats, threshold: float, alpha: float, min_seen: int = 2):
-    """Canonical positions of new anchors (one per new voxel) and the parent anchor of each."""
+    """Canonical positions of new anchors (one per new voxel) and the parent anchor of each, strongest gradient
+    first (when the anchor budget is nearly spent, the remaining room goes where the error is largest)."""
     g = time_mixed_gradient(stats, alpha)
     mask = (g > threshold) & (stats.seen >= min_seen)
     if not mask.any():
         return None, None
     anchor_idx, child = torch.nonzero(mask, as_tuple=True)
+    strongest = torch.sort(g[anchor_idx, child], descending=True, stable=True)[1]
+    anchor_idx, child = anchor_idx[strongest], child[strongest]
     local = model.offsets[anchor_idx, child] * torch.exp(model.log_scale[anchor_idx, :3])
     pos = (model.anchor_xyz[anchor_idx] + local).cpu().numpy()
     voxel = model.cfg.voxel_size
     keys = np.floor(pos / voxel).astype(np.int64)
     existing = {tuple(v) for v in np.floor(model.anchor_xyz.cpu().numpy() / voxel).astype(np.int64)}
-    _, first = np.unique(keys, axis=0, return_index=True)
+    _, first = np.unique(keys, axis=0, return_index=True)  # per new voxel, its strongest candidate
     first = np.array([i for i in sorted(first) if tuple(keys[i]) not in existing], dtype=np.int64)
     if len(first) == 0:
         return None, None
