@@ -98,3 +98,16 @@ def test_trained_model_keeps_what_moves(tmp_path_factory):
     result = evaluate_run(load_run(out), capture)
     print({k: result[k] for k in ("test_psnr", "dynamic_psnr", "frozen_psnr", "static_psnr")})
     assert result["dynamic_psnr"] > result["frozen_psnr"] + MOVING_MARGIN_DB
+
+
+def test_an_anchor_that_shows_in_one_frame_is_not_pruned_as_transparent():
+    from gifstream_engine.train.densify import GrowthStats, low_opacity_anchors
+
+    stats = GrowthStats.zeros(3, 5, "cpu")
+    stats.anchor_seen[:] = 150
+    stats.opacity_sum[:] = torch.tensor([0.5 * 5, 0.001 * 5 * 150, 0.3 * 5 * 150])  # child opacity over 150 steps
+    stats.opacity_max[:] = torch.tensor([0.5, 0.001, 0.3])  # anchor 0: opaque in one step's frame only
+    pruned = low_opacity_anchors(stats, min_opacity=0.005, k=5, alpha=0.1)
+    assert pruned.tolist() == [False, True, False]
+    # by the mean over time alone (alpha 0) the passing object's anchor would go
+    assert low_opacity_anchors(stats, min_opacity=0.005, k=5, alpha=0.0).tolist() == [True, True, False]

@@ -203,10 +203,16 @@ def test_multi_gop_training_warm_starts_later_gops(synth_capture, tmp_path):
 
     warm_path = os.path.join(run, "gop_000", "warm_start.pt")
     warm = torch.load(warm_path, weights_only=False)
-    start = warm_started(warm_path, cfg, 2, torch.device("cpu"))
-    # a later GOP starts from GOP 0's warm-start anchors, features and decoders, with a fresh stream of its length
-    assert torch.equal(start.anchor_xyz, warm["model"]["anchor_xyz"]) and torch.equal(start.feat, warm["model"]["feat"])
+    gop1 = capture.gops(4)[1]
+    start = warm_started(warm_path, cfg, gop1, torch.device("cpu"), log=lambda *_: None)
+    # a later GOP starts from GOP 0's warm-start anchors, features and decoders, with a fresh stream of its length,
+    # plus anchors seeded on what moves in its own frames (their stream starts as a time code, masks open)
+    n = len(warm["model"]["anchor_xyz"])
+    assert torch.equal(start.anchor_xyz[:n], warm["model"]["anchor_xyz"]) and torch.equal(start.feat[:n], warm["model"]["feat"])
     assert torch.equal(start.color_mlp[0].weight, warm["model"]["color_mlp.0.weight"])
-    assert start.stream.shape == (start.num_anchors, 2, cfg.model.stream_dim) and not start.stream.any()
+    assert start.stream.shape == (start.num_anchors, 2, cfg.model.stream_dim) and not start.stream[:n].any()
+    assert start.num_anchors <= cfg.train.max_anchors and start.knn_index.shape == (start.num_anchors, cfg.model.knn)
+    assert start.num_anchors > n  # the tiny capture's ball and cube move into voxels GOP 0 left empty
+    assert start.stream[n:, :, 1].any(1).all() and (torch.sigmoid(start.mask_logits[n:, :2]) > 0.85).all()
     result = evaluate(trained, capture)
     assert result["frames"] == 6 and result["gops"] == 2

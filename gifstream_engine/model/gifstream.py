@@ -186,6 +186,16 @@ class GIFStreamModel(nn.Module):
             idx = np.concatenate([idx, np.repeat(idx[:, -1:], self.cfg.knn - idx.shape[1], 1)], 1)
         self.knn_index = torch.as_tensor(idx, dtype=torch.long, device=self.anchor_xyz.device)
 
+    @torch.no_grad()
+    def append_anchors(self, other: "GIFStreamModel") -> None:
+        """Add `other`'s anchors (same config and frame count; its decoders are ignored), before training."""
+        if other.num_frames != self.num_frames or other.cfg != self.cfg:
+            raise ValueError("append_anchors needs a model of the same configuration and frame count")
+        self.anchor_xyz = torch.cat([self.anchor_xyz, other.anchor_xyz.to(self.anchor_xyz)])
+        for name, param in self.per_anchor_parameters().items():
+            setattr(self, name, nn.Parameter(torch.cat([param.data, getattr(other, name).data.to(param)])))
+        self.update_knn()
+
     # --- masks -----------------------------------------------------------------------------
     def masks(self, state: DecodeState) -> dict[str, torch.Tensor]:
         m = torch.sigmoid(self.mask_logits)

@@ -22,11 +22,12 @@ class GrowthStats:
     opacity_sum: torch.Tensor  # (N,) summed child opacity over steps the anchor was visible
     anchor_seen: torch.Tensor  # (N,)
     dyn_grad: torch.Tensor  # (N,) per-anchor gradient during the canonical phase (initialises M_dy)
+    opacity_max: torch.Tensor  # (N,) largest mean child opacity of any step (frame) that saw the anchor
 
     @staticmethod
     def zeros(n: int, k: int, device) -> "GrowthStats":
         z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
-        return GrowthStats(z(n, k), z(n, k), z(n, k), z(n), z(n), z(n))
+        return GrowthStats(z(n, k), z(n, k), z(n, k), z(n), z(n), z(n), z(n))
 
     def select(self, index: torch.Tensor) -> "GrowthStats":
         return GrowthStats(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
@@ -39,7 +40,7 @@ class GrowthStats:
         return GrowthStats(*parts)
 
     def reset_growth(self) -> None:
-        for t in (self.grad_sum, self.grad_max, self.seen, self.opacity_sum, self.anchor_seen):
+        for t in (self.grad_sum, self.grad_max, self.seen, self.opacity_sum, self.anchor_seen, self.opacity_max):
             t.zero_()
 
 
@@ -58,7 +59,9 @@ def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visibl
     stats.grad_sum[idx] += full.view(n_vis, k)
     stats.grad_max[idx] = torch.maximum(stats.grad_max[idx], full.view(n_vis, k))
     stats.seen[idx] += seen.view(n_vis, k)
-    stats.opacity_sum[idx] += aux["opacity"].clamp(min=0).sum(-1)
+    opacity = aux["opacity"].clamp(min=0)
+    stats.opacity_sum[idx] += opacity.sum(-1)
+    stats.opacity_max[idx] = torch.maximum(stats.opacity_max[idx], opacity.mean(-1))
     stats.anchor_seen[idx] += 1
     stats.dyn_grad[idx] += full.view(n_vis, k).sum(-1)
 
@@ -93,6 +96,10 @@ def grow_candidates(model: GIFStreamModel, stats: GrowthStats, threshold: float,
 
 
 @torch.no_grad()
-def low_opacity_anchors(stats: GrowthStats, min_opacity: float, k: int, min_seen: int = 5) -> torch.Tensor:
+def low_opacity_anchors(stats: GrowthStats, min_opacity: float, k: int, alpha: float, min_seen: int = 5) -> torch.Tensor:
+    """Anchors whose opacity is low over time, mixed like the growth gradient: alpha * max_t + (1 - alpha) * mean_t.
+    An anchor that shows in a few frames only (an object passing by) keeps its max and is not pruned for
+    being transparent in the others; one transparent in every frame is."""
     mean_opacity = stats.opacity_sum / (stats.anchor_seen.clamp(min=1) * k)
-    return (stats.anchor_seen >= min_seen) & (mean_opacity < min_opacity)
+    mixed = alpha * stats.opacity_max + (1 - alpha) * mean_opacity
+    return (stats.anchor_seen >= min_seen) & (mixed < min_opacity)

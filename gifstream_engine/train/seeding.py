@@ -9,10 +9,39 @@ small values to zero, which freezes the anchors that should move.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..capture import Capture
+from ..capture.sfm_init import initial_point_cloud
 from ..eval.motion import moving_pixels
+from ..model.gifstream import voxelize
+
+
+@dataclasses.dataclass
+class Seeds:
+    """Anchor seeds of one GOP: voxel centres, colours, and for those on moving pixels their seed frame."""
+
+    xyz: np.ndarray  # (N, 3)
+    colors: np.ndarray  # (N, 3) uint8
+    seed_frame: np.ndarray  # (N,) int, -1 where static
+    description: str  # for the log: how many points of which frames
+
+    def subset(self, keep: np.ndarray) -> "Seeds":
+        return Seeds(self.xyz[keep], self.colors[keep], self.seed_frame[keep], self.description)
+
+
+def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0) -> Seeds:
+    """SfM points of `num_seed_frames` frames of the capture (train/sfm_init.py), marked where they lie on
+    moving pixels, voxelised into one seed per voxel."""
+    cloud = initial_point_cloud(capture, seed=seed, num_seed_frames=num_seed_frames)
+    frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
+    on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
+    xyz, colors, seed_frame = voxelize(cloud.points, cloud.colors, voxel, np.where(on_moving, frames, -1))
+    description = (f"{len(xyz)} from {len(cloud.points)} {cloud.source} points of frames {sorted(set(frames.tolist()))} "
+                   f"(voxel {voxel}), {int((seed_frame >= 0).sum())} on moving pixels")
+    return Seeds(xyz, colors, seed_frame, description)
 
 
 def moving_points(capture: Capture, points: np.ndarray, frames: np.ndarray, min_views: int = 2) -> np.ndarray:

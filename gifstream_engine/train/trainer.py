@@ -12,11 +12,10 @@ import numpy as np
 import torch
 
 from ..capture import Capture
-from ..capture.sfm_init import initial_point_cloud
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
 from ..fileio import write_json
-from ..model.gifstream import GIFStreamModel, voxelize
+from ..model.gifstream import GIFStreamModel
 from ..render import render
 from . import densify
 from .checkpoint import load_state, save_state
@@ -27,7 +26,7 @@ from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bit
 from .losses import photometric
 from .schedule import plan
 from .progress import reporter_for
-from .seeding import moving_points
+from .seeding import seed_anchors
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
@@ -124,7 +123,7 @@ class GopTrainer:
             room = max(0, tc.max_anchors - m.num_anchors)
             centres, parents = centres[:room], parents[:room]
             grown = len(centres)
-        prune = densify.low_opacity_anchors(self.stats, tc.min_opacity, m.cfg.num_offsets)
+        prune = densify.low_opacity_anchors(self.stats, tc.min_opacity, m.cfg.num_offsets, tc.time_mix_alpha)
         keep = ~prune
         if keep.sum() < 1:
             keep[:] = True
@@ -276,24 +275,30 @@ def model_from_state(state: dict, cfg: RunConfig, path: str = "saved state") -> 
 
 
 def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
-    cloud = initial_point_cloud(capture, seed=cfg.train.seed, num_seed_frames=cfg.train.seed_frames)
-    frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
-    on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
-    anchors, colors, seed_frame = voxelize(cloud.points, cloud.colors, cfg.model.voxel_size, np.where(on_moving, frames, -1))
-    if len(anchors) > cfg.train.max_anchors:
-        keep = np.random.default_rng(cfg.train.seed).choice(len(anchors), cfg.train.max_anchors, replace=False)
-        anchors, colors, seed_frame = anchors[keep], colors[keep], seed_frame[keep]
-    log(f"initial anchors: {len(anchors)} from {len(cloud.points)} {cloud.source} points of frames "
-        f"{sorted(set(frames.tolist()))} (voxel {cfg.model.voxel_size}), {int((seed_frame >= 0).sum())} on moving pixels")
-    return GIFStreamModel(anchors, colors, capture.num_frames, cfg.model, seed_frame)
+    seeds = seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed)
+    if len(seeds.xyz) > cfg.train.max_anchors:
+        seeds = seeds.subset(np.random.default_rng(cfg.train.seed).choice(len(seeds.xyz), cfg.train.max_anchors, replace=False))
+    log(f"initial anchors: {seeds.description}")
+    return GIFStreamModel(seeds.xyz, seeds.colors, capture.num_frames, cfg.model, seeds.seed_frame)
 
 
-def warm_started(warm_path: str, cfg: RunConfig, num_frames: int, device) -> GIFStreamModel:
-    """A later GOP's model: GOP 0's early state with a fresh feature stream of this GOP's length."""
+def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) -> GIFStreamModel:
+    """A later GOP's model: GOP 0's early state with a fresh feature stream of this GOP's length, plus anchors
+    seeded where this GOP's frames see something move in voxels GOP 0 left empty."""
     state = load_state(warm_path, device)
     model = model_from_state(state, cfg, warm_path)
-    model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, num_frames, cfg.model.stream_dim, device=model.feat.device))
-    model.num_frames = num_frames
+    model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, capture.num_frames, cfg.model.stream_dim,
+                                                  device=model.feat.device))
+    model.num_frames = capture.num_frames
+    seeds = seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed)
+    occupied = {tuple(v) for v in np.floor(model.anchor_xyz.cpu().numpy() / cfg.model.voxel_size).astype(np.int64)}
+    keys = np.floor(seeds.xyz / cfg.model.voxel_size).astype(np.int64)
+    new = (seeds.seed_frame >= 0) & np.array([tuple(k) not in occupied for k in keys], bool)
+    new &= np.cumsum(new) <= max(0, cfg.train.max_anchors - model.num_anchors)
+    if new.any():
+        fresh = seeds.subset(new)
+        model.append_anchors(GIFStreamModel(fresh.xyz, fresh.colors, capture.num_frames, cfg.model, fresh.seed_frame).to(device))
+    log(f"warm start: {model.num_anchors} anchors, {int(new.sum())} of them seeded on this GOP's moving pixels")
     return model
 
 
@@ -361,7 +366,7 @@ class Training:
             self.log(f"GOP {g}: resuming at step {trainer.step}")
         else:
             warm = os.path.join(self.out, "gop_000", WARM)
-            model = warm_started(warm, self.cfg, gop.num_frames, self.device) if g > 0 and os.path.isfile(warm) \
+            model = warm_started(warm, self.cfg, gop, self.device, self.log) if g > 0 and os.path.isfile(warm) \
                 else initial_model(gop, self.cfg, self.log)
             trainer = GopTrainer(self.cfg, data, model, self.device)
         # (again) after SfM: importing pycolmap installs glog's failure handlers, which would abort on SIGTERM
