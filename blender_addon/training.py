@@ -3,19 +3,16 @@
 import collections
 import json
 import os
-import queue
 import shlex
-import signal
-import subprocess
-import threading
 
 from . import engine_client
+from .engine_process import EngineProcess
 
 LOG_LINES = 2000
 
 
 class TrainingJob:
-    """One engine process. Its stdout is read on a thread; `poll()` applies the events on Blender's thread."""
+    """One engine process (EngineProcess reads its output on threads); `poll()` applies the events on Blender's thread."""
 
     def __init__(self, python, capture, out, preset, device, steps=0, extra="", resume=False):
         self.out = out
@@ -31,7 +28,6 @@ class TrainingJob:
         cmd += shlex.split(extra)
         self.command = cmd
         self.log = collections.deque(maxlen=LOG_LINES)
-        self.events = queue.Queue()
         self.status, self.message = "running", ""
         self.step = self.total = 0
         self.phase, self.psnr, self.eta, self.anchors = "", 0.0, 0.0, 0
@@ -39,15 +35,7 @@ class TrainingJob:
         os.makedirs(out, exist_ok=True)
         self.log_path = os.path.join(out, "blender_training.log")
         self._log_file = open(self.log_path, "a")
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        for stream, is_events in ((self.process.stdout, True), (self.process.stderr, False)):
-            threading.Thread(target=self._read, args=(stream, is_events), daemon=True).start()
-
-    def _read(self, stream, is_events):
-        for line in stream:
-            self.events.put((is_events, line.rstrip("\n")))
-        if is_events:
-            self.events.put((None, None))  # end of stdout
+        self.engine = EngineProcess(cmd)
 
     def _apply(self, event):
         kind = event.get("type")
@@ -69,15 +57,7 @@ class TrainingJob:
 
     def poll(self):
         """Apply pending output; returns True while the job is running."""
-        ended = False
-        while True:
-            try:
-                is_events, line = self.events.get_nowait()
-            except queue.Empty:
-                break
-            if is_events is None:
-                ended = True
-                continue
+        for is_events, line in self.engine.lines():
             event = None
             if is_events and line.startswith("{"):
                 try:
@@ -88,12 +68,12 @@ class TrainingJob:
                 self._apply(event)
             elif line.strip():
                 self._write_log(line)
-        if self.status == "running" and (ended or self.process.poll() is not None) and self.process.poll() is not None:
-            self._finish()
+        if self.status == "running" and self.engine.ended and self.engine.returncode is not None:
+            self._finish()  # the engine exited and all it printed on stdout has been applied
         return self.status == "running"
 
     def _finish(self):
-        code = self.process.returncode
+        code = self.engine.returncode
         if code == 0 and self.result and self.result.get("status") == "cancelled":
             self.status, self.message = "cancelled", f"stopped at step {self.result.get('step')}; checkpoint kept"
         elif code == 0:
@@ -111,13 +91,7 @@ class TrainingJob:
 
     def cancel(self, timeout=60.0):
         """Ask the engine to stop (it saves a checkpoint), wait for it, kill it if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.engine.stop(timeout)
         self.poll()
 
     def status_line(self):

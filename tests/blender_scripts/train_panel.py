@@ -31,7 +31,7 @@ while time.time() < deadline:
         break
     time.sleep(0.2)
 module.poll_training()
-result.update(status=job.status, message=job.message, step=job.step, total=job.total, exit_code=job.process.poll(),
+result.update(status=job.status, message=job.message, step=job.step, total=job.total, exit_code=job.engine.returncode,
               progress=seen_progress[-5:], n_progress=len(seen_progress), log_text=bpy.data.texts["GIFStream log"].as_string()[-2000:])
 with open(out_json, "w") as f:
     json.dump(result, f)
