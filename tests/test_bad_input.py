@@ -702,7 +702,7 @@ def test_addon_reports_the_engines_one_line(synth_capture, tmp_path):
     assert str(info.value).startswith("frame range '2' is not of the form START:STOP")
     job = training.TrainingJob(sys.executable, synth_capture, str(tmp_path / "run"), "", "", steps=10,
                                extra="--set model.voxel_size=0")
-    job.process.wait(timeout=300)
+    job.engine.process.wait(timeout=300)
     time.sleep(1.0)  # let the reader threads pass on the last lines
     while job.poll():
         time.sleep(0.1)
