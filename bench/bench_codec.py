@@ -44,7 +44,7 @@ def main() -> None:
         run_dir = os.path.join(args.out, "rd", rate)
         if not os.path.isfile(os.path.join(run_dir, "eval.json")):
             subprocess.run(cli + ["train", args.capture, "--out", run_dir, "--preset", args.preset, "--preset", rate,
-                                  "--set", "train.log_every=250"], check=True)
+                                  "--set", "train.log_every=250", "--resume"], check=True)  # continues a half-finished run
         with open(os.path.join(run_dir, "eval.json")) as f:
             trained = json.load(f)
         run = load_run(run_dir)

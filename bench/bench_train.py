@@ -31,7 +31,7 @@ def main() -> None:
         run = os.path.join(args.out, "stream" if not extra else "no_stream")
         if not os.path.isfile(os.path.join(run, "eval.json")):
             sets = [x for s in args.set for x in ("--set", s)]
-            subprocess.run(cli + ["train", args.capture, "--out", run, "--preset", args.preset, *sets, *extra], check=True)
+            subprocess.run(cli + ["train", args.capture, "--out", run, "--preset", args.preset, *sets, *extra, "--resume"], check=True)
         with open(os.path.join(run, "eval.json")) as f:
             rows.append((name, json.load(f)))
     print(f"\n{'variant':<22}{'test PSNR':>10}{'moving':>8}{'frozen':>8}{'static':>8}{'test SSIM':>10}{'train PSNR':>11}"
