@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .. import validate
 from ..errors import CaptureError
 from .colmap import is_colmap, read_colmap
@@ -41,6 +43,12 @@ def load_capture(root: str, downscale: float = 1.0, frames: tuple[int, int] | No
         start, stop = frames
         capture = capture.slice(start, capture.num_frames if stop is None else stop)
     return capture
+
+
+def spread_frames(num_frames: int, count: int) -> list[int]:
+    """`count` frames spread evenly over 0..num_frames-1, the first and (when count > 1) the last included."""
+    count = max(1, min(count, num_frames))
+    return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, count)})
 
 
 def parse_frame_range(text: str | None) -> tuple[int, int | None] | None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import GIFStreamError
 from ..imageio import resize, write_png
+from . import spread_frames
 from .types import Capture
 
 MIN_POINTS = 30
@@ -32,12 +33,6 @@ class PointCloud:
     source: str  # "sfm", "capture" or "random"
     stats: dict = dataclasses.field(default_factory=dict)  # SfM counts when triangulated
     frames: np.ndarray | None = None  # (N,) the frame each point was triangulated in (None: frame 0 / unknown)
-
-
-def seed_frames(num_frames: int, count: int) -> list[int]:
-    """`count` frames spread evenly over 0..num_frames-1, always including frame 0 (and the last when count > 1)."""
-    count = max(1, min(count, num_frames))
-    return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, count)})
 
 
 def _rotmat_to_qvec(rot: np.ndarray) -> np.ndarray:
@@ -145,7 +140,7 @@ def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_p
                         random_count: int = 20_000, seed: int = 0, num_seed_frames: int = 1) -> PointCloud:
     """Points to seed the anchors: the capture's own cloud (frame 0) or SfM of frame 0, plus SfM of the other
     `num_seed_frames - 1` frames spread over the capture; random points in the bounds if too few triangulate."""
-    frames = seed_frames(capture.num_frames, num_seed_frames)
+    frames = spread_frames(capture.num_frames, num_seed_frames)
     clouds = []
     if use_capture_points and capture.points is not None and len(capture.points) >= min_points:
         colors = capture.point_colors if capture.point_colors is not None else np.full((len(capture.points), 3), 128, np.uint8)

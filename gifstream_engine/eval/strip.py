@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..capture import Capture
+from ..capture import Capture, spread_frames
 from ..render import render
 from .motion import moving_pixels
 
 
 def strip_frames(num_frames: int, count: int = 4) -> list[int]:
     """`count` frames spread over the sequence (first and last included)."""
-    count = max(1, min(count, num_frames))
-    return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, count)})
+    return spread_frames(num_frames, count)
 
 
 @torch.no_grad()
