@@ -1,0 +1,115 @@
+"""The `.gifs` format on a freshly built random model and entropy models (no capture, no training: seconds).
+
+- round trip: what the decoder rebuilds is what the encoder's model decodes with the coded values;
+- golden bytes: the encoder's output for a fixed model is pinned (format 1.0). When the format changes on
+  purpose, regenerate with GIFSTREAM_REGENERATE_GOLDEN=1 and bump the container version.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from gifstream_engine.codec.bitstream import DecodedStream, encode_run
+from gifstream_engine.codec.container import VERSION, Container
+from gifstream_engine.codec.entropy_models import EntropyModels
+from gifstream_engine.codec.gop_coding import anchor_positions, coded_anchor_values
+from gifstream_engine.codec.rate import quantised_anchors
+from gifstream_engine.model.gifstream import DecodeState, GIFStreamModel, ModelConfig
+from gifstream_engine.train.config import RunConfig
+from gifstream_engine.eval.evaluate import SequenceGop, TrainedRun
+
+from conftest import pinhole
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "data", "golden_1_0.gifs")
+REGENERATE = "GIFSTREAM_REGENERATE_GOLDEN"
+SMALL = ModelConfig(feat_dim=6, stream_dim=2, num_offsets=2, hidden=8, knn=3, time_freqs=2, voxel_size=0.25)
+STATE = DecodeState(use_stream=True, quantize="round", feat_step=0.5, geo_step=0.1)
+
+
+def random_gop(seed: int, num_frames: int, n: int = 40, cfg: ModelConfig = SMALL):
+    """(model, entropy models) with every parameter random, anchors on voxel centres, some pruned, some dynamic."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(-6, 6, (3 * n, 3)), axis=0)[:n]
+    xyz = anchor_positions(keys, cfg.voxel_size)
+    model = GIFStreamModel(xyz, rng.integers(0, 256, (len(xyz), 3)), num_frames, cfg)
+    with torch.no_grad():
+        model.feat.normal_(0, 2)
+        model.stream.normal_(0, 1.5)
+        model.log_scale.normal_(-2, 0.5)
+        model.offsets.normal_(0, 0.7)
+        model.mask_logits.normal_(0, 2)
+        model.mask_logits[:, 3] = 3.0
+        model.mask_logits[:4, 3] = -3.0  # pruned: never coded
+        model.mask_logits[4:12, 0] = 3.0  # a stream to code
+        for p in model.decoder_parameters():
+            p.normal_(0, 0.3)
+        model.opacity_mlp[2].bias.fill_(1.5)  # opacities well above 0: float16 weights do not drop a Gaussian
+    model.update_knn()
+    entropy = EntropyModels(cfg.feat_dim, cfg.stream_dim, cfg.num_offsets)
+    with torch.no_grad():
+        for p in entropy.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval(), entropy.eval()
+
+
+def random_run(seed: int = 0, gop_frames=(3, 2)) -> TrainedRun:
+    cfg = RunConfig(model=SMALL)
+    cfg.train.feat_step, cfg.train.geo_step = STATE.feat_step, STATE.geo_step
+    gops, entropies, offset = [], [], 0
+    for g, frames in enumerate(gop_frames):
+        model, entropy = random_gop(seed + g, frames)
+        with torch.no_grad():
+            values, _ = quantised_anchors(model, entropy, STATE)
+        gops.append(SequenceGop(offset, model, STATE, coded_anchor_values(model, entropy, STATE, values)))
+        entropies.append(entropy)
+        offset += frames
+    cameras = [pinhole(32, 24, name="c0").to_json(), pinhole(32, 24, f=28.0, name="c1").to_json()]
+    rig = {"fps": 24.0, "scene_bounds": [[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]], "cameras": cameras}
+    return TrainedRun("random", cfg, "nowhere", rig, gops, entropies)
+
+
+@pytest.fixture(scope="module")
+def random_stream(tmp_path_factory):
+    run = random_run()
+    path = str(tmp_path_factory.mktemp("format") / "random.gifs")
+    encode_run(run, path, run.rig)
+    return run, path
+
+
+def test_random_model_round_trip(random_stream):
+    run, path = random_stream
+    stream = DecodedStream(path)
+    assert stream.num_frames == run.num_frames == 5 and stream.fps == 24.0
+    assert [c.name for c in stream.cameras] == ["c0", "c1"]
+    header = Container(path).header
+    assert [g["num_dynamic"] > 0 for g in header["gops"]] == [True, True]
+    assert [g["num_anchors"] for g in header["gops"]] == [36, 36]  # the 4 pruned anchors are not coded
+    for t in range(run.num_frames):
+        expected, decoded = run.gaussians(t), stream.gaussians(t)
+        assert len(expected) == len(decoded) > 0
+        # the decoder holds the kept anchors in coding order: compare as sets of Gaussians, sorted by position
+        order = lambda g: np.lexsort(g.means.numpy().T[::-1])  # noqa: E731
+        e, d = order(expected), order(decoded)
+        for a, b in zip(expected.tensors(), decoded.tensors()):
+            # only the float16-rounded decoder weights differ
+            assert torch.allclose(a[e], b[d], atol=0.05, rtol=0.05), (t, (a[e] - b[d]).abs().max())
+        torch.testing.assert_close(expected.means[e], decoded.means[d], atol=0.02, rtol=0.0)
+
+
+def test_golden_bytes_pin_format_1_0(random_stream):
+    _, path = random_stream
+    data = open(path, "rb").read()
+    assert VERSION == (1, 0)
+    if os.environ.get(REGENERATE) == "1":
+        os.makedirs(os.path.dirname(GOLDEN), exist_ok=True)
+        with open(GOLDEN, "wb") as f:
+            f.write(data)
+    golden = open(GOLDEN, "rb").read()
+    assert data == golden, (f"the encoder's bytes changed ({len(data)} vs {len(golden)} golden bytes): a format change "
+                            f"needs a new version; regenerate with {REGENERATE}=1 only on purpose")
+    # and the golden file still decodes
+    stream = DecodedStream(GOLDEN)
+    assert stream.num_frames == 5 and len(stream.gaussians(4)) > 0
