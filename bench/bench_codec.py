@@ -26,7 +26,8 @@ from gifstream_engine.codec.describe import bitrate_mbps
 from gifstream_engine.codec.gop_coding import encode_gop
 from gifstream_engine.codec.rate import estimated_bits
 from gifstream_engine.codec.video_planes import x265_sizes
-from gifstream_engine.eval.evaluate import evaluate, load_run
+from gifstream_engine.eval.evaluate import evaluate
+from gifstream_engine.train.run_folder import load_run
 
 
 def main() -> None:
@@ -62,7 +63,7 @@ def main() -> None:
             for k, v in estimated_bits(gop.model, entropy, gop.state).items():
                 est[k] += v
             symbols: dict = {}
-            encode_gop(gop.model, entropy, gop.state, f"gop_{g:03d}", symbols)
+            encode_gop(gop.model, entropy, gop.state, f"gop_{g:03d}", gop.frame_offset, symbols)
             for k, v in x265_sizes(symbols).items():
                 x265[k] += v
         learned_anchor = sum(v for k, v in sizes.items() if k.endswith("/anchors"))

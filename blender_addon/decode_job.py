@@ -12,6 +12,7 @@ import shutil
 import time
 
 from . import engine_client
+from .conventions import ERROR_PREFIX
 from .engine_process import EngineProcess
 from .sequence_files import ENGINE_DIGITS, ENGINE_PREFIX, SequencePattern, engine_pattern
 
@@ -52,9 +53,9 @@ class DecodeJob:
             self.status, self.message = "failed", f"the engine wrote {self.done} of {self.total} frames"
         else:
             self.status = "failed"
-            errors = [line for line in self.log if line.startswith("gifstream: error: ")]
+            errors = [line for line in self.log if line.startswith(ERROR_PREFIX)]
             tail = errors[-1] if errors else (self.log[-1] if self.log else f"engine exited with code {code}")
-            self.message = tail.removeprefix("gifstream: error: ")
+            self.message = tail.removeprefix(ERROR_PREFIX)
 
     def cancel(self) -> None:
         if self.status == "running":

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+from .conventions import ERROR_PREFIX
+
 ENV_VAR = "GIFSTREAM_ENGINE_PYTHON"
 ENGINE_MODULE = "gifstream_engine.cli"
 
@@ -67,7 +69,7 @@ def engine_message(text: str) -> str:
     """The engine's one-line report (its last line on stderr) for the artist, without the program prefix: a user
     error as it is, a bug as "internal error: ...; the traceback is in <crash log>"."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].removeprefix("gifstream: error: ").removeprefix("gifstream: ") if lines else ""
+    return lines[-1].removeprefix(ERROR_PREFIX).removeprefix("gifstream: ") if lines else ""
 
 
 def capture_info(python: str, path: str) -> dict:

@@ -6,14 +6,14 @@ import os
 
 from mathutils import Matrix
 
-# OpenCV camera axes (x right, y down, z forward) -> Blender camera axes (x right, y up, z backwards)
-CV_TO_BLENDER_CAMERA = Matrix(((1, 0, 0, 0), (0, -1, 0, 0), (0, 0, -1, 0), (0, 0, 0, 1)))
+from .conventions import blender_camera_from_w2c
+
 SENSOR_MM = 36.0
 
 
 def camera_matrix_world(w2c) -> Matrix:
     """Blender object matrix of a camera from an OpenCV world-to-camera 4x4 (list of rows)."""
-    return Matrix(w2c).inverted() @ CV_TO_BLENDER_CAMERA
+    return Matrix(blender_camera_from_w2c(w2c))
 
 
 def apply_intrinsics(cam_data, K, width: int, height: int) -> None:

@@ -11,8 +11,10 @@ import math
 import os
 import re
 
+from .conventions import FRAME_DIGITS, FRAME_PREFIX
+
 # The engine's `gifstream decode --format ply` writes frame_00000.ply, frame_00001.ply, ... (frame index, 5 digits).
-ENGINE_PREFIX, ENGINE_DIGITS = "frame_", 5
+ENGINE_PREFIX, ENGINE_DIGITS = FRAME_PREFIX, FRAME_DIGITS
 # what a standard 3D Gaussian Splatting PLY holds per vertex (SH degree 0 at least)
 GAUSSIAN_PROPERTIES = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
                        "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")

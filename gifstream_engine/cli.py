@@ -11,9 +11,8 @@ import tempfile
 import time
 import traceback
 
-import numpy as np
-
 from . import __version__
+from .conventions import ERROR_PREFIX
 from .errors import GIFStreamError
 from .fileio import output_dir, output_file
 
@@ -30,25 +29,15 @@ def _capture_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    from .capture import load_capture, parse_frame_range
+    from .capture import load_capture
+    from .frames import parse_frame_range
 
     return load_capture(args.path, downscale=args.downscale, frames=parse_frame_range(args.frames))
 
 
-def rig_table(info: dict) -> str:
-    lines = [f"{info['format']} capture: {len(info['cameras'])} cameras, {info['num_frames']} frames at {info['fps']:g} fps",
-             f"{'camera':<10}{'split':<7}{'size':>11}{'fx':>9}{'fy':>9}{'centre (world)':>28}"]
-    for cam in info["cameras"]:
-        centre = -np.asarray(cam["w2c"])[:3, :3].T @ np.asarray(cam["w2c"])[:3, 3]
-        size = f"{cam['width']}x{cam['height']}"
-        lines.append(f"{cam['name']:<10}{cam['split']:<7}{size:>11}{cam['K'][0][0]:9.1f}{cam['K'][1][1]:9.1f}"
-                     f"   ({centre[0]:7.2f}, {centre[1]:7.2f}, {centre[2]:7.2f})")
-    lo, hi = info["scene_bounds"]
-    lines.append(f"scene bounds: ({lo[0]:.2f}, {lo[1]:.2f}, {lo[2]:.2f}) .. ({hi[0]:.2f}, {hi[1]:.2f}, {hi[2]:.2f})")
-    return "\n".join(lines)
-
-
 def cmd_capture_info(args) -> None:
+    from .capture import rig_table
+
     info = _load(args).info()
     print(json.dumps(info) if args.json else rig_table(info))
 
@@ -80,104 +69,20 @@ def cmd_capture_points(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    """Render the embedded capture, load it, seed points, render them from the test camera, print the rig."""
-    import torch
+    """Render the embedded capture, load it, seed points, render them from the test camera, print the rig; then
+    train, encode, decode and evaluate (unless --no-train)."""
+    from .demo import run_demo
 
-    from .capture import load_capture
-    from .capture.sfm_init import initial_point_cloud
-    from .capture.synth import render_synthetic_capture
-    from .imageio import write_png
-    from .plyio import write_point_ply
-    from .render import gaussians_from_points, render
-
-    capture_dir = os.path.join(args.out, "capture")
-    if not os.path.isfile(os.path.join(capture_dir, "poses_bounds.npy")):
-        start = time.time()
-        render_synthetic_capture(capture_dir, _synth_config(args), python=args.blender_python)
-        print(f"[1/6] rendered the synthetic capture in {time.time() - start:.1f} s -> {capture_dir}")
-    else:
-        print(f"[1/6] reusing the synthetic capture in {capture_dir}")
-    capture = load_capture(capture_dir)
-    print("[2/6] loaded the capture\n" + rig_table(capture.info()))
-    start = time.time()
-    cloud = initial_point_cloud(capture)
-    write_point_ply(os.path.join(args.out, "init_points.ply"), cloud.points, cloud.colors)
-    print(f"[3/6] initial point cloud: {len(cloud.points)} points from {cloud.source} in {time.time() - start:.1f} s {cloud.stats}")
-    test = capture.split_indices("test")[0]
-    camera = capture.cameras[test]
-    gaussians = gaussians_from_points(cloud.points, cloud.colors)
-    start = time.time()
-    with torch.no_grad():
-        out = render(gaussians, camera, background=torch.zeros(3))
-    seconds = time.time() - start
-    image = out.rgb.numpy()
-    truth = capture.frame(test, 0)
-    side_by_side = np.concatenate([truth, image], axis=1)
-    path = os.path.join(args.out, f"init_points_{camera.name}.png")
-    write_png(path, side_by_side)
-    print(f"[4/6] rendered {len(gaussians)} Gaussians from test camera {camera.name} with the "
-          f"{out.meta.backend} backend in {seconds * 1000:.0f} ms: footage | points -> {path}")
-    with open(os.path.join(args.out, "rig.json"), "w") as f:
-        json.dump(capture.info(), f, indent=1)
-    if args.no_train:
-        return
-    from .events import EventWriter
-    from .train.config import load_config
-
-    run_dir = os.path.join(args.out, "run")
-    cfg = load_config(["preview"], [f"train.steps={args.steps}"] if args.steps else [])
-    print(f"[5/6] training the preview preset ({cfg.train.steps} steps) -> {run_dir}")
-    if train_and_evaluate(capture, cfg, run_dir, EventWriter(enabled=False), print, resume=True,
-                          progress_bar=sys.stderr.isatty()) is None:
-        return
-    from .codec.bitstream import DecodedStream, encode_run
-    from .codec.describe import bitrate_mbps
-    from .eval.evaluate import evaluate, load_run
-    from .eval.strip import motion_strip, strip_frames
-
-    run = load_run(run_dir)
-    strip_path = os.path.join(args.out, "motion_strip.png")
-    write_png(strip_path, motion_strip(run, capture, test, strip_frames(run.num_frames)))
-    print(f"      footage | render | error x4 of {camera.name} at frames {strip_frames(run.num_frames)} -> {strip_path}")
-    stream_path = os.path.join(args.out, "run.gifs")
-    encoded = encode_run(run, stream_path, run.rig)
-    stream = DecodedStream(stream_path)
-    result = evaluate(stream, capture)
-    mbps = bitrate_mbps(encoded["bytes"], stream.num_frames, stream.fps)
-    print(f"[6/6] encoded {encoded['bytes'] / 1024:.1f} KB ({mbps:.3f} Mbps) -> {stream_path}; decoded from the "
-          f"bitstream: test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, "
-          f"{stream.decode_fps():.0f} frames/s decode")
-
-
-def motion_summary(result: dict) -> str:
-    if result.get("dynamic_psnr") is None:
-        return "no moving pixels in the test footage"
-    return (f"moving pixels {result['dynamic_psnr']:.2f} dB (frozen background {result['frozen_psnr']:.2f} dB, "
-            f"{result['moving_fraction'] * 100:.0f}% of pixels)")
-
-
-def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool, overwrite: bool = False,
-                       progress_bar: bool = False) -> dict | None:
-    """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
-    from .eval.evaluate import evaluate_run, load_run, write_eval
-    from .train.trainer import Training
-
-    if Training(capture, cfg, out, events, log, progress_bar).run(resume=resume, overwrite=overwrite) != "finished":
-        return None
-    log("evaluating on the test cameras")
-    run = load_run(out)
-    result = evaluate_run(run, capture)
-    write_eval(run, result)
-    log(f"test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, train PSNR {result['train_psnr']:.2f} dB, "
-        f"{motion_summary(result)}, {result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a feature stream), "
-        f"{result['train_seconds']:.0f} s training, render {result['render_fps']:.1f} fps")
-    return result
+    run_demo(args.out, _synth_config(args), python=args.blender_python, train=not args.no_train, steps=args.steps,
+             log=print, progress_bar=sys.stderr.isatty())
 
 
 def cmd_train(args) -> None:
     from .capture import load_capture
     from .events import EventWriter
     from .train.config import load_config
+    from .train.pipeline import train_and_evaluate
+    from .train.run_folder import RunFolder
 
     overrides = list(args.set or [])
     if args.steps is not None:
@@ -188,12 +93,9 @@ def cmd_train(args) -> None:
         overrides.append("train.disable_stream=true")
     if args.resume and args.overwrite:
         raise GIFStreamError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
-    saved = os.path.join(args.out, "config.json")
-    if args.resume and os.path.isfile(saved) and not (args.preset or overrides):
-        from .train.config import RunConfig
-        from .train.run_folder import read_saved
-
-        cfg = RunConfig.from_dict(read_saved(args.out)["config"], saved)  # a plain --resume continues with the run's settings
+    folder = RunFolder(args.out)
+    if args.resume and folder.has_config() and not (args.preset or overrides):
+        cfg = folder.read_config()  # a plain --resume continues with the run's settings
     else:
         cfg = load_config(args.preset or ["preview"], overrides)
     output_dir(args.out, "run folder")
@@ -206,41 +108,10 @@ def cmd_train(args) -> None:
         events.result({"status": "finished", "run": args.out, "eval": result})
 
 
-def is_bitstream(path: str) -> bool:
-    return os.path.isfile(path)
-
-
-def open_sequence(path: str, frames_text: str | None):
-    """(sequence, start, stop): a trained run folder or a .gifs bitstream, and the frames asked for (default:
-    all). A bitstream decodes only up to `stop`; its frame count comes from the header, before any decoding."""
-    if is_bitstream(path):
-        from .codec.bitstream import DecodedStream
-        from .codec.container import Container
-        from .codec.header import StreamHeader
-
-        container = Container(path)
-        header = StreamHeader.parse(container.header, path, container.size)
-        start, stop = resolve_frames(frames_text, header.num_frames, path)
-        return DecodedStream(path, (start, stop)), start, stop
-    from .eval.evaluate import load_run
-
-    run = load_run(path)
-    return (run, *resolve_frames(frames_text, run.num_frames, path))
-
-
-def resolve_frames(text: str | None, num_frames: int, what: str) -> tuple[int, int]:
-    from .capture import parse_frame_range
-
-    rng = parse_frame_range(text) or (0, None)
-    start, stop = rng[0], num_frames if rng[1] is None else rng[1]
-    if not 0 <= start < stop <= num_frames:
-        raise GIFStreamError(f"frames {start}:{stop} are outside {what}'s 0:{num_frames}")
-    return start, stop
-
-
 def cmd_eval(args) -> None:
     from .capture import load_capture
-    from .eval.evaluate import evaluate, evaluate_run, load_run, write_eval
+    from .eval.evaluate import evaluate
+    from .sources import is_bitstream
 
     if is_bitstream(args.source):
         from .codec.bitstream import DecodedStream
@@ -256,12 +127,17 @@ def cmd_eval(args) -> None:
         result |= {"bytes": size, "mbps": bitrate_mbps(size, stream.num_frames, stream.fps),
                    "decode_fps": stream.decode_fps()}
     else:
-        run = load_run(args.source)
+        from .sources import rig_of
+        from .train.pipeline import evaluate_run
+        from .train.run_folder import RunFolder
+
+        folder = RunFolder(args.source)
+        run = folder.load()
         capture = load_capture(args.capture, downscale=run.cfg.train.downscale) if args.capture else None
         if capture is not None and run.rig is not None:
-            capture.check_matches(_rig_cameras(run, args.source)[0], run.num_frames, args.source)
+            capture.check_matches(rig_of(run, args.source).cameras, run.num_frames, args.source)
         result = evaluate_run(run, capture)
-        write_eval(run, result)
+        folder.write_eval(result)
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
@@ -277,97 +153,60 @@ def camera_from_json(path: str):
         raise GIFStreamError(f"{path}: expected JSON with width, height, K (3x3) and w2c (4x4): {exc}") from exc
 
 
-def _rig_cameras(source, path: str):
-    """(cameras, fps) of a bitstream's header, or of a run's saved rig / capture."""
-    from .capture import load_capture
-    from .capture.types import Camera
-
-    if is_bitstream(path):
-        return source.cameras, source.fps
-    if source.rig is not None:
-        return [Camera.from_json(c) for c in source.rig["cameras"]], source.rig["fps"]
-    capture = load_capture(source.capture_root, downscale=source.cfg.train.downscale)
-    return capture.cameras, capture.fps
-
-
 def cmd_render(args) -> None:
-    import torch
-
-    from .capture.video import write_video
-    from .imageio import to_uint8, write_png
-    from .render import render
+    from .sequence import render_views
+    from .sources import open_sequence, pick_cameras, rig_of
 
     output_dir(args.out)
     source, start, stop = open_sequence(args.source, args.frames)
-    rig, fps = _rig_cameras(source, args.source)
     if args.pose:
-        cameras = [camera_from_json(args.pose)]
+        cameras, fps = [camera_from_json(args.pose)], source.fps
     else:
-        by_name = {c.name: c for c in rig}
-        names = args.camera or [c.name for c in rig if c.split == "test"] or [rig[0].name]
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise GIFStreamError(f"no camera {missing[0]!r}; cameras are {sorted(by_name)}")
-        cameras = [by_name[n] for n in names]
+        rig = rig_of(source, args.source)
+        cameras, fps = pick_cameras(rig, args.camera, args.source), rig.fps
     for camera in cameras:
-        images = []
-        with torch.no_grad():
-            for t in range(start, stop):
-                image = render(source.gaussians(t, camera), camera, background=torch.zeros(3)).rgb.numpy()
-                write_png(os.path.join(args.out, f"{camera.name}_{t:05d}.png"), image)
-                images.append(to_uint8(image))
-        if len(images) > 1 and images[0].shape[0] % 2 == 0 and images[0].shape[1] % 2 == 0:
-            write_video(os.path.join(args.out, f"{camera.name}.mp4"), np.stack(images), fps)
-        print(f"{camera.name}: {len(images)} frames -> {args.out}")
+        count = render_views(source, camera, start, stop, args.out, fps)
+        print(f"{camera.name}: {count} frames -> {args.out}")
 
 
 def cmd_encode(args) -> None:
-    from .capture import load_capture
     from .codec.bitstream import encode_run
     from .codec.describe import bitrate_mbps
-    from .eval.evaluate import load_run
-    from .train.trainer import rig_of
+    from .sources import rig_of
+    from .train.run_folder import RunFolder
 
     output_file(args.output, "bitstream")
-    run = load_run(args.run)
-    rig = run.rig or rig_of(load_capture(run.capture_root, downscale=run.cfg.train.downscale))
+    run = RunFolder(args.run).load()
+    rig = rig_of(run, args.run)
     result = encode_run(run, args.output, rig)
-    result |= {"output": args.output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig["fps"])}
+    result |= {"output": args.output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig.fps)}
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{args.output}: {result['bytes']} bytes for {run.num_frames} frames at {rig['fps']:g} fps "
+    print(f"{args.output}: {result['bytes']} bytes for {run.num_frames} frames at {rig.fps:g} fps "
           f"({result['mbps']:.3f} Mbps), encoded in {result['seconds']:.2f} s")
 
 
 def cmd_decode(args) -> None:
-    from .fileio import atomic_path
-    from .plyio import write_gaussian_ply
+    from .sequence import write_frames
+    from .sources import is_bitstream, open_sequence
 
     if not is_bitstream(args.stream):
         raise GIFStreamError(f"{args.stream}: not a .gifs file")
     output_dir(args.out)
     begin = time.perf_counter()
     stream, start, stop = open_sequence(args.stream, args.frames)
-    decode_seconds = write_seconds = 0.0
-    for t in range(start, stop):
-        tick = time.perf_counter()
-        g = stream.gaussians(t)
-        arrays = {name: tensor.numpy() for name, tensor in zip(("means", "quats", "scales", "opacities", "colors"), g.tensors())}
-        decode_seconds += time.perf_counter() - tick
-        tick = time.perf_counter()
-        path = os.path.join(args.out, f"frame_{t:05d}.{args.format}")
-        if args.format == "ply":
-            write_gaussian_ply(path, **arrays)
-        else:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, frame=t, fps=stream.fps, **arrays)
-        write_seconds += time.perf_counter() - tick
-    frames = stop - start
-    total = stream.decode_seconds + decode_seconds
+    seconds = {"decode": 0.0, "write": 0.0}
+
+    def count(_t: int, decode_s: float, write_s: float) -> None:
+        seconds["decode"] += decode_s
+        seconds["write"] += write_s
+
+    write_frames(stream, args.out, start, stop, args.format, count)
+    total = stream.decode_seconds + seconds["decode"]
     print(f"decoded frames {start}:{stop} -> {args.out} ({args.format}); bitstream + Gaussians {total:.3f} s "
-          f"= {frames / total:.1f} frames/s, files written in {write_seconds:.2f} s; total {time.perf_counter() - begin:.2f} s")
+          f"= {(stop - start) / total:.1f} frames/s, files written in {seconds['write']:.2f} s; "
+          f"total {time.perf_counter() - begin:.2f} s")
 
 
 def cmd_info(args) -> None:
@@ -403,7 +242,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error (the full usage is under --help)."""
 
     def error(self, message: str):
-        self.exit(EXIT_USER_ERROR, f"gifstream: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USER_ERROR, f"{ERROR_PREFIX}{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except GIFStreamError as exc:
         message = one_line(exc)
-        print(f"gifstream: error: {message}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{message}", file=sys.stderr)
         events.error(message)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -27,3 +27,7 @@ class OutputError(GIFStreamError):
 
 class RunError(GIFStreamError):
     """A run folder is busy (another writer holds its lock), holds a run that must not be replaced, or is damaged."""
+
+
+class FrameRangeError(ConfigError):
+    """A frame range (`--frames START:STOP`) is malformed or outside the frames of what it selects from."""

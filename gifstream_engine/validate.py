@@ -6,6 +6,7 @@ class with a message that names what was read (`what`: the file and the field) a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from typing import Any
@@ -99,3 +100,15 @@ def field(obj: dict, key: str, what: str, error: type[GIFStreamError]) -> Any:
 def _short(value: Any, limit: int = 60) -> str:
     s = repr(value)
     return s if len(s) <= limit else s[:limit] + "..."
+
+
+def fields(obj, origin: str, rules: dict[str, dict], error: type[GIFStreamError]) -> None:
+    """Every bool/int/float field of the dataclass `obj` checked: bools are bools, numbers pass `number` with their
+    rule from `rules` (`integer` follows the field's default)."""
+    for f in dataclasses.fields(obj):
+        value, default = getattr(obj, f.name), f.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise error(f"{origin}.{f.name}: expected true or false, got {value!r}")
+        elif isinstance(default, (int, float)):
+            number(value, f"{origin}.{f.name}", error, integer=isinstance(default, int), **rules.get(f.name, {}))

@@ -38,7 +38,7 @@ def trained(synth_capture, tmp_path_factory):
     """One tiny finished run and its bitstream: inputs that later cases damage (always in copies)."""
     from gifstream_engine.codec.bitstream import encode_run
     from gifstream_engine.capture import load_capture
-    from gifstream_engine.eval.evaluate import load_run
+    from gifstream_engine.train.run_folder import load_run
     from gifstream_engine.train.config import load_config
     from gifstream_engine.train.trainer import Training
 

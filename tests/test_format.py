@@ -18,7 +18,9 @@ from gifstream_engine.codec.gop_coding import anchor_positions, coded_anchor_val
 from gifstream_engine.codec.rate import quantised_anchors
 from gifstream_engine.model.gifstream import DecodeState, GIFStreamModel, ModelConfig
 from gifstream_engine.train.config import RunConfig
-from gifstream_engine.eval.evaluate import SequenceGop, TrainedRun
+from gifstream_engine.sequence import SequenceGop
+from gifstream_engine.train.run_folder import TrainedRun
+from gifstream_engine.capture.types import Rig
 
 from conftest import pinhole
 
@@ -66,8 +68,8 @@ def random_run(seed: int = 0, gop_frames=(3, 2)) -> TrainedRun:
         gops.append(SequenceGop(offset, model, STATE, coded_anchor_values(model, entropy, STATE, values)))
         entropies.append(entropy)
         offset += frames
-    cameras = [pinhole(32, 24, name="c0").to_json(), pinhole(32, 24, f=28.0, name="c1").to_json()]
-    rig = {"fps": 24.0, "scene_bounds": [[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]], "cameras": cameras}
+    cameras = [pinhole(32, 24, name="c0"), pinhole(32, 24, f=28.0, name="c1")]
+    rig = Rig(24.0, np.array([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]), cameras)
     return TrainedRun("random", cfg, "nowhere", rig, gops, entropies)
 
 

@@ -86,7 +86,8 @@ def test_trained_model_keeps_what_moves(tmp_path_factory):
     seeding from frame 0 only gave +1.1 dB, the fixed trainer +2.2 to +2.8 dB."""
     from gifstream_engine.capture import load_capture
     from gifstream_engine.capture.synth import SynthConfig, render_synthetic_capture
-    from gifstream_engine.eval.evaluate import evaluate_run, load_run
+    from gifstream_engine.train.pipeline import evaluate_run
+    from gifstream_engine.train.run_folder import load_run
     from gifstream_engine.train.config import load_config
     from gifstream_engine.train.trainer import Training
 

@@ -188,7 +188,8 @@ def test_cli_train_cancel_resume_eval_render(synth_capture, tmp_path):
 
 
 def test_multi_gop_training_warm_starts_later_gops(synth_capture, tmp_path):
-    from gifstream_engine.eval.evaluate import evaluate, load_run
+    from gifstream_engine.eval.evaluate import evaluate
+    from gifstream_engine.train.run_folder import load_run
     from gifstream_engine.train.trainer import Training
 
     cfg = load_config(["preview"], FAST + ["train.steps=20", "train.gop_length=4", "train.max_anchors=500"])

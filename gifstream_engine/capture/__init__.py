@@ -12,7 +12,8 @@ from .colmap import is_colmap, read_colmap
 from .llff import is_llff, read_llff
 from .nerfstudio import is_nerfstudio, read_nerfstudio
 from .panoptic import is_panoptic, read_panoptic
-from .types import Camera, Capture
+from ..frames import FrameRange, check_range, parse_frame_range
+from .types import Camera, Capture, Rig
 
 # Checked in order: the first layout whose marker file exists reads the capture.
 READERS = (
@@ -33,15 +34,14 @@ def detect_format(root: str) -> str:
     raise CaptureError(f"{root}: unknown capture layout; expected one of {LAYOUT_MARKERS}")
 
 
-def load_capture(root: str, downscale: float = 1.0, frames: tuple[int, int] | None = None) -> Capture:
-    """Read a capture in any supported layout; `frames=(start, stop)` selects a frame range."""
+def load_capture(root: str, downscale: float = 1.0, frames: FrameRange | None = None) -> Capture:
+    """Read a capture in any supported layout; `frames=(start, stop)` selects a frame range (stop None: to the end)."""
     downscale = validate.number(downscale, "downscale factor", CaptureError, minimum=1.0)
     fmt = detect_format(root)
     reader = next(r for name, _, r in READERS if name == fmt)
     capture = reader(root, downscale=downscale)
     if frames is not None:
-        start, stop = frames
-        capture = capture.slice(start, capture.num_frames if stop is None else stop)
+        capture = capture.slice(*check_range(frames, capture.num_frames, "the capture's", root))
     return capture
 
 
@@ -51,22 +51,18 @@ def spread_frames(num_frames: int, count: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, count)})
 
 
-def parse_frame_range(text: str | None) -> tuple[int, int | None] | None:
-    """'a:b' -> (a, b); 'a:' -> (a, None); ':b' -> (0, b); None -> None. A lone number is refused: '2' could mean
-    frame 2 alone or frames 2 to the end."""
-    if text is None:
-        return None
-    start, colon, stop = text.partition(":")
-    try:
-        if not colon:
-            raise ValueError("no colon")
-        rng = int(start) if start.strip() else 0, (int(stop) if stop.strip() else None)
-    except ValueError as exc:
-        raise CaptureError(f"frame range {text!r} is not of the form START:STOP (e.g. 2:3 for frame 2 alone, "
-                           f"2: for frame 2 to the end)") from exc
-    if rng[0] < 0 or (rng[1] is not None and rng[1] <= rng[0]):
-        raise CaptureError(f"frame range {text!r}: expected 0 <= START < STOP")
-    return rng
+def rig_table(info: dict) -> str:
+    """A capture's rig description (`Capture.info()`) as the table `gifstream capture info` prints."""
+    lines = [f"{info['format']} capture: {len(info['cameras'])} cameras, {info['num_frames']} frames at {info['fps']:g} fps",
+             f"{'camera':<10}{'split':<7}{'size':>11}{'fx':>9}{'fy':>9}{'centre (world)':>28}"]
+    for cam in info["cameras"]:
+        centre = -np.asarray(cam["w2c"])[:3, :3].T @ np.asarray(cam["w2c"])[:3, 3]
+        size = f"{cam['width']}x{cam['height']}"
+        lines.append(f"{cam['name']:<10}{cam['split']:<7}{size:>11}{cam['K'][0][0]:9.1f}{cam['K'][1][1]:9.1f}"
+                     f"   ({centre[0]:7.2f}, {centre[1]:7.2f}, {centre[2]:7.2f})")
+    lo, hi = info["scene_bounds"]
+    lines.append(f"scene bounds: ({lo[0]:.2f}, {lo[1]:.2f}, {lo[2]:.2f}) .. ({hi[0]:.2f}, {hi[1]:.2f}, {hi[2]:.2f})")
+    return "\n".join(lines)
 
 
-__all__ = ["Camera", "Capture", "CaptureError", "detect_format", "load_capture", "parse_frame_range"]
+__all__ = ["Camera", "Capture", "CaptureError", "Rig", "detect_format", "load_capture", "parse_frame_range", "rig_table"]

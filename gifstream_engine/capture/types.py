@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
+from ..frames import check_range
 
 SPLITS = ("train", "test")
 
@@ -110,6 +111,49 @@ class Camera:
         }
 
 
+@dataclasses.dataclass
+class Rig:
+    """What a sequence keeps of its capture so it can be viewed without it: frame rate, scene bounds, cameras.
+
+    Saved in a run's config.json and in a bitstream's header (both as `to_json()`); `Capture.rig()` builds it."""
+
+    fps: float
+    scene_bounds: np.ndarray | None  # (2, 3): min and max corner in world units (None: not recorded)
+    cameras: list[Camera]
+
+    def to_json(self) -> dict:
+        return {"fps": float(self.fps),
+                "scene_bounds": None if self.scene_bounds is None else np.asarray(self.scene_bounds).tolist(),
+                "cameras": [c.to_json() for c in self.cameras]}
+
+    @staticmethod
+    def from_json(spec, what: str, error: type[Exception] = CaptureError, max_fps: float | None = None,
+                  require_bounds: bool = True, max_cameras: int | None = None) -> "Rig":
+        """A rig read from a file (`what` names it): every field checked (at most `max_cameras` are parsed),
+        errors raised as `error`."""
+        spec = validate.mapping(spec, what, error)
+        fps = validate.number(validate.field(spec, "fps", what, error), f"{what} fps", error, above=0.0, maximum=max_fps)
+        bounds = spec.get("scene_bounds") if not require_bounds else validate.field(spec, "scene_bounds", what, error)
+        if bounds is not None:
+            bounds = validate.array(bounds, f"{what} scene_bounds", error, (2, 3))
+        cams = validate.sequence(validate.field(spec, "cameras", what, error), f"{what} cameras", error, min_length=1)
+        if max_cameras is not None and len(cams) > max_cameras:
+            raise error(f"{what} lists {len(cams)} cameras, at most {max_cameras} are supported")
+        cameras = []
+        for i, cam in enumerate(cams):
+            try:
+                cameras.append(Camera.from_json(cam))
+            except CaptureError as exc:
+                raise error(f"{what} cameras are invalid: cameras[{i}]: {exc}") from exc
+        return Rig(fps, bounds, cameras)
+
+    def camera(self, name: str, what: str, error: type[Exception] = CaptureError) -> Camera:
+        for camera in self.cameras:
+            if camera.name == name:
+                return camera
+        raise error(f"{what}: no camera {name!r}; cameras are {sorted(c.name for c in self.cameras)}")
+
+
 class FrameSource(Protocol):
     """Decodes the frames of one camera. Frame indices are absolute in the source."""
 
@@ -191,10 +235,7 @@ class Capture:
 
     def slice(self, start: int, stop: int) -> "Capture":
         """Frames [start, stop) of this capture as a new capture sharing the decoder cache."""
-        if not 0 <= start < stop <= self.num_frames:
-            raise CaptureError(
-                f"{self.root}: frame range {start}:{stop} is outside the capture's 0:{self.num_frames}"
-            )
+        check_range((start, stop), self.num_frames, "the capture's", self.root)
         return dataclasses.replace(self, num_frames=stop - start, frame_offset=self.frame_offset + start)
 
     def gops(self, gop_length: int) -> list["Capture"]:
@@ -248,18 +289,22 @@ class Capture:
                                f"{what} {num_frames}")
 
     # --- description -----------------------------------------------------------------------
+    def rig(self) -> Rig:
+        """Frame rate, scene bounds and (downscaled) cameras: what a run and its bitstream keep of the capture."""
+        return Rig(float(self.fps), self.scene_bounds, list(self.cameras))
+
     def info(self) -> dict:
-        """The rig description printed by `gifstream capture info --json`."""
+        """The rig description printed by `gifstream capture info --json`: the rig, plus the layout, frame
+        count, point count and each camera's footage."""
+        rig = self.rig().to_json()
         return {
             "format": self.format,
             "root": self.root,
-            "fps": float(self.fps),
+            "fps": rig["fps"],
             "num_frames": int(self.num_frames),
-            "scene_bounds": self.scene_bounds.tolist(),
+            "scene_bounds": rig["scene_bounds"],
             "num_points": 0 if self.points is None else int(len(self.points)),
-            "cameras": [
-                {**c.to_json(), "footage": getattr(src, "footage", None)} for c, src in zip(self.cameras, self.sources)
-            ],
+            "cameras": [{**cam, "footage": getattr(src, "footage", None)} for cam, src in zip(rig["cameras"], self.sources)],
         }
 
 

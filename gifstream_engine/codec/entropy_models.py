@@ -45,8 +45,9 @@ def adaptive_step(raw: torch.Tensor, base: float) -> torch.Tensor:
     return base * torch.exp2(octaves)
 
 
-def quantise(y: torch.Tensor, mode: str) -> torch.Tensor:
-    """y in quantisation steps: uniform noise (training), straight-through rounding, or untouched ('none')."""
+def quantize_steps(y: torch.Tensor, mode: str) -> torch.Tensor:
+    """y already in units of its quantisation step: uniform noise (training), straight-through rounding to
+    integers, or untouched ('none'). Its twin in value units is `model.gifstream.quantize_values`."""
     if mode == "noise":
         return y + torch.rand_like(y) - 0.5
     if mode == "round":
@@ -114,7 +115,7 @@ class FeatureEntropyModel(nn.Module):
         decoded, bits = feat[:, :0], feat.new_zeros(len(feat))
         for j, (a, b) in enumerate(self.chunks):
             mu, sigma, q = self.chunk_params(j, decoded, base_step)
-            y = quantise(feat[:, a:b] / q, mode)
+            y = quantize_steps(feat[:, a:b] / q, mode)
             bits = bits + gaussian_bits(y, mu / q, sigma / q).sum(-1)
             decoded = torch.cat([decoded, y * q], -1)
         return decoded, bits
@@ -141,7 +142,7 @@ class GeometryEntropyModel(nn.Module):
         mask_levels (N, 3) are the already quantised masks times 16 (straight-through from the logits)."""
         (mu, sigma, q), (mask_mu, mask_sigma) = self.params(feat_hat, base_step)
         x = torch.cat([log_scale, offsets.reshape(len(offsets), -1)], -1)
-        y = quantise(x / q, mode)
+        y = quantize_steps(x / q, mode)
         bits = gaussian_bits(y, mu / q, sigma / q).sum(-1) + gaussian_bits(mask_levels, mask_mu, mask_sigma, 0, MASK_LEVELS).sum(-1)
         x_hat = y * q
         return x_hat[:, :6], x_hat[:, 6:].reshape(offsets.shape), bits

@@ -14,7 +14,6 @@ The entropy models run in float64 on the CPU with snapped (mu, sigma): identical
 from __future__ import annotations
 
 import copy
-import dataclasses
 import lzma
 import math
 
@@ -25,26 +24,13 @@ from ..errors import BitstreamError
 from ..model.gifstream import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel, ModelConfig
 from . import octree
 from .container import Container, decompress, pack_arrays, unpack_arrays
+from ..sequence import SequenceGop
 from .header import GopHeader
 from .entropy_models import CODED_MASKS, MASK_LEVELS, STREAM_CONTEXT, EntropyModels, snap_for_coding
 from .rans import SymbolReader, SymbolWriter
 from .rate import stream_grid
 
 DECODER_MODULES = ("opacity_mlp", "color_mlp", "cov_mlp", "motion_mlp")
-
-
-@dataclasses.dataclass
-class DecodedGop:
-    """A GOP as the decoder rebuilds it: `model.decode(t, camera, DECODED_STATE, values=values)` gives frame t."""
-
-    frame_offset: int
-    model: GIFStreamModel
-    values: AnchorValues
-    num_dynamic: int
-
-    @property
-    def num_frames(self) -> int:
-        return self.model.num_frames
 
 
 DECODED_STATE = DecodeState(use_stream=True, quantize="none")  # every value is already quantised
@@ -146,9 +132,10 @@ def _unpack_grid(payload: bytes, side: int, count: int, what: str) -> np.ndarray
 
 # --- encoder -----------------------------------------------------------------------------------
 @torch.no_grad()
-def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState, prefix: str,
-               symbols: dict | None = None):
-    """(header, sections) of one trained GOP; `state` is the run's final (quantised) decode state.
+def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState, prefix: str, frame_offset: int,
+               symbols: dict | None = None) -> tuple[GopHeader, dict[str, bytes]]:
+    """(header, sections) of one trained GOP starting at frame `frame_offset` of its sequence; `state` is the
+    run's final (quantised) decode state; section names start with `prefix`.
 
     `symbols`, when given, receives the integer symbols as coded: `anchors` (N, C + 6 + 3K + 3) in coding order
     with their positions `xyz`, and `stream` (D, T, P) with its grid `stream_grid` (for other coders)."""
@@ -178,22 +165,24 @@ def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState
     dynamic = torch.nonzero(de_levels > 0).squeeze(1)
     sections = {f"{prefix}/decoders": lzma.compress(pack_arrays(decoder_arrays(model, entropy))), f"{prefix}/geometry": geometry,
                 f"{prefix}/anchors": anchors_payload}
-    header = {"frame_offset": None, "num_frames": model.num_frames, "num_anchors": len(ids), "num_dynamic": len(dynamic),
-              "voxel_size": cfg.voxel_size, "key_origin": origin, "octree_depth": depth, "feat_step": state.feat_step,
-              "geo_step": state.geo_step, "ranges": ranges, "grid_side": 0}
+    ranges = {name: tuple(rng) for name, rng in ranges.items()}
+    grid_side = 0
     if len(dynamic):
         stream_steps = torch.round(model.stream.detach().cpu()[ids[dynamic]].double() / state.feat_step)  # (D, T, P)
         cells = stream_grid(xyz[order][dynamic.numpy()], stream_steps.numpy())
-        header["grid_side"] = cells.shape[0]
+        grid_side = cells.shape[0]
         if symbols is not None:
             symbols["stream"], symbols["stream_grid"] = stream_steps.numpy().astype(np.int64), cells
         sections[f"{prefix}/stream_grid"] = _pack_grid(cells, len(dynamic))
         ios, _ = _code_stream(em, cells, de_levels[dynamic] * MASK_STEP, model.num_frames,
                               lambda t: _Encoding(SymbolWriter()), stream_steps)
         present = [r for r in (io.writer.ranges().get("stream") for io in ios) if r]
-        header["ranges"]["stream"] = [min(r[0] for r in present), max(r[1] for r in present)] if present else [0, 0]
+        ranges["stream"] = (min(r[0] for r in present), max(r[1] for r in present)) if present else (0, 0)
         for t, io in enumerate(ios):
-            sections[f"{prefix}/stream/{t:04d}"] = io.writer.finish({"stream": header["ranges"]["stream"]})[0]
+            sections[f"{prefix}/stream/{t:04d}"] = io.writer.finish({"stream": list(ranges["stream"])})[0]
+    header = GopHeader(frame_offset=frame_offset, num_frames=model.num_frames, num_anchors=len(ids),
+                       num_dynamic=len(dynamic), voxel_size=cfg.voxel_size, key_origin=tuple(origin), octree_depth=depth,
+                       feat_step=state.feat_step, geo_step=state.geo_step, ranges=ranges, grid_side=grid_side)
     return header, sections
 
 
@@ -243,8 +232,10 @@ def anchor_positions(keys: np.ndarray, voxel: float) -> np.ndarray:
 
 
 # --- decoder -----------------------------------------------------------------------------------
-def decode_gop(container: Container, prefix: str, gh: GopHeader, model_cfg: ModelConfig, last_frame: int | None = None) -> DecodedGop:
-    """Rebuild GOP `prefix` from the container; stream frames after `last_frame` are left undecoded (zeros).
+def decode_gop(container: Container, prefix: str, gh: GopHeader, model_cfg: ModelConfig,
+               last_frame: int | None = None) -> SequenceGop:
+    """Rebuild GOP `prefix` from the container: its model with every value as coded (decode it with
+    DECODED_STATE); stream frames after `last_frame` are left undecoded (zeros).
     `gh` has been checked (header.py): every size below is bounded before it is allocated."""
     what = f"{container.path} [{prefix}]"
     n, d, frames = gh.num_anchors, gh.num_dynamic, gh.num_frames
@@ -289,7 +280,7 @@ def decode_gop(container: Container, prefix: str, gh: GopHeader, model_cfg: Mode
     masks["p"] = torch.ones(n)
     values = AnchorValues(feat.float(), geo[:, :6].float().contiguous(),
                           geo[:, 6:].float().reshape(n, model_cfg.num_offsets, 3).contiguous(), masks)
-    return DecodedGop(gh.frame_offset, model.eval().requires_grad_(False), values, d)
+    return SequenceGop(gh.frame_offset, model.eval().requires_grad_(False), DECODED_STATE, values)
 
 
 def _decoder_bytes(model: GIFStreamModel, entropy: EntropyModels) -> int:

@@ -1,6 +1,7 @@
 """The `.gifs` header as typed, checked values: `StreamHeader` and one `GopHeader` per GOP.
 
-Every value is checked (type, finiteness, range) before the decoder allocates anything it implies, and what the
+The encoder builds both whole and writes `StreamHeader.to_json()`; the decoder, `gifstream info` and the CLI read
+them with `StreamHeader.read` / `parse`, the one place a header is checked. Every value is checked (type, finiteness, range) before the decoder allocates anything it implies, and what the
 values imply together -- anchors x frames x stream channels, model widths -- must fit a memory budget that
 grows with the file's size: a few bytes of header cannot ask for gigabytes.
 """
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from .. import validate
-from ..capture.types import Camera
-from ..errors import BitstreamError, CaptureError
-from ..model.gifstream import ModelConfig
-from ..train.config import validate_model
+from ..capture.types import Camera, Rig
+from ..errors import BitstreamError
+from ..model.gifstream import ModelConfig, validate_model
+from .container import Container
 
 FORMAT = "gifstream-4dgs"
 MAX_FRAMES = 1_000_000
@@ -37,8 +40,14 @@ class GopHeader:
     octree_depth: int
     feat_step: float
     geo_step: float
-    ranges: dict[str, tuple[int, int]]
-    grid_side: int
+    ranges: dict[str, tuple[int, int]]  # rANS symbol range [lo, hi] of each coded group (feat, geo, mask, stream)
+    grid_side: int  # side of the stream grid of dynamic anchors (0: none)
+
+    def to_json(self) -> dict:
+        return {"frame_offset": self.frame_offset, "num_frames": self.num_frames, "num_anchors": self.num_anchors,
+                "num_dynamic": self.num_dynamic, "voxel_size": self.voxel_size, "key_origin": list(self.key_origin),
+                "octree_depth": self.octree_depth, "feat_step": self.feat_step, "geo_step": self.geo_step,
+                "ranges": {name: list(rng) for name, rng in self.ranges.items()}, "grid_side": self.grid_side}
 
     @staticmethod
     def parse(gh, what: str) -> "GopHeader":
@@ -77,12 +86,39 @@ class GopHeader:
 
 @dataclasses.dataclass(frozen=True)
 class StreamHeader:
-    fps: float
     num_frames: int
     model: ModelConfig
-    train_downscale: float
-    cameras: list[Camera]
-    gops: list[GopHeader]
+    train: dict  # the training configuration the stream came from (informational; `downscale` is checked)
+    rig: Rig  # fps, scene bounds and cameras (float32 precision): the stream is viewable without its capture
+    gops: list[GopHeader]  # tiling frames 0..num_frames-1 in order
+
+    @property
+    def fps(self) -> float:
+        return self.rig.fps
+
+    @property
+    def cameras(self) -> list[Camera]:
+        return self.rig.cameras
+
+    @property
+    def train_downscale(self) -> float:
+        """The image downscale the model was trained at: the capture resolution to compare it with."""
+        return self.train["downscale"]
+
+    def to_json(self) -> dict:
+        """The header as the container stores it (floats of the rig cut to float32: compact, what rendering uses)."""
+        rig = self.rig.to_json()
+        out = {"format": FORMAT, "fps": rig["fps"], "num_frames": self.num_frames, "cameras": _float32(rig["cameras"]),
+               "model": dataclasses.asdict(self.model), "train": self.train, "gops": [g.to_json() for g in self.gops]}
+        if rig["scene_bounds"] is not None:
+            out["scene_bounds"] = _float32(rig["scene_bounds"])
+        return out
+
+    @staticmethod
+    def read(path: str) -> tuple["StreamHeader", Container]:
+        """The checked header of the `.gifs` file at `path`, and its container (sections read on demand)."""
+        container = Container(path)
+        return StreamHeader.parse(container.header, path, container.size), container
 
     @staticmethod
     def parse(h, path: str, file_size: int) -> "StreamHeader":
@@ -90,7 +126,8 @@ class StreamHeader:
         if h.get("format") != FORMAT:
             raise BitstreamError(f"{path}: header format {h.get('format')!r}, expected {FORMAT!r}")
         get = lambda key: validate.field(h, key, f"{path}: header", BitstreamError)  # noqa: E731
-        fps = validate.number(get("fps"), f"{path}: header fps", BitstreamError, above=0.0, maximum=MAX_FPS)
+        rig = Rig.from_json(h, f"{path}: header", BitstreamError, max_fps=MAX_FPS, require_bounds=False,
+                            max_cameras=MAX_CAMERAS)
         num_frames = validate.number(get("num_frames"), f"{path}: header num_frames", BitstreamError, integer=True,
                                      minimum=1, maximum=MAX_FRAMES)
         model_fields = validate.mapping(get("model"), f"{path}: header model", BitstreamError)
@@ -99,22 +136,13 @@ class StreamHeader:
             raise BitstreamError(f"{path}: header model has unknown fields {sorted(set(model_fields) - known)}")
         model = ModelConfig(**model_fields)
         validate_model(model, f"{path}: header model", BitstreamError)
-        train = validate.mapping(get("train"), f"{path}: header train", BitstreamError)
-        downscale = validate.number(validate.field(train, "downscale", f"{path}: header train", BitstreamError),
-                                    f"{path}: header train.downscale", BitstreamError, minimum=1.0, maximum=1024.0)
-        cams = validate.sequence(get("cameras"), f"{path}: header cameras", BitstreamError, min_length=1)
-        if len(cams) > MAX_CAMERAS:
-            raise BitstreamError(f"{path}: header lists {len(cams)} cameras, at most {MAX_CAMERAS} are supported")
-        try:
-            cameras = [Camera.from_json(c) for c in cams]
-        except CaptureError as exc:
-            raise BitstreamError(f"{path}: header cameras are invalid: {exc}") from exc
-        for cam in cameras:
+        train = dict(validate.mapping(get("train"), f"{path}: header train", BitstreamError))
+        train["downscale"] = validate.number(validate.field(train, "downscale", f"{path}: header train", BitstreamError),
+                                             f"{path}: header train.downscale", BitstreamError, minimum=1.0, maximum=1024.0)
+        for cam in rig.cameras:
             if max(cam.width, cam.height) > MAX_IMAGE_SIDE:
                 raise BitstreamError(f"{path}: header camera {cam.name!r} is {cam.width}x{cam.height}; "
                                      f"expected sides of at most {MAX_IMAGE_SIDE} pixels")
-        if "scene_bounds" in h:
-            validate.array(h["scene_bounds"], f"{path}: header scene_bounds", BitstreamError, (2, 3))
         gop_list = validate.sequence(get("gops"), f"{path}: header gops", BitstreamError, min_length=1)
         if len(gop_list) > num_frames:
             raise BitstreamError(f"{path}: header lists {len(gop_list)} GOPs for {num_frames} frames")
@@ -127,7 +155,7 @@ class StreamHeader:
             expected += gop.num_frames
         if expected != num_frames:
             raise BitstreamError(f"{path}: GOPs cover {expected} frames, the header says {num_frames}")
-        header = StreamHeader(fps, num_frames, model, downscale, cameras, gops)
+        header = StreamHeader(num_frames, model, train, rig, gops)
         header.check_budget(path, file_size)
         return header
 
@@ -151,3 +179,14 @@ def decode_bytes(m: ModelConfig, gop: GopHeader) -> int:
     decoders = 8 * 4 * (width * m.hidden + m.hidden * 10 * m.num_offsets) + 8 * 64 * m.feat_dim * 16
     grid = 8 * 8 * gop.grid_side ** 2 * m.stream_dim
     return gop.num_anchors * per_anchor + decoders + grid
+
+
+def _float32(value):
+    """Floats of a JSON value cut to float32 precision (what the renderer uses), for a compact header."""
+    if isinstance(value, float):
+        return float(repr(np.float32(value)))
+    if isinstance(value, dict):
+        return {k: _float32(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float32(v) for v in value]
+    return value

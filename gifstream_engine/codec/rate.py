@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..model.gifstream import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel
-from .entropy_models import CODED_MASKS, STREAM_CONTEXT, EntropyModels, quantise
+from .entropy_models import CODED_MASKS, STREAM_CONTEXT, EntropyModels, quantize_steps
 from .sort2d import sort_to_grid
 
 
@@ -76,7 +76,7 @@ def stream_frame_bits(model: GIFStreamModel, entropy: EntropyModels, grid: Train
         if t - back < 0:
             frames.append(torch.zeros(stream.shape[-1], *idx.shape, device=stream.device))
             continue
-        y = quantise(stream[idx, t - back] / state.feat_step, state.quantize)  # (S, S, P)
+        y = quantize_steps(stream[idx, t - back] / state.feat_step, state.quantize)  # (S, S, P)
         frames.append(y.permute(2, 0, 1) * occupancy)
     de = model.masks(state)["de"][idx]
     # each cell counts once, while the gradient tells M_de what its stream costs (M_de = 0 removes it)

@@ -55,25 +55,22 @@ def grid_planes(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
     return planes
 
 
-def encode_x265_lossless(video: PlaneVideo) -> int:
-    """Bytes of the x265 bitstream (packets only, no container overhead) coding `video` losslessly."""
+def encode_x265_lossless(video: PlaneVideo) -> bytes:
+    """The raw HEVC bitstream (Annex B, no container) coding `video` losslessly; `decode_x265` reads it back."""
     out = io.BytesIO()
     with av.open(out, "w", format="hevc") as container:
         stream = container.add_stream("libx265", rate=30)
         stream.width, stream.height = video.frames.shape[2], video.frames.shape[1]
         stream.pix_fmt = video.pix_fmt
         stream.options = {"x265-params": "lossless=1:info=0:log-level=none", "preset": "slow"}
-        size = 0
         for plane in video.frames:
             data = plane.astype(np.uint8) if video.bit_depth == 8 else plane.astype("<u2")
             frame = av.VideoFrame.from_ndarray(data, format=video.pix_fmt)
             for packet in stream.encode(frame):
-                size += packet.size
                 container.mux(packet)
         for packet in stream.encode():
-            size += packet.size
             container.mux(packet)
-    return size
+    return out.getvalue()
 
 
 def decode_x265(payload: bytes) -> list[np.ndarray]:
@@ -85,11 +82,11 @@ def x265_sizes(symbols: dict) -> dict[str, int]:
     """Lossless x265 bytes of the time-invariant planes and of the stream planes (see `encode_gop(symbols=...)`)."""
     anchors, xyz = symbols["anchors"], symbols["xyz"]
     grid = sort_to_grid(np.concatenate([xyz, anchors], 1))
-    out = {"time_invariant": encode_x265_lossless(to_plane_video(grid_planes(grid, anchors)))}
+    out = {"time_invariant": len(encode_x265_lossless(to_plane_video(grid_planes(grid, anchors))))}
     if "stream" in symbols:
         stream, cells = symbols["stream"], symbols["stream_grid"]
         d, t, p = stream.shape
         per_frame = [grid_planes(cells, stream[:, i, :]) for i in range(t)]  # (P, S, S) each
         mosaic = np.stack([np.concatenate(list(f), axis=1) for f in per_frame])  # (T, S, P*S)
-        out["stream"] = encode_x265_lossless(to_plane_video(mosaic))
+        out["stream"] = len(encode_x265_lossless(to_plane_video(mosaic)))
     return out

@@ -1,1 +1,2 @@
-"""Evaluation: image metrics and speed measurements."""
+"""Evaluation: a sequence against a capture (PSNR, SSIM, moving pixels, render speed), image metrics, the
+motion strip."""

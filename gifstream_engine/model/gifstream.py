@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import validate
+from ..errors import ConfigError, GIFStreamError
 from ..render.gaussians import Gaussians
-from ..render.projection import quat_to_rotmat
+from ..render.projection import in_view, quat_to_rotmat
 
 MASK_NAMES = ("de", "dy", "knn", "p")  # feature-stream, dynamic-motion, KNN-blend, pruning masks
 MASK_STEP = 1.0 / 16.0
@@ -33,6 +35,19 @@ class ModelConfig:
     knn: int = 6  # neighbours aggregated by the motion decoder
     time_freqs: int = 8  # sin/cos pairs of the time embedding (16 dims)
     voxel_size: float = 0.02  # anchor voxelisation of the initial cloud and of grown anchors
+
+
+# (minimum, maximum) of the model's dimensions; a bitstream header is held to the same bounds before allocating
+MODEL_RULES: dict[str, dict] = {
+    "feat_dim": {"minimum": 3, "maximum": 1024},  # the first 3 channels are seeded with the point colours
+    "stream_dim": {"minimum": 1, "maximum": 256}, "num_offsets": {"minimum": 1, "maximum": 64},
+    "hidden": {"minimum": 1, "maximum": 1024}, "knn": {"minimum": 1, "maximum": 64}, "time_freqs": {"minimum": 0, "maximum": 32},
+    "voxel_size": {"above": 0.0, "maximum": 1e6},
+}
+
+
+def validate_model(model: ModelConfig, origin: str = "model", error: type[GIFStreamError] = ConfigError) -> None:
+    validate.fields(model, origin, MODEL_RULES, error)
 
 
 @dataclasses.dataclass
@@ -60,7 +75,9 @@ def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
-def quantize(x: torch.Tensor, step: float, mode: str) -> torch.Tensor:
+def quantize_values(x: torch.Tensor, step: float, mode: str) -> torch.Tensor:
+    """x in value units, quantised to multiples of `step`: uniform noise of one step (training), straight-through
+    rounding, or untouched ('none'). Its twin in step units is `codec.entropy_models.quantize_steps`."""
     if mode == "noise":
         return x + (torch.rand_like(x) - 0.5) * step
     if mode == "round":
@@ -148,6 +165,15 @@ class GIFStreamModel(nn.Module):
         nn.init.zeros_(self.motion_mlp[2].bias)
         self.update_knn()
 
+    @staticmethod
+    def from_state_dict(state: dict[str, torch.Tensor], num_frames: int, cfg: ModelConfig) -> "GIFStreamModel":
+        """A model of the saved size with every parameter and buffer (anchor positions, KNN) loaded from `state`
+        (a `state_dict()`; anchor_xyz (N, 3) sets N). Raises RuntimeError (missing/unexpected keys, other shapes)
+        when `state` does not belong to a model of `cfg`."""
+        model = GIFStreamModel(state["anchor_xyz"].detach().cpu().numpy(), None, num_frames, cfg)
+        model.load_state_dict(state)
+        return model
+
     # --- structure -------------------------------------------------------------------------
     @property
     def num_anchors(self) -> int:
@@ -217,23 +243,28 @@ class GIFStreamModel(nn.Module):
     # --- decoding --------------------------------------------------------------------------
     def visible_anchors(self, camera, margin: float = 0.15) -> torch.Tensor:
         """Indices of anchors whose centre projects inside the image grown by `margin`, in front of the camera."""
-        w2c = torch.as_tensor(camera.w2c, dtype=torch.float32, device=self.anchor_xyz.device)
-        K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.anchor_xyz.device)
-        cam = self.anchor_xyz @ w2c[:3, :3].T + w2c[:3, 3]
-        z = cam[:, 2]
-        uv = cam @ K.T
-        u, v = uv[:, 0] / z.clamp(min=1e-6), uv[:, 1] / z.clamp(min=1e-6)
-        mw, mh = margin * camera.width, margin * camera.height
-        keep = (z > 0.01) & (u > -mw) & (u < camera.width + mw) & (v > -mh) & (v < camera.height + mh)
-        return torch.nonzero(keep).squeeze(1)
+        return torch.nonzero(in_view(self.anchor_xyz, camera, margin)).squeeze(1)
 
     def decode(self, t: int, camera=None, state: DecodeState = DecodeState(), return_aux: bool = False,
                values: AnchorValues | None = None):
-        """Gaussians of frame t (culled to `camera`'s frustum when given)."""
+        """The Gaussians of frame t (0 <= t < num_frames) of this GOP: the one path from parameters to Gaussians.
+
+        Args:
+            camera: when given, only anchors whose centre is in its view (grown by 15%) are decoded.
+            state: how the schedule shapes decoding (stream on/off, quantisation mode and steps, stream window).
+            values: quantised time-invariant anchor values replacing the model's own: feat (N, C), log_scale
+                (N, 6), offsets (N, K, 3), masks {de, dy, knn, p: (N,)} (None: quantise the parameters here).
+            return_aux: also return what the trainer's losses need.
+        Returns:
+            Gaussians with at most n * K entries (n anchors decoded, K offsets each; those of opacity <= 0 are
+            dropped): means (M, 3), quats (M, 4), scales (M, 3), opacities (M,), colors (M, 3). With
+            `return_aux`, also {anchor_idx (n,), child_anchor (M,), child_keep (n * K,) bool, opacity (n, K),
+            scales (n, K, 3), masks}.
+        """
         cfg, k = self.cfg, self.cfg.num_offsets
         masks = values.masks if values is not None and values.masks is not None else self.masks(state)
-        feat = values.feat if values is not None else quantize(self.feat, state.feat_step, state.quantize)
-        stream = quantize(self.stream_at(t, state), state.feat_step, state.quantize)
+        feat = values.feat if values is not None else quantize_values(self.feat, state.feat_step, state.quantize)
+        stream = quantize_values(self.stream_at(t, state), state.feat_step, state.quantize)
         h_all = torch.cat([feat, masks["de"][:, None] * stream], -1)  # (N, C+P)
         idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=feat.device)
         h = h_all[idx]
@@ -253,8 +284,8 @@ class GIFStreamModel(nn.Module):
         if values is not None:
             log_scale, offsets = values.log_scale[idx], values.offsets[idx]
         else:
-            log_scale = quantize(self.log_scale[idx], state.geo_step, state.quantize)
-            offsets = quantize(self.offsets[idx], state.geo_step, state.quantize)
+            log_scale = quantize_values(self.log_scale[idx], state.geo_step, state.quantize)
+            offsets = quantize_values(self.offsets[idx], state.geo_step, state.quantize)
         scales = torch.exp(log_scale[:, None, 3:]) * torch.sigmoid(cov[..., :3]) * m_p[:, None, None]
         rot = nn.functional.normalize(cov[..., 3:], dim=-1)
         local = offsets * torch.exp(log_scale[:, None, :3])

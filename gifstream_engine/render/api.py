@@ -74,6 +74,20 @@ def render(
     max_pairs: int = DEFAULT_MAX_PAIRS,
     track_means2d_grad: bool = False,  # retain d loss / d means2d for densification (RenderMeta.means2d_grad)
 ) -> RenderResult:
+    """Rasterise `gaussians` as seen by `camera`; differentiable with respect to every Gaussian tensor.
+
+    Args:
+        gaussians: N Gaussians on one device: means (N, 3) world, quats (N, 4) wxyz (normalised here), scales
+            (N, 3) linear standard deviations, opacities (N,) in [0, 1], colors (N, 3) RGB.
+        camera: pinhole, OpenCV axes: w2c (4, 4), K (3, 3) in pixels, width W and height H; no lens distortion.
+        background: (3,) RGB composited under the Gaussians (None: black, and `alpha` tells coverage).
+        backend: "auto" (gsplat on CUDA when installed, else the PyTorch rasteriser), "gsplat" or "torch".
+        near, far: camera-space depth range kept; eps2d: low-pass added to each 2D covariance (pixels^2).
+        max_pairs: the PyTorch backend's (pixel, Gaussian) pairs per tile, bounding its memory.
+    Returns:
+        RenderResult: rgb (H, W, 3), alpha (H, W, 1), depth (H, W, 1) (expected depth), and `meta` with the
+        projection per Gaussian: means2d (N, 2), radii (N, 2), visible (N,), depths (N,).
+    """
     if camera.distortion is not None and np.any(camera.distortion != 0):
         raise RenderError(
             f"camera {camera.name!r} has lens distortion {camera.distortion.tolist()}; the rasterisers are pinhole: "

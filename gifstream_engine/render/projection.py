@@ -25,6 +25,19 @@ class Projected:
     visible: torch.Tensor  # (N,) bool
 
 
+def in_view(points: torch.Tensor, camera, margin: float = 0.15) -> torch.Tensor:
+    """(N,) bool: points (N, 3) in front of `camera` whose projection lies inside the image grown by `margin`
+    (a fraction of its width and height): a cheap cull before decoding or rendering what the camera sees."""
+    w2c = torch.as_tensor(camera.w2c, dtype=points.dtype, device=points.device)
+    K = torch.as_tensor(camera.K, dtype=points.dtype, device=points.device)
+    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
+    z = cam[:, 2]
+    uv = cam @ K.T
+    u, v = uv[:, 0] / z.clamp(min=1e-6), uv[:, 1] / z.clamp(min=1e-6)
+    mw, mh = margin * camera.width, margin * camera.height
+    return (z > 0.01) & (u > -mw) & (u < camera.width + mw) & (v > -mh) & (v < camera.height + mh)
+
+
 def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
     """(N, 4) wxyz quaternions (normalised here) -> (N, 3, 3) rotation matrices."""
     w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)

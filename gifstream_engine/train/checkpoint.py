@@ -11,6 +11,7 @@ import torch
 from .. import validate
 from ..errors import RunError
 from ..fileio import atomic_open
+from ..model.gifstream import GIFStreamModel
 
 # what every saved state holds (a checkpoint adds the optimiser, RNG states and growth statistics)
 REQUIRED = {"step": int, "elapsed": float, "config": dict, "num_frames": int, "model": dict}
@@ -55,3 +56,12 @@ def load_state(path: str, device, required: dict[str, type] | None = None) -> di
         raise RunError(f"{path} is damaged: model.anchor_xyz should be an (N, 3) float tensor with N >= 1, got "
                        f"{None if xyz is None else tuple(xyz.shape)}")
     return state
+
+
+def load_model(state: dict, cfg, path: str = "saved state") -> GIFStreamModel:
+    """The model of a state `load_state` returned (its structure checked), for the run configuration `cfg`
+    (a RunConfig); a RunError naming `path` when the state does not match the configuration."""
+    try:
+        return GIFStreamModel.from_state_dict(state["model"], state["num_frames"], cfg.model)
+    except RuntimeError as exc:  # missing/unexpected keys or shapes other than the run's config.json gives
+        raise RunError(f"{path} does not match the run's configuration: {str(exc).splitlines()[0]}") from exc

@@ -8,8 +8,8 @@ import tomllib
 from typing import Any
 
 from .. import validate
-from ..errors import ConfigError, GIFStreamError
-from ..model.gifstream import ModelConfig
+from ..errors import ConfigError
+from ..model.gifstream import ModelConfig, validate_model
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "presets")
 
@@ -65,7 +65,7 @@ class TrainConfig:
 
     def validate(self, origin: str = "train") -> None:
         """Every value finite and of its type, then the ranges below (fields without a rule: finite only)."""
-        check_fields(self, origin, TRAIN_RULES)
+        validate.fields(self, origin, TRAIN_RULES, ConfigError)
         fr = (self.canonical_frac, self.joint_end_frac, self.round_frac)
         if not 0 <= fr[0] <= fr[1] <= fr[2] <= 1:
             raise ConfigError(
@@ -89,30 +89,6 @@ TRAIN_RULES: dict[str, dict] = {
                                     "densify_start_frac", "densify_end_frac", "prune_start_frac", "prune_end_frac",
                                     "time_mix_alpha", "ssim_weight")},
 }
-# (minimum, maximum) of the model's dimensions; a bitstream header is held to the same bounds before allocating
-MODEL_RULES: dict[str, dict] = {
-    "feat_dim": {"minimum": 3, "maximum": 1024},  # the first 3 channels are seeded with the point colours
-    "stream_dim": {"minimum": 1, "maximum": 256}, "num_offsets": {"minimum": 1, "maximum": 64},
-    "hidden": {"minimum": 1, "maximum": 1024}, "knn": {"minimum": 1, "maximum": 64}, "time_freqs": {"minimum": 0, "maximum": 32},
-    "voxel_size": {"above": 0.0, "maximum": 1e6},
-}
-
-
-def check_fields(obj, origin: str, rules: dict[str, dict], error: type[GIFStreamError] = ConfigError) -> None:
-    """Every int/float field of the dataclass `obj` checked with `validate.number` and its rule from `rules`."""
-    for f in dataclasses.fields(obj):
-        value, default = getattr(obj, f.name), f.default
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise error(f"{origin}.{f.name}: expected true or false, got {value!r}")
-        elif isinstance(default, (int, float)):
-            validate.number(value, f"{origin}.{f.name}", error, integer=isinstance(default, int), **rules.get(f.name, {}))
-
-
-def validate_model(model: ModelConfig, origin: str = "model", error: type[GIFStreamError] = ConfigError) -> None:
-    check_fields(model, origin, MODEL_RULES, error)
-
-
 @dataclasses.dataclass
 class RunConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

@@ -14,13 +14,12 @@ import torch
 from ..capture import Capture
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
-from ..fileio import write_json
 from ..model.gifstream import GIFStreamModel
 from ..render import render
 from . import densify
-from .checkpoint import load_state, save_state
+from .checkpoint import load_model, load_state, save_state
 from .config import RunConfig
-from .run_folder import read_saved, training_claim
+from .run_folder import RunFolder
 from ..codec.entropy_models import EntropyModels
 from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bits
 from .losses import photometric
@@ -28,14 +27,7 @@ from .schedule import plan
 from .progress import reporter_for
 from .seeding import seed_anchors
 
-CHECKPOINT = "checkpoint.pt"
-FINAL = "model.pt"
-WARM = "warm_start.pt"  # GOP 0 at the end of its joint phase: later GOPs start here
 PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_feat", "stream": "lr_stream", "mask_logits": "lr_mask"}
-
-
-def atomic_save(obj, path: str) -> None:
-    save_state(obj, path)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,10 +36,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-class StopRequested(Exception):
-    pass
 
 
 @dataclasses.dataclass
@@ -237,12 +225,12 @@ class GopTrainer:
                 "stream_grid": None if self.stream_grid is None else self.stream_grid.cells}
 
     def save(self, path: str) -> None:
-        atomic_save(self.state(), path)
+        save_state(self.state(), path)
 
     @staticmethod
     def restore(path: str, cfg: RunConfig, data: GopData, device: torch.device) -> "GopTrainer":
         state = load_state(path, device, CHECKPOINT_FIELDS)
-        model = model_from_state(state, cfg, path)
+        model = load_model(state, cfg, path)
         trainer = GopTrainer(cfg, data, model, device)
         try:
             trainer.entropy.load_state_dict(state["entropy"])
@@ -262,18 +250,6 @@ class GopTrainer:
 CHECKPOINT_FIELDS = {"entropy": dict, "optimizer": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor, "stats": dict}
 
 
-def model_from_state(state: dict, cfg: RunConfig, path: str = "saved state") -> GIFStreamModel:
-    """A model of the saved size; every parameter and buffer (positions, KNN) is then loaded from `state`
-    (as `checkpoint.load_state` returns it: the structure checked)."""
-    xyz = state["model"]["anchor_xyz"].cpu().numpy()
-    model = GIFStreamModel(xyz, None, state["num_frames"], cfg.model)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:  # missing/unexpected keys or shapes other than the run's config.json gives
-        raise RunError(f"{path} does not match the run's configuration: {str(exc).splitlines()[0]}") from exc
-    return model
-
-
 def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
     seeds = seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed)
     if len(seeds.xyz) > cfg.train.max_anchors:
@@ -286,7 +262,7 @@ def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) 
     """A later GOP's model: GOP 0's early state with a fresh feature stream of this GOP's length, plus anchors
     seeded where this GOP's frames see something move in voxels GOP 0 left empty."""
     state = load_state(warm_path, device)
-    model = model_from_state(state, cfg, warm_path)
+    model = load_model(state, cfg, warm_path)
     model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, capture.num_frames, cfg.model.stream_dim,
                                                   device=model.feat.device))
     model.num_frames = capture.num_frames
@@ -302,12 +278,6 @@ def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) 
     return model
 
 
-def rig_of(capture: Capture) -> dict:
-    """What a bitstream needs of the capture to be viewed without it: fps, bounds, the (downscaled) cameras."""
-    return {"fps": float(capture.fps), "scene_bounds": capture.scene_bounds.tolist(),
-            "cameras": [c.to_json() for c in capture.cameras]}
-
-
 class Training:
     """All GOPs of a capture into RUN/: config.json, gop_XXX/{checkpoint,model,warm_start}.pt, eval.json."""
 
@@ -315,6 +285,7 @@ class Training:
                  progress_bar: bool = False):
         """progress_bar: a live bar (a person at a terminal) instead of a line every `train.log_every` steps."""
         self.capture, self.cfg, self.out = capture, cfg, out
+        self.folder = RunFolder(out)
         self.events = events or EventWriter(enabled=False)
         self.log = log
         self.reporter = reporter_for(log, cfg.train.log_every, progress_bar)
@@ -327,18 +298,15 @@ class Training:
     def run(self, resume: bool = False, overwrite: bool = False) -> str:
         """Train every GOP; the run folder is locked meanwhile, and a run already there is only continued with
         `resume` or replaced with `overwrite`."""
-        with training_claim(self.out, resume, overwrite):
+        with self.folder.claim_for_training(resume, overwrite):
             return self._run(resume)
 
     def _run(self, resume: bool) -> str:
         os.makedirs(self.out, exist_ok=True)
-        config_path = os.path.join(self.out, "config.json")
-        if resume and os.path.isfile(config_path):
-            saved = read_saved(self.out)
-            if saved["config"] != self.cfg.to_dict():
-                raise ConfigError(f"{config_path}: --resume with a different configuration; use the run's own settings")
-        write_json(config_path, {"config": self.cfg.to_dict(), "capture": self.capture.root, "num_frames": self.capture.num_frames,
-                                 "rig": rig_of(self.capture)})
+        if resume and self.folder.has_config():
+            if self.folder.read_saved().config != self.cfg.to_dict():
+                raise ConfigError(f"{self.folder.config_path}: --resume with a different configuration; use the run's own settings")
+        self.folder.write_config(self.cfg, self.capture.root, self.capture.num_frames, self.capture.rig())
         torch.manual_seed(self.cfg.train.seed)
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -354,9 +322,9 @@ class Training:
         return "finished"
 
     def _train_gop(self, g: int, num_gops: int, gop: Capture, resume: bool) -> str:
-        folder = os.path.join(self.out, f"gop_{g:03d}")
+        folder = self.folder.gop_dir(g)
         os.makedirs(folder, exist_ok=True)
-        final, ckpt = os.path.join(folder, FINAL), os.path.join(folder, CHECKPOINT)
+        final, ckpt, warm = self.folder.final(g), self.folder.checkpoint(g), self.folder.warm_start()
         if resume and os.path.isfile(final):
             self.log(f"GOP {g}: already trained")
             return "finished"
@@ -365,7 +333,6 @@ class Training:
             trainer = GopTrainer.restore(ckpt, self.cfg, data, self.device)
             self.log(f"GOP {g}: resuming at step {trainer.step}")
         else:
-            warm = os.path.join(self.out, "gop_000", WARM)
             model = warm_started(warm, self.cfg, gop, self.device, self.log) if g > 0 and os.path.isfile(warm) \
                 else initial_model(gop, self.cfg, self.log)
             trainer = GopTrainer(self.cfg, data, model, self.device)
@@ -384,7 +351,7 @@ class Training:
             info = trainer.train_step()
             trainer.elapsed += time.perf_counter() - start
             if g == 0 and trainer.step == warm_step:
-                trainer.save(os.path.join(folder, WARM))
+                trainer.save(warm)
             if trainer.step % tc.checkpoint_every == 0:
                 trainer.save(ckpt)
             eta = trainer.elapsed / max(trainer.step, 1) * ((num_gops - g) * tc.steps - trainer.step)
@@ -393,11 +360,11 @@ class Training:
                 done = (g * tc.steps + trainer.step) / (num_gops * tc.steps)
                 self.events.progress("train", g * tc.steps + trainer.step, num_gops * tc.steps, gop=g, phase=info["phase"],
                                      loss=info["loss"], psnr=info["psnr"], anchors=info["anchors"], eta=eta, fraction=done)
-        if g == 0 and not os.path.isfile(os.path.join(folder, WARM)):
-            trainer.save(os.path.join(folder, WARM))
+        if g == 0 and not os.path.isfile(warm):
+            trainer.save(warm)
         trainer.model.update_knn()  # the neighbours among the final kept anchors, as the bitstream's decoder finds them
         state = trainer.state()
-        atomic_save({k: state[k] for k in ("step", "elapsed", "config", "num_frames", "model", "entropy")}
+        save_state({k: state[k] for k in ("step", "elapsed", "config", "num_frames", "model", "entropy")}
                     | {"frame_offset": gop.frame_offset}, final)
         trainer.save(ckpt)
         return "finished"

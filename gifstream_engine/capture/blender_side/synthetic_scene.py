@@ -5,6 +5,7 @@ SPEC holds the output folder, image size, frame count, fps, samples, seed and th
 camera-to-world matrices with a focal length in pixels. Writes OUT/<camera>/NNNN.png.
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -13,7 +14,17 @@ import sys
 import bpy
 from mathutils import Matrix
 
-CV_TO_BLENDER_CAMERA = Matrix(((1, 0, 0, 0), (0, -1, 0, 0), (0, 0, -1, 0), (0, 0, 0, 1)))
+
+def _load_conventions():
+    """gifstream_engine/conventions.py (two folders up), loaded by path: this script runs outside the package."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conventions.py")
+    spec = importlib.util.spec_from_file_location("gifstream_conventions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+conventions = _load_conventions()
 
 
 def reset_scene():
@@ -102,7 +113,7 @@ def add_camera(scene, cam_spec, width):
     data.lens = cam_spec["focal_px"] * data.sensor_width / width
     data.clip_start, data.clip_end = 0.05, 100.0
     obj = bpy.data.objects.new(cam_spec["name"], data)
-    obj.matrix_world = Matrix(cam_spec["c2w"]) @ CV_TO_BLENDER_CAMERA
+    obj.matrix_world = Matrix(conventions.blender_camera_from_c2w(cam_spec["c2w"]))
     scene.collection.objects.link(obj)
     return obj
 

@@ -1,0 +1,32 @@
+"""Train, then evaluate: what `gifstream train` and the demo run, with the result written to RUN/eval.json."""
+
+from __future__ import annotations
+
+from ..capture import Capture, load_capture
+from ..eval.evaluate import evaluate, motion_summary
+from ..events import EventWriter
+from .config import RunConfig
+from .run_folder import RunFolder, TrainedRun
+from .trainer import Training
+
+
+def evaluate_run(run: TrainedRun, capture: Capture | None = None) -> dict:
+    """`evaluate` on the run's own capture (loaded at its training downscale unless given)."""
+    capture = capture or load_capture(run.capture_root, downscale=run.cfg.train.downscale)
+    return evaluate(run, capture, run.cfg.train.train_eval_stride)
+
+
+def train_and_evaluate(capture: Capture, cfg: RunConfig, out: str, events: EventWriter, log, resume: bool,
+                       overwrite: bool = False, progress_bar: bool = False) -> dict | None:
+    """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
+    if Training(capture, cfg, out, events, log, progress_bar).run(resume=resume, overwrite=overwrite) != "finished":
+        return None
+    log("evaluating on the test cameras")
+    folder = RunFolder(out)
+    run = folder.load()
+    result = evaluate_run(run, capture)
+    folder.write_eval(result)
+    log(f"test PSNR {result['test_psnr']:.2f} dB, SSIM {result['test_ssim']:.4f}, train PSNR {result['train_psnr']:.2f} dB, "
+        f"{motion_summary(result)}, {result['num_anchors']} anchors ({result['dynamic_fraction'] * 100:.1f}% with a feature stream), "
+        f"{result['train_seconds']:.0f} s training, render {result['render_fps']:.1f} fps")
+    return result
