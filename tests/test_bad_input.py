@@ -522,7 +522,7 @@ CASES = [
     ("gifs_feat_dim_text", crafted(lambda h: h["model"].update(feat_dim="24")), r"header model\.feat_dim: expected an integer"),
     ("gifs_model_unknown_field", crafted(lambda h: h["model"].update(layers=3)), r"unknown fields \['layers'\]"),
     ("gifs_camera_huge", crafted(camera0(width=10**9, height=10**9)), r"at most 16384"),
-    ("gifs_camera_zero_focal", crafted(camera0(K=[[0, 0, 1], [0, 0, 1], [0, 0, 1]])), r"header cameras are invalid"),
+    ("gifs_camera_zero_focal", crafted(camera0(K=[[0, 0, 1], [0, 0, 1], [0, 0, 1]])), r"header cameras\[0\]: camera 'cam00': focal lengths must be positive"),
     ("gifs_cameras_not_a_list", crafted(lambda h: h.update(cameras="cam00")), r"header cameras: expected a list"),
     ("gifs_frames_huge", crafted(lambda h: (h.update(num_frames=10**12), h["gops"][0].update(num_frames=10**12))), r"num_frames"),
     ("gifs_num_frames_text", crafted(lambda h: h.update(num_frames="six")), r"header num_frames: expected an integer"),

@@ -127,16 +127,17 @@ class Rig:
                 "cameras": [c.to_json() for c in self.cameras]}
 
     @staticmethod
-    def from_json(spec, what: str, error: type[Exception] = CaptureError, max_fps: float | None = None,
-                  require_bounds: bool = True, max_cameras: int | None = None) -> "Rig":
-        """A rig read from a file (`what` names it): every field checked (at most `max_cameras` are parsed),
-        errors raised as `error`."""
+    def from_json(spec, what: str, error: type[Exception] = CaptureError, sep: str = ".",
+                  max_fps: float | None = None, require_bounds: bool = True, max_cameras: int | None = None) -> "Rig":
+        """A rig read from a file: every field checked (at most `max_cameras` cameras are parsed), errors raised as
+        `error` naming the field as `what` + `sep` + its name (e.g. "config.json: rig" "." "fps")."""
         spec = validate.mapping(spec, what, error)
-        fps = validate.number(validate.field(spec, "fps", what, error), f"{what} fps", error, above=0.0, maximum=max_fps)
+        name = lambda key: f"{what}{sep}{key}"  # noqa: E731
+        fps = validate.number(validate.field(spec, "fps", what, error), name("fps"), error, above=0.0, maximum=max_fps)
         bounds = spec.get("scene_bounds") if not require_bounds else validate.field(spec, "scene_bounds", what, error)
         if bounds is not None:
-            bounds = validate.array(bounds, f"{what} scene_bounds", error, (2, 3))
-        cams = validate.sequence(validate.field(spec, "cameras", what, error), f"{what} cameras", error, min_length=1)
+            bounds = validate.array(bounds, name("scene_bounds"), error, (2, 3))
+        cams = validate.sequence(validate.field(spec, "cameras", what, error), name("cameras"), error, min_length=1)
         if max_cameras is not None and len(cams) > max_cameras:
             raise error(f"{what} lists {len(cams)} cameras, at most {max_cameras} are supported")
         cameras = []
@@ -144,7 +145,7 @@ class Rig:
             try:
                 cameras.append(Camera.from_json(cam))
             except CaptureError as exc:
-                raise error(f"{what} cameras are invalid: cameras[{i}]: {exc}") from exc
+                raise error(f"{name('cameras')}[{i}]: {exc}") from exc
         return Rig(fps, bounds, cameras)
 
     def camera(self, name: str, what: str, error: type[Exception] = CaptureError) -> Camera:

@@ -126,8 +126,8 @@ class StreamHeader:
         if h.get("format") != FORMAT:
             raise BitstreamError(f"{path}: header format {h.get('format')!r}, expected {FORMAT!r}")
         get = lambda key: validate.field(h, key, f"{path}: header", BitstreamError)  # noqa: E731
-        rig = Rig.from_json(h, f"{path}: header", BitstreamError, max_fps=MAX_FPS, require_bounds=False,
-                            max_cameras=MAX_CAMERAS)
+        rig = Rig.from_json(h, f"{path}: header", BitstreamError, sep=" ", max_fps=MAX_FPS, require_bounds=False,
+                            max_cameras=MAX_CAMERAS)  # the rig's fields are the header's own
         num_frames = validate.number(get("num_frames"), f"{path}: header num_frames", BitstreamError, integer=True,
                                      minimum=1, maximum=MAX_FRAMES)
         model_fields = validate.mapping(get("model"), f"{path}: header model", BitstreamError)
