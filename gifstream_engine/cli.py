@@ -216,14 +216,15 @@ def cmd_info(args) -> None:
 
     container = Container(args.file)
     container.verify()
-    if container.header.get("format") == FORMAT:  # a GIFStream header is checked before it is described
-        StreamHeader.parse(container.header, args.file, container.size)
+    kind = container.header.get("format", "container")
+    # a GIFStream header is checked before it is described; another format's container is only measured
+    header = StreamHeader.parse(container.header, args.file, container.size) if kind == FORMAT else None
     sizes = container.sizes()
     total = os.path.getsize(args.file)
     if args.json:
         print(json.dumps({"header": container.header, "sections": sizes, "bytes": total}))
         return
-    print(describe(container.header, container.version, sizes, total, args.sections))
+    print(describe(header, str(kind), container.version, sizes, total, args.sections))
 
 
 def _synth_args(p: argparse.ArgumentParser) -> None:

@@ -8,9 +8,8 @@ import os
 from .capture import load_capture
 from .capture.types import Camera, Rig
 from .codec.bitstream import DecodedStream
-from .codec.header import StreamHeader
 from .errors import GIFStreamError
-from .frames import resolve
+from .frames import parse_frame_range, resolve
 from .sequence import PlySequence, Sequence
 from .train.run_folder import RunFolder, TrainedRun
 
@@ -23,12 +22,14 @@ def open_sequence(path: str, frames_text: str | None = None) -> tuple[Sequence, 
     """(sequence, start, stop): the sequence at `path` and the frames asked for (default: all). A bitstream
     decodes only up to `stop`; its frame count comes from the header, before any decoding."""
     if is_bitstream(path):
-        header, _ = StreamHeader.read(path)
-        start, stop = resolve(frames_text, header.num_frames, f"{path}'s")
-        return DecodedStream(path, (start, stop)), start, stop
+        stream = DecodedStream(path, parse_frame_range(frames_text))  # checks the range against its header
+        return (stream, *stream.frames)
     folder = RunFolder(path)
-    sequence = PlySequence(path) if os.path.isdir(path) and not folder.holds_run() else folder.load()
-    return (sequence, *resolve(frames_text, sequence.num_frames, f"{path}'s"))
+    if os.path.isdir(path) and not folder.holds_run():
+        sequence, owner = PlySequence(path), "the folder's"
+    else:
+        sequence, owner = folder.load(), "the run's"
+    return (sequence, *resolve(frames_text, sequence.num_frames, owner, path))
 
 
 def rig_of(sequence: Sequence, path: str) -> Rig:

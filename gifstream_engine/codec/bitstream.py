@@ -14,7 +14,7 @@ import torch
 
 from ..capture.types import Camera, Rig
 from ..errors import BitstreamError, ConfigError
-from ..frames import check_range
+from ..frames import FrameRange, check_range
 from ..model.gifstream import ModelConfig
 from ..render.gaussians import Gaussians
 from ..sequence import GopSequence, SequenceGop
@@ -63,10 +63,10 @@ def encode_run(run: CodableSequence, path: str, rig: Rig) -> dict:
 
 
 class DecodedStream(GopSequence):
-    """A `.gifs` bitstream as a sequence, decoded on open; `frames` (start, stop) limits decoding to that range
-    (a stream frame needs the frames before it in its GOP, never those after)."""
+    """A `.gifs` bitstream as a sequence, decoded on open; `frames` (start, stop; stop None: to the end) limits
+    decoding to that range (a stream frame needs the frames before it in its GOP, never those after)."""
 
-    def __init__(self, path: str, frames: tuple[int, int] | None = None):
+    def __init__(self, path: str, frames: FrameRange | None = None):
         header, self.container = StreamHeader.read(path)
         super().__init__([], path, header.fps)
         self.path, self.header = path, header

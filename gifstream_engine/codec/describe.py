@@ -5,6 +5,10 @@ Per-frame sections (`gop_000/stream/0007`) are summed per part; `--sections` lis
 
 from __future__ import annotations
 
+import dataclasses
+
+from .header import StreamHeader
+
 
 def bitrate_mbps(num_bytes: int, num_frames: int, fps: float) -> float:
     """Megabits per second of `num_bytes` spread over `num_frames` played at `fps`."""
@@ -26,34 +30,21 @@ def budget_rows(sizes: dict[str, int], each_section: bool) -> list[tuple[str, in
     return [(name, size, count) for name, (size, count) in rows.items()]
 
 
-def describe(header: dict, version: tuple[int, int] | None, sizes: dict[str, int], total: int,
-             each_section: bool = False) -> str:
+def describe(header: StreamHeader | None, kind: str, version: tuple[int, int] | None, sizes: dict[str, int],
+             total: int, each_section: bool = False) -> str:
+    """The summary of a container whose format is `kind`; `header` is its checked GIFStream header (None for a
+    container of another format: only its byte budget is described)."""
     lines = []
-    frames, fps = header.get("num_frames"), header.get("fps")
-    title = f"{header.get('format', 'container')}" + (f" v{version[0]}.{version[1]}" if version else "")
-    if isinstance(frames, int) and frames > 0 and isinstance(fps, (int, float)) and 0 < fps < float("inf"):
+    title = kind + (f" v{version[0]}.{version[1]}" if version else "")
+    if header is not None:
+        frames, fps = header.num_frames, header.fps
         title += (f": {frames} frames at {fps:g} fps ({frames / fps:.2f} s), {total} bytes = "
                   f"{bitrate_mbps(total, frames, fps):.3f} Mbps")
     else:
         title += f": {total} bytes"
     lines.append(title)
-    model = header.get("model")
-    if isinstance(model, dict):
-        lines.append("model: " + ", ".join(f"{k} {v}" for k, v in model.items()))
-    bounds = header.get("scene_bounds")
-    if bounds:
-        lines.append("scene bounds: " + " .. ".join("(" + ", ".join(f"{x:.2f}" for x in corner) + ")" for corner in bounds))
-    cameras = header.get("cameras") or []
-    if cameras:
-        lines.append(f"cameras ({len(cameras)}): " + ", ".join(
-            f"{c.get('name')} {c.get('width')}x{c.get('height')}" + (f" [{c['split']}]" if c.get("split") else "")
-            for c in cameras))
-    for g, gop in enumerate(header.get("gops") or []):
-        start, count = gop.get("frame_offset", 0), gop.get("num_frames", 0)
-        side = gop.get("grid_side", 0)
-        lines.append(f"GOP {g}: frames {start}-{start + count - 1}, {gop.get('num_anchors')} anchors, "
-                     f"{gop.get('num_dynamic')} with a feature stream" + (f" on a {side}x{side} grid" if side else "")
-                     + f", steps: feature {gop.get('feat_step')}, geometry {gop.get('geo_step')}")
+    if header is not None:
+        lines.extend(_stream_lines(header))
     lines.append(f"{'part':<32}{'bytes':>10}{'share':>8}  sections")
     listed = 0
     for name, size, count in budget_rows(sizes, each_section):
@@ -62,3 +53,18 @@ def describe(header: dict, version: tuple[int, int] | None, sizes: dict[str, int
     lines.append(f"{'header, table, trailer':<32}{total - listed:>10}{100 * (total - listed) / max(total, 1):>7.1f}%")
     lines.append(f"{'total':<32}{total:>10}")
     return "\n".join(lines)
+
+
+def _stream_lines(header: StreamHeader) -> list[str]:
+    lines = ["model: " + ", ".join(f"{k} {v}" for k, v in sorted(dataclasses.asdict(header.model).items()))]
+    bounds = header.rig.scene_bounds
+    if bounds is not None:
+        lines.append("scene bounds: " + " .. ".join("(" + ", ".join(f"{x:.2f}" for x in corner) + ")" for corner in bounds))
+    cameras = header.cameras
+    lines.append(f"cameras ({len(cameras)}): " + ", ".join(f"{c.name} {c.width}x{c.height} [{c.split}]" for c in cameras))
+    for g, gop in enumerate(header.gops):
+        start, count, side = gop.frame_offset, gop.num_frames, gop.grid_side
+        lines.append(f"GOP {g}: frames {start}-{start + count - 1}, {gop.num_anchors} anchors, "
+                     f"{gop.num_dynamic} with a feature stream" + (f" on a {side}x{side} grid" if side else "")
+                     + f", steps: feature {gop.feat_step}, geometry {gop.geo_step}")
+    return lines
