@@ -109,35 +109,9 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .capture import load_capture
-    from .eval.evaluate import evaluate
-    from .sources import is_bitstream
+    from .sources import evaluate_source
 
-    if is_bitstream(args.source):
-        from .codec.bitstream import DecodedStream
-        from .codec.describe import bitrate_mbps
-
-        if not args.capture:
-            raise GIFStreamError("evaluating a bitstream needs --capture CAPTURE (the footage to compare with)")
-        stream = DecodedStream(args.source)
-        capture = load_capture(args.capture, downscale=stream.train_downscale)
-        capture.check_matches(stream.cameras, stream.num_frames, args.source)
-        result = evaluate(stream, capture)
-        size = os.path.getsize(args.source)
-        result |= {"bytes": size, "mbps": bitrate_mbps(size, stream.num_frames, stream.fps),
-                   "decode_fps": stream.decode_fps()}
-    else:
-        from .sources import rig_of
-        from .train.pipeline import evaluate_run
-        from .train.run_folder import RunFolder
-
-        folder = RunFolder(args.source)
-        run = folder.load()
-        capture = load_capture(args.capture, downscale=run.cfg.train.downscale) if args.capture else None
-        if capture is not None and run.rig is not None:
-            capture.check_matches(rig_of(run, args.source).cameras, run.num_frames, args.source)
-        result = evaluate_run(run, capture)
-        folder.write_eval(result)
+    result = evaluate_source(args.source, args.capture)
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 

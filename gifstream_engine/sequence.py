@@ -106,9 +106,15 @@ class PlySequence:
     """A folder of per-frame standard 3DGS PLYs named `frame_NNNNN.ply`, consecutive from its first frame (which
     becomes frame 0 here). Culling to a camera keeps the Gaussians whose centre is in its (grown) view."""
 
+    PATTERN = re.compile(rf"^{re.escape(FRAME_PREFIX)}(\d{{{FRAME_DIGITS}}})\.ply$")
+
+    @staticmethod
+    def holds_frames(folder: str) -> bool:
+        """Whether `folder` is a folder holding at least one frame PLY."""
+        return os.path.isdir(folder) and any(PlySequence.PATTERN.match(name) for name in os.listdir(folder))
+
     def __init__(self, folder: str, fps: float | None = None):
-        pattern = re.compile(rf"^{re.escape(FRAME_PREFIX)}(\d{{{FRAME_DIGITS}}})\.ply$")
-        numbers = sorted(int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m)
+        numbers = sorted(int(m.group(1)) for m in map(self.PATTERN.match, os.listdir(folder)) if m)
         if not numbers:
             raise ConfigError(f"{folder}: no per-frame PLYs (frame_00000.ply, ...)")
         if numbers != list(range(numbers[0], numbers[0] + len(numbers))):

@@ -8,14 +8,22 @@ import os
 from .capture import load_capture
 from .capture.types import Camera, Rig
 from .codec.bitstream import DecodedStream
+from .codec.describe import bitrate_mbps
+from .eval.evaluate import evaluate
 from .errors import GIFStreamError
 from .frames import parse_frame_range, resolve
 from .sequence import PlySequence, Sequence
+from .train.pipeline import evaluate_run
 from .train.run_folder import RunFolder, TrainedRun
 
 
 def is_bitstream(path: str) -> bool:
     return os.path.isfile(path)
+
+
+def is_ply_folder(path: str) -> bool:
+    """A folder of frame PLYs that is not a run folder."""
+    return PlySequence.holds_frames(path) and not RunFolder(path).holds_run()
 
 
 def open_sequence(path: str, frames_text: str | None = None) -> tuple[Sequence, int, int]:
@@ -25,7 +33,7 @@ def open_sequence(path: str, frames_text: str | None = None) -> tuple[Sequence, 
         stream = DecodedStream(path, parse_frame_range(frames_text))  # checks the range against its header
         return (stream, *stream.frames)
     folder = RunFolder(path)
-    if os.path.isdir(path) and not folder.holds_run():
+    if is_ply_folder(path):
         sequence, owner = PlySequence(path), "the folder's"
     else:
         sequence, owner = folder.load(), "the run's"
@@ -42,6 +50,35 @@ def rig_of(sequence: Sequence, path: str) -> Rig:
             return sequence.rig
         return load_capture(sequence.capture_root, downscale=sequence.cfg.train.downscale).rig()
     raise GIFStreamError(f"{path} records no cameras: give a free camera with --pose")
+
+
+def evaluate_source(path: str, capture_path: str | None) -> dict:
+    """`gifstream eval`: a bitstream (with its size, bitrate and decode speed) or a PLY folder against the capture
+    at `capture_path` (required), or a trained run against its own capture (or `capture_path`), the result
+    written to RUN/eval.json."""
+    if is_bitstream(path) or is_ply_folder(path):
+        if not capture_path:
+            kind = "a bitstream" if is_bitstream(path) else "a PLY folder"
+            raise GIFStreamError(f"evaluating {kind} needs --capture CAPTURE (the footage to compare with)")
+        if not is_bitstream(path):
+            sequence = PlySequence(path)
+            capture = load_capture(capture_path)
+            return evaluate(sequence, capture)
+        stream = DecodedStream(path)
+        capture = load_capture(capture_path, downscale=stream.train_downscale)
+        capture.check_matches(stream.cameras, stream.num_frames, path)
+        result = evaluate(stream, capture)
+        size = os.path.getsize(path)
+        return result | {"bytes": size, "mbps": bitrate_mbps(size, stream.num_frames, stream.fps),
+                         "decode_fps": stream.decode_fps()}
+    folder = RunFolder(path)
+    run = folder.load()
+    capture = load_capture(capture_path, downscale=run.cfg.train.downscale) if capture_path else None
+    if capture is not None and run.rig is not None:
+        capture.check_matches(run.rig.cameras, run.num_frames, path)
+    result = evaluate_run(run, capture)
+    folder.write_eval(result)
+    return result
 
 
 def pick_cameras(rig: Rig, names: list[str] | None, what: str) -> list[Camera]:
