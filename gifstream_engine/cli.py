@@ -46,7 +46,7 @@ def _synth_config(args):
     from .capture.synth import SynthConfig
 
     return SynthConfig(num_cameras=args.cameras, num_frames=args.num_frames, width=args.width,
-                       height=args.height, samples=args.samples, fps=args.fps, seed=args.seed)
+                       height=args.height, samples=args.samples, fps=args.fps, seed=args.seed, motion=args.motion)
 
 
 def cmd_capture_synth(args) -> None:
@@ -202,6 +202,8 @@ def cmd_info(args) -> None:
 
 
 def _synth_args(p: argparse.ArgumentParser) -> None:
+    from .capture.synth import MOTIONS
+
     p.add_argument("--cameras", type=int, default=8)
     p.add_argument("--num-frames", type=int, default=30)
     p.add_argument("--width", type=int, default=160)
@@ -209,6 +211,9 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--motion", choices=MOTIONS, default="orbit",
+                   help="what moves: the ball orbits and the cube bounces (default), a fast straight translation, "
+                        "rotation in place, or the ball entering mid-clip")
     p.add_argument("--blender-python", default=None,
                    help="a Python with the bpy module, or a blender executable (default: this interpreter)")
 

@@ -200,3 +200,19 @@ def test_colmap_missing_footage(synth_loaded, tmp_path):
     shutil.rmtree(os.path.join(root, "images", "cam01"))
     with pytest.raises(CaptureError, match="no footage for camera 'cam01'; expected videos/cam01.mp4"):
         load_capture(root)
+
+
+def test_synthetic_motions_match_the_scene_script():
+    """The engine validates --motion against MOTIONS; the Blender-side script animates its own MOTIONS dict."""
+    import ast
+
+    from gifstream_engine.capture.synth import MOTIONS, SCENE_SCRIPT, SynthConfig
+    from gifstream_engine.errors import CaptureError
+
+    tree = ast.parse(open(SCENE_SCRIPT).read())
+    assigned = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                and any(getattr(t, "id", None) == "MOTIONS" for t in node.targets)]
+    assert len(assigned) == 1
+    assert tuple(key.value for key in assigned[0].keys) == MOTIONS
+    with pytest.raises(CaptureError, match="unknown synthetic motion 'wobble'"):
+        SynthConfig(motion="wobble").validate()

@@ -24,6 +24,8 @@ from .llff import w2c_to_llff
 from .video import ImageSequenceSource, write_video
 
 # Kept in a folder of its own: running it as a script puts its folder first on sys.path.
+# the motions the scene script animates (its MOTIONS; tests/test_capture_readers.py checks that they agree)
+MOTIONS = ("orbit", "translate", "spin", "enter")
 SCENE_SCRIPT = os.path.join(os.path.dirname(__file__), "blender_side", "synthetic_scene.py")
 
 
@@ -41,12 +43,15 @@ class SynthConfig:
     radius: float = 4.6
     height_m: float = 1.7
     target: tuple[float, float, float] = (0.0, 0.3, 0.7)
+    motion: str = "orbit"  # what the ball and cube do (blender_side/synthetic_scene.py MOTIONS)
 
     def validate(self) -> None:
         if self.num_cameras < 2:
             raise CaptureError(f"a synthetic capture needs at least 2 cameras, got {self.num_cameras}")
         if self.num_frames < 1 or self.width < 16 or self.height < 16:
             raise CaptureError(f"synthetic capture needs >=1 frame and >=16x16 pixels, got {self.num_frames} frames at {self.width}x{self.height}")
+        if self.motion not in MOTIONS:
+            raise CaptureError(f"unknown synthetic motion {self.motion!r}; choose one of {', '.join(MOTIONS)}")
         if self.width % 2 or self.height % 2:
             raise CaptureError(f"image size must be even for H.264 video, got {self.width}x{self.height}")
 

@@ -80,20 +80,16 @@ def build_scene(scene, spec):
     add_object(bpy.ops.mesh.primitive_cube_add, textured_material("crate", "checker", (0.9, 0.6, 0.1), (0.2, 0.1, 0.05), 4.0), size=0.8, location=(1.4, 1.2, 0.4))
     add_object(bpy.ops.mesh.primitive_cylinder_add, textured_material("pillar", "noise", (0.2, 0.3, 0.8), (0.9, 0.95, 1.0), 6.0), radius=0.3, depth=1.6, location=(-1.5, 1.5, 0.8))
 
-    # Fast motion: a ball circling the centre once per clip and a cube bouncing and spinning.
     ball = add_object(bpy.ops.mesh.primitive_uv_sphere_add, textured_material("ball", "checker", (0.95, 0.95, 0.95), (0.8, 0.05, 0.05), 8.0), radius=0.35, location=(0, 0, 0.6))
     cube = add_object(bpy.ops.mesh.primitive_cube_add, textured_material("cube", "checker", (0.1, 0.8, 0.9), (0.05, 0.05, 0.2), 3.0), size=0.5, location=(0, 0, 0.5))
+    animate = MOTIONS[spec.get("motion", "orbit")]
     n = spec["num_frames"]
     for f in range(n):
         phase = 2 * math.pi * f / max(n, 1)
-        ball.location = (1.1 * math.cos(phase), 1.1 * math.sin(phase) - 0.2, 0.6 + 0.3 * math.sin(2 * phase))
-        ball.rotation_euler = (0, 0, 2 * phase)
-        ball.keyframe_insert("location", frame=f + 1)
-        ball.keyframe_insert("rotation_euler", frame=f + 1)
-        cube.location = (-0.2, -0.6, 0.35 + 0.8 * abs(math.sin(3 * phase)))
-        cube.rotation_euler = (phase, 2 * phase, 0)
-        cube.keyframe_insert("location", frame=f + 1)
-        cube.keyframe_insert("rotation_euler", frame=f + 1)
+        ball.location, ball.rotation_euler, cube.location, cube.rotation_euler = animate(f, n, phase)
+        for obj in (ball, cube):
+            obj.keyframe_insert("location", frame=f + 1)
+            obj.keyframe_insert("rotation_euler", frame=f + 1)
     sun_data = bpy.data.lights.new("sun", type="SUN")
     sun_data.energy = 3.0
     sun = bpy.data.objects.new("sun", sun_data)
@@ -104,6 +100,35 @@ def build_scene(scene, spec):
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.6, 0.7, 0.85, 1)
     world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.8
     scene.world = world
+
+
+# Each motion maps (frame, frame count, phase 2*pi*f/n) to the ball's and the cube's location and rotation.
+def orbit(f, n, phase):
+    """Fast motion: the ball circles the centre once per clip; the cube bounces and spins."""
+    return ((1.1 * math.cos(phase), 1.1 * math.sin(phase) - 0.2, 0.6 + 0.3 * math.sin(2 * phase)), (0, 0, 2 * phase),
+            (-0.2, -0.6, 0.35 + 0.8 * abs(math.sin(3 * phase))), (phase, 2 * phase, 0))
+
+
+def translate(f, n, phase):
+    """Fast translation: the ball crosses the set in a straight line; the cube slides towards the cameras."""
+    s = f / max(n - 1, 1)
+    return ((-2.0 + 4.0 * s, 0.4, 0.6), (0, 0, 0), (0.6, 0.8 - 1.6 * s, 0.25), (0, 0, 0))
+
+
+def spin(f, n, phase):
+    """Rotation in place: the ball turns twice about a tilted axis, the cube once about the vertical."""
+    return ((0.8, -0.2, 0.6), (0.5 * phase, 0, 2 * phase), (-0.6, -0.4, 0.25), (0, 0, phase))
+
+
+def enter(f, n, phase):
+    """An object entering mid-clip: the ball waits behind the side wall, then rolls in from the left from the
+    middle frame on; the cube bounces in place throughout."""
+    s = max(0.0, (f - n // 2) / max(n - 1 - n // 2, 1))
+    x = -5.0 if f < n // 2 else -3.0 + 3.5 * s
+    return ((x, 0.2, 0.35), (0, 3.0 * x, 0), (0.3, -0.6, 0.25 + 0.6 * abs(math.sin(2 * phase))), (0, 0, 0))
+
+
+MOTIONS = {"orbit": orbit, "translate": translate, "spin": spin, "enter": enter}
 
 
 def add_camera(scene, cam_spec, width):
