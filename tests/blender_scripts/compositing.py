@@ -1,0 +1,132 @@
+"""Runs in a Python with bpy. argv: SPEC_JSON OUT_JSON. The compositing layer, as the spec says:
+
+- "zip": install this add-on build (absent: a fresh process with no add-on, as a farm); "open": a .blend to open with
+  scripts disabled
+- "import": {"filepath", ...} a PLY folder for bpy.ops.import_scene.gifstream_sequence; "origin": {"location",
+  "scale"} for the sequence's empty; "camera": {"K", "w2c", "width", "height"} (OpenCV) for the scene camera;
+  "frames": [start, end] of the scene
+- "cubes": [{"name", "location", "size", "color"}] emissive CG cubes
+- "layer": {...} options of bpy.ops.gifstream.render_compositing_layer
+- "renders": [{"frame", "path", "compositing": bool}] Cycles stills; "save": .blend path; "bundle": folder
+"""
+
+import json
+import os
+import sys
+
+import bpy
+
+spec_path, out_json = sys.argv[-2:]
+with open(spec_path) as f:
+    spec = json.load(f)
+result = {}
+
+
+def call(op, **kwargs):
+    try:
+        return sorted(op(**kwargs)), ""
+    except RuntimeError as exc:  # an operator reporting an ERROR raises when called from Python
+        return ["CANCELLED"], str(exc)
+
+
+def set_camera(cam):
+    from mathutils import Matrix
+
+    scene = bpy.context.scene
+    data = bpy.data.cameras.new("shot camera")
+    obj = bpy.data.objects.new("shot camera", data)
+    scene.collection.objects.link(obj)
+    fx, cx, cy = cam["K"][0][0], cam["K"][0][2], cam["K"][1][2]
+    w, h = cam["width"], cam["height"]
+    data.sensor_fit, data.sensor_width = "HORIZONTAL", 36.0
+    data.lens = fx * 36.0 / w
+    data.shift_x, data.shift_y = (w / 2 - cx) / max(w, h), (cy - h / 2) / max(w, h)
+    cv_to_blender = Matrix(((1, 0, 0, 0), (0, -1, 0, 0), (0, 0, -1, 0), (0, 0, 0, 1)))
+    obj.matrix_world = Matrix(cam["w2c"]).inverted() @ cv_to_blender
+    scene.camera = obj
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = w, h, 100
+
+
+def emissive_cube(name, location, size, color):
+    bpy.ops.mesh.primitive_cube_add(size=size, location=location)
+    obj = bpy.context.active_object
+    obj.name = name
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    nodes.clear()
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Color"].default_value = (*color, 1.0)
+    out = nodes.new("ShaderNodeOutputMaterial")
+    mat.node_tree.links.new(emission.outputs[0], out.inputs["Surface"])
+    obj.data.materials.append(mat)
+
+
+def setup_render():
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.view_settings.view_transform = "Standard"
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.film_transparent = False
+    world = scene.world or bpy.data.worlds.new("World")
+    scene.world = world
+    world.color = (0, 0, 0)
+    if world.node_tree is not None:
+        world.node_tree.nodes["Background"].inputs["Color"].default_value = (0, 0, 0, 1)
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = spec.get("samples", 8)
+    scene.cycles.use_denoising = False
+    scene.cycles.seed = 0
+    scene.cycles.pixel_filter_type = "BOX"
+
+
+if "zip" in spec:
+    bpy.ops.extensions.package_install_files(filepath=spec["zip"], repo="user_default", enable_on_install=True)
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+if "open" in spec:
+    bpy.ops.wm.open_mainfile(filepath=spec["open"], load_ui=False, use_scripts=False)
+scene = bpy.context.scene
+result["addon_enabled"] = any(name.endswith("gifstream_blender") for name in bpy.context.preferences.addons.keys())
+if "frames" in spec:
+    scene.frame_start, scene.frame_end = spec["frames"]
+    scene.render.fps, scene.render.fps_base = spec.get("scene_fps", 24), 1.0
+if "camera" in spec:
+    set_camera(spec["camera"])
+if "import" in spec:
+    result["import"] = call(bpy.ops.import_scene.gifstream_sequence, **spec["import"])
+    scene.frame_start, scene.frame_end = spec["frames"]  # the import may extend the range
+proxy = next((o for o in bpy.data.objects if "GIFStream" in o.modifiers), None)
+if proxy is not None and "origin" in spec:
+    proxy.parent.location = spec["origin"]["location"]
+    proxy.parent.scale = [spec["origin"]["scale"]] * 3
+for cube in spec.get("cubes", []):
+    emissive_cube(cube["name"], cube["location"], cube["size"], cube["color"])
+if "layer" in spec:
+    bpy.context.view_layer.objects.active = proxy
+    result["layer"] = call(bpy.ops.gifstream.render_compositing_layer, **spec["layer"])
+images = [i for i in bpy.data.images if "gifstream_layer" in i]
+result["images"] = [{"name": i.name, "filepath": i.filepath, "source": i.source, "type": i.type} for i in images]
+tree = getattr(scene, "compositing_node_group", None)
+if tree is not None:
+    node = tree.nodes.get("GIFStream Layer")
+    result["image_node"] = None if node is None else {
+        "outputs": [o.name for o in node.outputs], "frame_start": node.frame_start, "frame_offset": node.frame_offset,
+        "frame_duration": node.frame_duration, "linked": [link.from_socket.name + ">" + link.to_socket.name
+                                                          for link in tree.links]}
+result["proxy_visible_camera"] = None if proxy is None else proxy.visible_camera
+result["use_pass_z"] = scene.view_layers[0].use_pass_z
+for render in spec.get("renders", []):
+    setup_render()
+    scene.render.use_compositing = render.get("compositing", True)
+    scene.frame_set(render["frame"])
+    scene.render.filepath = render["path"]
+    bpy.ops.render.render(write_still=True)
+if "save" in spec:
+    os.makedirs(os.path.dirname(spec["save"]), exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=spec["save"])
+if "bundle" in spec:
+    result["bundle"] = call(bpy.ops.gifstream.export_farm_bundle, directory=spec["bundle"])
+with open(out_json, "w") as f:
+    json.dump(result, f)

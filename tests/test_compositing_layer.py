@@ -1,0 +1,147 @@
+"""The exact compositing layer: `gifstream render-layer` (cameras file -> multilayer EXR sequence, RGBA + Z in
+Blender's conventions), the add-on's operator that renders it from the scene camera and wires the compositor, CG in
+front of / behind the capture in the composite, and the farm bundle carrying the layer."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gifstream_engine.capture.types import Camera
+from gifstream_engine.plyio import write_gaussian_ply
+from gifstream_engine.render import exr_layer
+from gifstream_engine.render.exr_layer import BACKGROUND_DEPTH, CHANNELS, LayerError, read_exr
+
+CLI = [sys.executable, "-m", "gifstream_engine.cli"]
+# an OpenCV camera at (0, -5, 0) looking along +y, world z up (as tests/test_blender_sequence.py)
+CAMERA = {"width": 80, "height": 60, "K": [[70.0, 0, 40.0], [0, 70.0, 30.0], [0, 0, 1]],
+          "w2c": [[1, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 5.0], [0, 0, 0, 1]]}
+
+
+def one_gaussian_folder(folder, frames=3, depth=4.0, color=(0.5, 0.2, 1.0), opacity=0.95):
+    """One round Gaussian per frame on the optical axis of an identity camera, stepping 0.5 along x per frame."""
+    os.makedirs(folder, exist_ok=True)
+    for t in range(frames):
+        write_gaussian_ply(os.path.join(folder, f"frame_{t:05d}.ply"), np.array([[0.5 * t, 0.0, depth]]),
+                           np.array([[1.0, 0, 0, 0]]), np.full((1, 3), 0.3), np.array([opacity]), np.array([color]))
+    return folder
+
+
+def cameras_file(path, frames, w2c=None, placement=None, **mapping):
+    K = [[40.0, 0, 20.5], [0, 40.0, 15.5], [0, 0, 1]]  # pixel (20, 15) centred on the optical axis
+    spec = {"format": "gifstream-layer-cameras", "version": 1, "start_frame": 1, "scene_fps": 30.0,
+            "stream_fps": 30.0, **mapping,
+            "frames": [{"frame": f, "width": 40, "height": 30, "K": K, "w2c": (np.eye(4) if w2c is None else w2c).tolist()}
+                       for f in frames]}
+    if placement is not None:
+        spec["capture_to_world"] = np.asarray(placement).tolist()
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    return path
+
+
+def run_cli(*args):
+    """`gifstream ARGS` in this process (torch is loaded once): (exit status, stdout, stderr)."""
+    from gifstream_engine.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+# -- engine --------------------------------------------------------------------------------------------------------
+
+def test_render_layer_writes_rgba_and_depth_in_blenders_conventions(tmp_path):
+    seq = one_gaussian_folder(str(tmp_path / "seq"))
+    cams = cameras_file(str(tmp_path / "cams.json"), [1, 2, 3, 4])
+    proc = run_cli("render-layer", seq, "--cameras", cams, "--out", str(tmp_path / "out"), "--events")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["step"] for e in events if e["type"] == "progress"] == [1, 2, 3, 4]
+    assert [e["stream_frame"] for e in events if e["type"] == "progress"] == [0, 1, 2, 2]  # held after the end
+    assert events[-1]["type"] == "result" and events[-1]["data"]["frames"] == 4
+    assert sorted(os.listdir(tmp_path / "out")) == [f"layer_{f:04d}.exr" for f in (1, 2, 3, 4)]
+    exr = read_exr(str(tmp_path / "out" / "layer_0001.exr"))
+    assert sorted(exr) == sorted(CHANNELS) and all(v.dtype == np.float32 and v.shape == (30, 40) for v in exr.values())
+    z, a = exr["ViewLayer.Depth.Z"], exr["ViewLayer.Combined.A"]
+    assert z[15, 20] == pytest.approx(4.0, abs=1e-4)  # the Gaussian's camera z at its centre
+    assert a[15, 20] > 0.9 and a[0, 0] == 0 and z[0, 0] == BACKGROUND_DEPTH  # background: nothing, far away
+    covered = a > 1e-3
+    assert np.allclose(z[covered], 4.0, atol=1e-3)  # a planar depth: the same over the whole splat
+    # premultiplied scene-linear colour: sRGB 0.5 / 0.2 / 1.0 decode to 0.214 / 0.0331 / 1.0, times alpha
+    linear = np.array([0.21404, 0.03310, 1.0])
+    rgb = np.stack([exr[f"ViewLayer.Combined.{c}"] for c in "RGB"], -1)
+    assert rgb[15, 20] == pytest.approx(linear * a[15, 20], rel=2e-3)
+    assert np.all(rgb <= a[..., None] + 1e-6)
+    # frame 2 shows stream frame 1: the Gaussian 0.5 to the right at depth 4 is 5 px right of the centre
+    a2 = read_exr(str(tmp_path / "out" / "layer_0002.exr"))["ViewLayer.Combined.A"]
+    assert np.unravel_index(np.argmax(a2), a2.shape) == (15, 25)
+
+
+def test_capture_placement_scales_depth_and_moves_the_camera(tmp_path):
+    """The capture placed by a similarity (rotation, uniform scale 2, offset): the world camera sees it where the
+    transform puts it and depth is in world units."""
+    angle = np.radians(30)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    placement = np.eye(4)
+    placement[:3, :3], placement[:3, 3] = 2.0 * rot, [0.3, -0.2, 1.0]
+    camera = Camera("c", 40, 30, np.array([[40.0, 0, 20], [0, 40.0, 15], [0, 0, 1]]), np.eye(4))
+    captured, scale = exr_layer.capture_camera(camera, placement)
+    points = np.random.default_rng(0).normal(size=(5, 3)) + [0, 0, 6]
+    world = points @ placement[:3, :3].T + placement[:3, 3]
+    uv_world, z_world = camera.project(world)
+    uv_capture, z_capture = captured.project(points)
+    assert scale == pytest.approx(2.0) and np.allclose(uv_world, uv_capture) and np.allclose(z_world, z_capture * 2)
+
+    # end to end: the Gaussian at capture (0, 0, 4) placed at world (0, 0, 8) by scale 2 has Z 8
+    seq = one_gaussian_folder(str(tmp_path / "seq"), frames=1)
+    cams = cameras_file(str(tmp_path / "cams.json"), [0], placement=np.diag([2.0, 2.0, 2.0, 1.0]))
+    assert run_cli("render-layer", seq, "--cameras", cams, "--out", str(tmp_path / "out")).returncode == 0
+    assert read_exr(str(tmp_path / "out" / "layer_0000.exr"))["ViewLayer.Depth.Z"][15, 20] == pytest.approx(8.0, abs=1e-3)
+    for bad, message in ((np.diag([1.0, 2.0, 1.0, 1.0]), "unevenly"), (np.diag([-1.0, 1.0, 1.0, 1.0]), "mirrored")):
+        with pytest.raises(LayerError, match=message):
+            exr_layer.capture_camera(camera, bad)
+
+
+def test_stream_frame_matches_the_addons_mapping():
+    from blender_addon import sequence_files
+
+    for args in [(f, 3, 12.0, 24.0, 4) for f in range(-2, 20)] + [(f, 1, 30.0, 24.0, 50) for f in range(0, 80, 7)]:
+        assert exr_layer.stream_frame(*args) == sequence_files.stream_frame(*args)
+
+
+def test_render_layer_bad_inputs_give_one_message(tmp_path):
+    seq = one_gaussian_folder(str(tmp_path / "seq"), frames=1)
+    points = tmp_path / "points"
+    points.mkdir()
+    from gifstream_engine.plyio import write_point_ply
+
+    write_point_ply(str(points / "frame_00000.ply"), np.zeros((3, 3)), np.zeros((3, 3), np.uint8))
+    good = cameras_file(str(tmp_path / "good.json"), [1])
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "gifstream-layer-cameras", "version": 1, "scene_fps": 24, "frames": [{"frame": 1}]}')
+    corrupt = tmp_path / "corrupt.gifs"
+    corrupt.write_bytes(b"GIFS" + bytes(100))
+    no_fps = cameras_file(str(tmp_path / "nofps.json"), [1], stream_fps=None)
+    cases = [
+        ((str(tmp_path / "missing"), good), "does not exist"),
+        ((str(points), good), "not a 3D Gaussian Splatting PLY"),
+        ((seq, str(broken)), "frames[0]"),
+        ((seq, str(tmp_path / "nope.json")), "cannot read the cameras file"),
+        ((str(corrupt), good), "corrupt.gifs"),
+        ((seq, no_fps), "stream_fps"),
+    ]
+    for (sequence, cams), message in cases:
+        out = tmp_path / "out"
+        proc = run_cli("render-layer", sequence, "--cameras", cams, "--out", str(out))
+        assert proc.returncode == 2, (message, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("gifstream: error: ") and message in lines[0], lines
+        assert not any(name.endswith(".exr") for name in os.listdir(out)) if out.exists() else True
