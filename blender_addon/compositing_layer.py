@@ -41,9 +41,11 @@ def safe_name(name: str) -> str:
 
 
 def default_folder(obj) -> str:
-    """`gifstream_layer/NAME/` next to the .blend (a '//' path once saved), else in the temp folder."""
-    base = os.path.dirname(bpy.data.filepath) if bpy.data.filepath else bpy.app.tempdir
-    return os.path.join(base, "gifstream_layer", safe_name(obj.name))
+    """`gifstream_layer/NAME/` next to the .blend (a '//' path once saved), else beside the sequence's cache folder."""
+    if bpy.data.filepath:
+        return os.path.join(os.path.dirname(bpy.data.filepath), "gifstream_layer", safe_name(obj.name))
+    cache = sequence_scene.resolved_directory(sequence_scene.sequence_modifier(obj))
+    return os.path.join(os.path.dirname(cache), f"{safe_name(obj.name)}_layer")
 
 
 def render_size(scene) -> tuple[int, int]:

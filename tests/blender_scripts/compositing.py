@@ -7,7 +7,8 @@
   "frames": [start, end] of the scene
 - "cubes": [{"name", "location", "size", "color"}] emissive CG cubes
 - "layer": {...} options of bpy.ops.gifstream.render_compositing_layer
-- "renders": [{"frame", "path", "compositing": bool}] Cycles stills; "save": .blend path; "bundle": folder
+- "save": save the .blend here before the layer; "renders": [{"frame", "path", "compositing": bool}] Cycles stills;
+  "bundle": export a farm bundle into this folder
 """
 
 import json
@@ -103,6 +104,9 @@ if proxy is not None and "origin" in spec:
     proxy.parent.scale = [spec["origin"]["scale"]] * 3
 for cube in spec.get("cubes", []):
     emissive_cube(cube["name"], cube["location"], cube["size"], cube["color"])
+if "save" in spec:  # saved first, as an artist would: the layer's paths are then relative to the .blend
+    os.makedirs(os.path.dirname(spec["save"]), exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=spec["save"])
 if "layer" in spec:
     bpy.context.view_layer.objects.active = proxy
     result["layer"] = call(bpy.ops.gifstream.render_compositing_layer, **spec["layer"])
@@ -123,9 +127,6 @@ for render in spec.get("renders", []):
     scene.frame_set(render["frame"])
     scene.render.filepath = render["path"]
     bpy.ops.render.render(write_still=True)
-if "save" in spec:
-    os.makedirs(os.path.dirname(spec["save"]), exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=spec["save"])
 if "bundle" in spec:
     result["bundle"] = call(bpy.ops.gifstream.export_farm_bundle, directory=spec["bundle"])
 with open(out_json, "w") as f:
