@@ -179,6 +179,15 @@ CUBES = [  # world units; the wall is at y = 2 (depth 7 from the camera at y = -
 ]
 
 
+PROJECTIONS = [  # the scene camera as the engine gets it, against Blender's own projection
+    {"sensor_fit": "AUTO", "shift": [0.1, -0.05], "resolution": [64, 48], "pixel_aspect": [1, 1]},
+    {"sensor_fit": "AUTO", "shift": [0.0, 0.2], "resolution": [40, 70], "pixel_aspect": [1, 1]},
+    {"sensor_fit": "VERTICAL", "shift": [-0.1, 0.1], "resolution": [64, 48], "pixel_aspect": [1, 1]},
+    {"sensor_fit": "HORIZONTAL", "shift": [0.05, 0.1], "resolution": [64, 48], "pixel_aspect": [2, 1]},
+    {"sensor_fit": "AUTO", "shift": [0.1, 0.0], "resolution": [64, 48], "pixel_aspect": [1, 1.5]},
+]
+
+
 def write_wall_and_blob(folder, frames=3):
     os.makedirs(folder, exist_ok=True)
     xs, zs = np.meshgrid(np.arange(-1, 1.001, 0.08), np.arange(-0.75, 0.751, 0.08))
@@ -242,11 +251,12 @@ def test_cg_in_front_of_and_behind_the_capture_in_the_composite_and_on_the_farm(
     result = run_blender(tmp_path, {
         "zip": build_addon.build(str(tmp_path / "dist")), "frames": [1, 3], "scene_fps": 24, "camera": CAMERA,
         "import": {"filepath": source, "fps": 24.0, "start_frame": 1}, "origin": {"location": ORIGIN, "scale": SCALE},
-        "cubes": CUBES, "save": str(tmp_path / "work" / "shot.blend"), "layer": {},
+        "cubes": CUBES, "save": str(tmp_path / "work" / "shot.blend"), "layer": {}, "projection_check": PROJECTIONS,
         "renders": [{"frame": 3, "path": png("composite_3")}, {"frame": 1, "path": png("composite_1")},
                     {"frame": 3, "path": png("cg_3"), "compositing": False}],
         "bundle": str(tmp_path / "bundle")}, "shot")
     assert result["import"][0] == ["FINISHED"] and result["layer"] == [["FINISHED"], ""], result
+    assert max(result["projection_errors"]) < 1e-3, result["projection_errors"]  # pixels (and depth units)
     (image,) = result["images"]
     assert image["filepath"] == "//gifstream_layer/captured/layer_0001.exr", image
     assert (image["source"], image["type"]) == ("SEQUENCE", "MULTILAYER")

@@ -7,6 +7,8 @@
   "frames": [start, end] of the scene
 - "cubes": [{"name", "location", "size", "color"}] emissive CG cubes
 - "layer": {...} options of bpy.ops.gifstream.render_compositing_layer
+- "projection_check": [{"sensor_fit", "shift", "resolution", "pixel_aspect"}]: pixel error of the add-on's
+  OpenCV camera (rig.camera_intrinsics, rig.camera_w2c) against Blender's own world_to_camera_view
 - "save": save the .blend here before the layer; "renders": [{"frame", "path", "compositing": bool}] Cycles stills;
   "bundle": export a farm bundle into this folder
 """
@@ -104,6 +106,43 @@ if proxy is not None and "origin" in spec:
     proxy.parent.scale = [spec["origin"]["scale"]] * 3
 for cube in spec.get("cubes", []):
     emissive_cube(cube["name"], cube["location"], cube["size"], cube["color"])
+def projection_error(case):
+    """Largest pixel distance between the add-on's K / w2c projection and Blender's, for one camera setup."""
+    from importlib import import_module
+
+    import numpy as np
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Euler, Vector
+
+    rig = import_module("bl_ext.user_default.gifstream_blender.rig")
+    data = bpy.data.cameras.new("check")
+    cam = bpy.data.objects.new("check", data)
+    scene.collection.objects.link(cam)
+    data.lens, data.sensor_fit = 30.0, case["sensor_fit"]
+    data.shift_x, data.shift_y = case["shift"]
+    cam.location, cam.rotation_euler = (0.4, -6.0, 1.0), Euler((1.4, 0.1, 0.3))
+    cam.scale = (1.7, 1.7, 1.7)  # the renderer ignores a camera's scale
+    saved = (scene.render.resolution_x, scene.render.resolution_y, scene.render.pixel_aspect_x,
+             scene.render.pixel_aspect_y, scene.camera)
+    (w, h), (ax, ay) = case["resolution"], case["pixel_aspect"]
+    scene.render.resolution_x, scene.render.resolution_y = w, h
+    scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = ax, ay
+    scene.camera = cam
+    bpy.context.view_layer.update()
+    K, w2c = np.array(rig.camera_intrinsics(data, w, h, ax, ay)), np.array(rig.camera_w2c(cam.matrix_world))
+    error = 0.0
+    for point in np.random.default_rng(1).normal(size=(20, 3)) * [2, 1, 1.5]:
+        ndc = world_to_camera_view(scene, cam, Vector(point))
+        p = w2c[:3, :3] @ point + w2c[:3, 3]
+        uv = (K @ p)[:2] / p[2]
+        error = max(error, float(np.hypot(uv[0] - ndc.x * w, uv[1] - (1 - ndc.y) * h)), abs(p[2] - ndc.z))
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.pixel_aspect_x, \
+        scene.render.pixel_aspect_y, scene.camera = saved
+    bpy.data.objects.remove(cam)
+    return error
+
+
+result["projection_errors"] = [projection_error(case) for case in spec.get("projection_check", [])]
 if "save" in spec:  # saved first, as an artist would: the layer's paths are then relative to the .blend
     os.makedirs(os.path.dirname(spec["save"]), exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=spec["save"])
