@@ -171,7 +171,8 @@ def test_layer_job_progress_cancel_and_failure(tmp_path):
 
 BLENDER_SCRIPT = os.path.join(os.path.dirname(__file__), "blender_scripts", "compositing.py")
 WALL_Y, BLOB_Y, BLOB_Z = 1.0, 0.5, 0.45  # capture units: a blue wall, a red blob moving along x in front of it
-ORIGIN, SCALE = [0.3, 0.0, 0.0], 2.0  # where the artist put the capture: world = 2 * capture + (0.3, 0, 0)
+ORIGIN, SCALE = [0.3, 0.0, 0.0], 2.0
+CAMERA_SHIFT = 0.6  # the scene camera is animated: 0.6 to the right at frame 1, at CAMERA's pose from frame 3  # where the artist put the capture: world = 2 * capture + (0.3, 0, 0)
 CUBES = [  # world units; the wall is at y = 2 (depth 7 from the camera at y = -5)
     {"name": "front", "location": [-0.6, 0.0, 0.0], "size": 0.6, "color": [0.1, 0.9, 0.1]},  # depth 5: in front
     {"name": "behind", "location": [1.0, 3.0, 0.0], "size": 0.8, "color": [0.9, 0.9, 0.1]},  # depth 8: hidden by it
@@ -241,7 +242,7 @@ def blob_column(img):
 def test_cg_in_front_of_and_behind_the_capture_in_the_composite_and_on_the_farm(tmp_path):
     """The layer rendered from the scene camera through the capture's empty (moved, scaled 2x): a CG cube in front of
     the captured wall covers it, one behind it is hidden, one beside it shows; the frame mapping picks the stream
-    frame; the farm bundle, moved, opened without the add-on and with scripts disabled, composites the same."""
+    frame and the camera's animation is followed; the farm bundle, moved, opened without the add-on and with scripts disabled, composites the same."""
     pytest.importorskip("bpy")
     import build_addon
     from gifstream_engine.imageio import read_png
@@ -250,6 +251,7 @@ def test_cg_in_front_of_and_behind_the_capture_in_the_composite_and_on_the_farm(
     png = lambda name: str(tmp_path / f"{name}.png")  # noqa: E731
     result = run_blender(tmp_path, {
         "zip": build_addon.build(str(tmp_path / "dist")), "frames": [1, 3], "scene_fps": 24, "camera": CAMERA,
+        "camera_keys": [{"frame": 1, "offset": [CAMERA_SHIFT, 0, 0]}, {"frame": 3, "offset": [0, 0, 0]}],
         "import": {"filepath": source, "fps": 24.0, "start_frame": 1}, "origin": {"location": ORIGIN, "scale": SCALE},
         "cubes": CUBES, "save": str(tmp_path / "work" / "shot.blend"), "layer": {}, "projection_check": PROJECTIONS,
         "renders": [{"frame": 3, "path": png("composite_3")}, {"frame": 1, "path": png("composite_1")},
@@ -278,8 +280,9 @@ def test_cg_in_front_of_and_behind_the_capture_in_the_composite_and_on_the_farm(
     # beside, behind the wall's edge: seen where the wall is not, hidden where it is
     assert 5 < (colour_mask(comp, *ORANGE) & orange).sum() < 0.8 * orange.sum() and colour_mask(comp, *BLUE)[orange].sum() > 5
     # the red blob at scene frame 3 is stream frame 2 (world x = 0.3 + 2 * 0.6 at depth 6), at frame 1 stream frame 0
+    # (x = -0.9) seen from the camera where it is at frame 1 (moved CAMERA_SHIFT along x)
     assert blob_column(comp) == pytest.approx(40 + 70 * 1.5 / 6 - 0.5, abs=2.5)
-    assert blob_column(comp1) == pytest.approx(40 - 70 * 0.9 / 6 - 0.5, abs=2.5)
+    assert blob_column(comp1) == pytest.approx(40 + 70 * (-0.9 - CAMERA_SHIFT) / 6 - 0.5, abs=2.5)
 
     moved = tmp_path / "elsewhere" / "bundle"
     shutil.move(str(tmp_path / "bundle"), str(moved))

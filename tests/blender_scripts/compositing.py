@@ -3,7 +3,8 @@
 - "zip": install this add-on build (absent: a fresh process with no add-on, as a farm); "open": a .blend to open with
   scripts disabled
 - "import": {"filepath", ...} a PLY folder for bpy.ops.import_scene.gifstream_sequence; "origin": {"location",
-  "scale"} for the sequence's empty; "camera": {"K", "w2c", "width", "height"} (OpenCV) for the scene camera;
+  "scale"} for the sequence's empty; "camera": {"K", "w2c", "width", "height"} (OpenCV) for the scene camera,
+  "camera_keys": [{"frame", "offset"}] to animate its location;
   "frames": [start, end] of the scene
 - "cubes": [{"name", "location", "size", "color"}] emissive CG cubes
 - "layer": {...} options of bpy.ops.gifstream.render_compositing_layer
@@ -18,6 +19,7 @@ import os
 import sys
 
 import bpy
+from mathutils import Vector
 
 spec_path, out_json = sys.argv[-2:]
 with open(spec_path) as f:
@@ -97,6 +99,10 @@ if "frames" in spec:
     scene.render.fps, scene.render.fps_base = spec.get("scene_fps", 24), 1.0
 if "camera" in spec:
     set_camera(spec["camera"])
+    base = scene.camera.location.copy()
+    for key in spec.get("camera_keys", []):  # an animated camera: [{"frame", "offset"}], location keyframes
+        scene.camera.location = base + Vector(key["offset"])
+        scene.camera.keyframe_insert("location", frame=key["frame"])
 if "import" in spec:
     result["import"] = call(bpy.ops.import_scene.gifstream_sequence, **spec["import"])
     scene.frame_start, scene.frame_end = spec["frames"]  # the import may extend the range
