@@ -59,7 +59,8 @@ def camera_intrinsics(cam_data, width: int, height: int, pixel_aspect_x: float =
     computes it (sensor fit, focal length, lens shift in units of the fitted side, non-square pixels); the inverse
     of `apply_intrinsics` for square pixels."""
     if cam_data.type != "PERSP":
-        raise ValueError(f"camera {cam_data.name!r} is {cam_data.type.lower()}; the engine renders perspective cameras")
+        kind = {"ORTHO": "orthographic", "PANO": "panoramic"}.get(cam_data.type, cam_data.type.lower())
+        raise ValueError(f"camera {cam_data.name!r} is {kind}; the engine renders perspective cameras only")
     ycor = pixel_aspect_y / pixel_aspect_x
     fit = cam_data.sensor_fit
     if fit == "AUTO":

@@ -253,11 +253,15 @@ def test_cg_in_front_of_and_behind_the_capture_in_the_composite_and_on_the_farm(
         "zip": build_addon.build(str(tmp_path / "dist")), "frames": [1, 3], "scene_fps": 24, "camera": CAMERA,
         "camera_keys": [{"frame": 1, "offset": [CAMERA_SHIFT, 0, 0]}, {"frame": 3, "offset": [0, 0, 0]}],
         "import": {"filepath": source, "fps": 24.0, "start_frame": 1}, "origin": {"location": ORIGIN, "scale": SCALE},
-        "cubes": CUBES, "save": str(tmp_path / "work" / "shot.blend"), "layer": {}, "projection_check": PROJECTIONS,
+        "cubes": CUBES, "save": str(tmp_path / "work" / "shot.blend"), "layer_errors": ["ortho", "uneven"], "layer": {}, "projection_check": PROJECTIONS,
         "renders": [{"frame": 3, "path": png("composite_3")}, {"frame": 1, "path": png("composite_1")},
                     {"frame": 3, "path": png("cg_3"), "compositing": False}],
         "bundle": str(tmp_path / "bundle")}, "shot")
     assert result["import"][0] == ["FINISHED"] and result["layer"] == [["FINISHED"], ""], result
+    ortho, uneven = result["layer_errors"]  # one message each, nothing wired, the proxy left visible
+    assert "orthographic" in ortho["error"] and "unevenly" in uneven["error"] and "failed" in uneven["error"], result
+    assert all(e["status"] == ["CANCELLED"] and e["images"] == 0 and e["visible_camera"] for e in (ortho, uneven))
+    assert not os.path.exists(tmp_path / "work" / "gifstream_layer" / "captured.part")
     assert max(result["projection_errors"]) < 1e-3, result["projection_errors"]  # pixels (and depth units)
     (image,) = result["images"]
     assert image["filepath"] == "//gifstream_layer/captured/layer_0001.exr", image

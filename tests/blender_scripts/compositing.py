@@ -7,6 +7,7 @@
   "camera_keys": [{"frame", "offset"}] to animate its location;
   "frames": [start, end] of the scene
 - "cubes": [{"name", "location", "size", "color"}] emissive CG cubes
+- "layer_errors": ["ortho", "uneven"]: the operator on a scene it cannot render (reported, then the scene restored)
 - "layer": {...} options of bpy.ops.gifstream.render_compositing_layer
 - "projection_check": [{"sensor_fit", "shift", "resolution", "pixel_aspect"}]: pixel error of the add-on's
   OpenCV camera (rig.camera_intrinsics, rig.camera_w2c) against Blender's own world_to_camera_view
@@ -152,6 +153,18 @@ result["projection_errors"] = [projection_error(case) for case in spec.get("proj
 if "save" in spec:  # saved first, as an artist would: the layer's paths are then relative to the .blend
     os.makedirs(os.path.dirname(spec["save"]), exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=spec["save"])
+result["layer_errors"] = []
+for case in spec.get("layer_errors", []):  # "ortho": an orthographic scene camera; "uneven": the empty scaled unevenly
+    bpy.context.view_layer.objects.active = proxy
+    saved = (scene.camera.data.type, tuple(proxy.parent.scale))
+    if case == "ortho":
+        scene.camera.data.type = "ORTHO"
+    else:
+        proxy.parent.scale = (saved[1][0], 2 * saved[1][1], saved[1][2])
+    status, error = call(bpy.ops.gifstream.render_compositing_layer)
+    result["layer_errors"].append({"case": case, "status": status, "error": error,
+                                   "images": sum("gifstream_layer" in i for i in bpy.data.images), "visible_camera": proxy.visible_camera})
+    scene.camera.data.type, proxy.parent.scale = saved
 if "layer" in spec:
     bpy.context.view_layer.objects.active = proxy
     result["layer"] = call(bpy.ops.gifstream.render_compositing_layer, **spec["layer"])
