@@ -63,8 +63,8 @@ def matrix_rows(m) -> list[list[float]]:
 
 
 def export_cameras(scene, obj) -> dict:
-    """The cameras file for the engine: the scene camera at every frame of the range, the proxy's frame mapping and
-    placement. The proxy's modifier is muted meanwhile (stepping frames would load every PLY) and the frame restored."""
+    """The cameras file for the engine: the scene camera and the proxy's placement at every frame of the range, and
+    the proxy's frame mapping. The proxy's modifier is muted meanwhile (stepping frames would load every PLY) and the frame restored."""
     modifier = sequence_scene.sequence_modifier(obj)
     if scene.render.use_border and scene.render.use_crop_to_border:
         raise LayerSetupError("the render is cropped to a border; the compositing layer renders the whole frame")
@@ -87,8 +87,8 @@ def export_cameras(scene, obj) -> dict:
             except ValueError as exc:
                 raise LayerSetupError(str(exc)) from exc
             entries.append({"frame": frame, "width": width, "height": height, "K": K,
-                            "w2c": matrix_rows(rig.camera_w2c(camera.matrix_world))})
-        placement = matrix_rows(obj.matrix_world)
+                            "w2c": matrix_rows(rig.camera_w2c(camera.matrix_world)),
+                            "capture_to_world": matrix_rows(obj.matrix_world)})  # the empty may be animated too
     finally:
         modifier.show_viewport = shown
         scene.frame_set(current)
@@ -96,7 +96,7 @@ def export_cameras(scene, obj) -> dict:
             "start_frame": int(sequence_scene.get_input(modifier, "Start Frame")),
             "stream_fps": float(sequence_scene.get_input(modifier, "Stream FPS")),
             "scene_fps": float(sequence_scene.get_input(modifier, "Scene FPS")),
-            "capture_to_world": placement, "frames": entries}
+            "frames": entries}
 
 
 def engine_source(obj) -> str:
@@ -167,7 +167,7 @@ def _socket(sockets, *names):
     raise KeyError(f"none of the sockets {names} (has {[s.name for s in sockets]})")
 
 
-def layer_image(obj, first_file: str, frames: list[int]):
+def layer_image(obj, first_file: str):
     """The EXR sequence as an image datablock (one per sequence object, reloaded when it exists)."""
     name = f"GIFStream layer {obj.name}"
     image = bpy.data.images.get(name)
@@ -185,7 +185,7 @@ def layer_image(obj, first_file: str, frames: list[int]):
 def wire_compositor(scene, obj, folder: str, frames: list[int]):
     """Render Layers (CG, with its Z pass) and the layer's EXR sequence into a Z Combine that uses alpha, to the
     composite output: CG and capture occlude each other by depth, soft edges blend by alpha."""
-    image = layer_image(obj, os.path.join(folder, f"{PREFIX}{frames[0]:04d}.exr"), frames)
+    image = layer_image(obj, os.path.join(folder, f"{PREFIX}{frames[0]:04d}.exr"))
     for layer in scene.view_layers:
         layer.use_pass_z = True
     scene.render.use_compositing = True
@@ -234,7 +234,11 @@ def finish_layer() -> str:
         job.status, job.message = "failed", "the scene or the sequence object was removed while the layer rendered"
         return job.status_line()
     frames = [entry["frame"] for entry in job.cameras["frames"]]
-    wire_compositor(scene, obj, job.folder, frames)
+    try:
+        wire_compositor(scene, obj, job.folder, frames)
+    except (KeyError, RuntimeError, TypeError) as exc:  # a compositor this Blender lays out differently
+        job.status, job.message = "failed", f"the layer is in {job.folder} but the compositor could not be wired: {exc}"
+        return job.status_line()
     if LAYER["hide_proxy"]:
         obj.visible_camera = False
     return f"GIFStream: compositing layer of {obj.name}: {job.total} frames in {job.folder}, wired into the compositor"

@@ -33,7 +33,7 @@ def one_gaussian_folder(folder, frames=3, depth=4.0, color=(0.5, 0.2, 1.0), opac
     return folder
 
 
-def cameras_file(path, frames, w2c=None, placement=None, **mapping):
+def cameras_file(path, frames, w2c=None, placement=None, per_frame=None, **mapping):
     K = [[40.0, 0, 20.5], [0, 40.0, 15.5], [0, 0, 1]]  # pixel (20, 15) centred on the optical axis
     spec = {"format": "gifstream-layer-cameras", "version": 1, "start_frame": 1, "scene_fps": 30.0,
             "stream_fps": 30.0, **mapping,
@@ -41,6 +41,8 @@ def cameras_file(path, frames, w2c=None, placement=None, **mapping):
                        for f in frames]}
     if placement is not None:
         spec["capture_to_world"] = np.asarray(placement).tolist()
+    for entry, here in zip(spec["frames"], per_frame or []):  # an animated placement
+        entry["capture_to_world"] = np.asarray(here).tolist()
     with open(path, "w") as f:
         json.dump(spec, f)
     return path
@@ -100,11 +102,15 @@ def test_capture_placement_scales_depth_and_moves_the_camera(tmp_path):
     uv_capture, z_capture = captured.project(points)
     assert scale == pytest.approx(2.0) and np.allclose(uv_world, uv_capture) and np.allclose(z_world, z_capture * 2)
 
-    # end to end: the Gaussian at capture (0, 0, 4) placed at world (0, 0, 8) by scale 2 has Z 8
+    # end to end: the Gaussian at capture (0, 0, 4) placed at world (0, 0, 8) by scale 2 has Z 8; animated to scale
+    # 3 at the next frame (a per-frame placement), Z 12
     seq = one_gaussian_folder(str(tmp_path / "seq"), frames=1)
-    cams = cameras_file(str(tmp_path / "cams.json"), [0], placement=np.diag([2.0, 2.0, 2.0, 1.0]))
+    cams = cameras_file(str(tmp_path / "cams.json"), [0, 1], placement=np.diag([2.0, 2.0, 2.0, 1.0]),
+                        per_frame=[np.diag([2.0, 2.0, 2.0, 1.0]), np.diag([3.0, 3.0, 3.0, 1.0])])
     assert run_cli("render-layer", seq, "--cameras", cams, "--out", str(tmp_path / "out")).returncode == 0
-    assert read_exr(str(tmp_path / "out" / "layer_0000.exr"))["ViewLayer.Depth.Z"][15, 20] == pytest.approx(8.0, abs=1e-3)
+    for frame, z in ((0, 8.0), (1, 12.0)):
+        depth = read_exr(str(tmp_path / "out" / f"layer_{frame:04d}.exr"))["ViewLayer.Depth.Z"]
+        assert depth[15, 20] == pytest.approx(z, abs=1e-3)
     for bad, message in ((np.diag([1.0, 2.0, 1.0, 1.0]), "unevenly"), (np.diag([-1.0, 1.0, 1.0, 1.0]), "mirrored")):
         with pytest.raises(LayerError, match=message):
             exr_layer.capture_camera(camera, bad)

@@ -5,7 +5,8 @@ Input, a cameras JSON (the Blender add-on writes it; `read_cameras` checks it):
     {"format": "gifstream-layer-cameras", "version": 1,
      "start_frame": 1, "scene_fps": 24.0, "stream_fps": 30.0,      # the proxy's frame mapping (sequence_files)
      "capture_to_world": 4x4,                                        # the capture's placement (similarity only)
-     "frames": [{"frame": 1, "width": W, "height": H, "K": 3x3, "w2c": 4x4 (world, OpenCV axes)}, ...]}
+     "frames": [{"frame": 1, "width": W, "height": H, "K": 3x3, "w2c": 4x4 (world, OpenCV axes),
+                 "capture_to_world": 4x4 (optional: this frame's placement, when the capture is animated)}, ...]}
 Scene frame f shows stream frame floor((f - start_frame) * stream_fps / scene_fps + 1e-4), held at the first and
 last frame outside the stream: the same mapping as the add-on's Geometry Nodes proxy.
 
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import re
+import time
 
 import numpy as np
 import torch
@@ -52,11 +54,10 @@ class LayerError(GIFStreamError):
 
 @dataclasses.dataclass(frozen=True)
 class LayerCameras:
-    frames: list[tuple[int, Camera]]  # (scene frame, camera in world coordinates)
+    frames: list[tuple[int, Camera, np.ndarray]]  # (scene frame, camera in world coordinates, (4, 4) capture_to_world)
     start_frame: int
     scene_fps: float
     stream_fps: float | None  # None: the sequence's own rate
-    capture_to_world: np.ndarray  # (4, 4)
 
 
 def stream_frame(scene_frame: int, start_frame: int, stream_fps: float, scene_fps: float, count: int) -> int:
@@ -101,8 +102,12 @@ def read_cameras(path: str) -> LayerCameras:
             camera = Camera.from_json({**entry, "name": f"frame {frame}"})
         except GIFStreamError as exc:
             raise LayerError(f"{what}: {exc}") from exc
-        frames.append((frame, camera))
-    return LayerCameras(frames, start, scene_fps, stream_fps, placement)
+        if "capture_to_world" in entry:
+            here = validate.array(entry["capture_to_world"], f"{what}.capture_to_world", LayerError, (4, 4))
+        else:
+            here = placement
+        frames.append((frame, camera, here))
+    return LayerCameras(frames, start, scene_fps, stream_fps)
 
 
 def capture_camera(camera: Camera, capture_to_world: np.ndarray) -> tuple[Camera, float]:
@@ -223,6 +228,11 @@ def write_exr(path: str, channels: dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp:
         with OpenEXR.File(header, channels) as exr:
             exr.write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)  # on disk before the rename makes it visible
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_exr(path: str) -> dict[str, np.ndarray]:
@@ -241,8 +251,6 @@ def render_layer(sequence: str, cameras_path: str, out: str, events=None, backen
                  device: str = "auto", prefix: str = DEFAULT_PREFIX, log=print) -> dict:
     """Rasterise `sequence` from every camera of `cameras_path` into `out`; returns a summary for the caller.
     `events` (an EventWriter) gets one progress event per frame; else `log` gets a line per frame."""
-    import time
-
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -250,7 +258,12 @@ def render_layer(sequence: str, cameras_path: str, out: str, events=None, backen
     if not re.fullmatch(r"[A-Za-z0-9_.-]*", prefix):
         raise LayerError(f"prefix {prefix!r}: use letters, digits, '_', '.' or '-'")
     output_dir(out, "compositing layer folder")
-    cameras = [(frame, *capture_camera(camera, spec.capture_to_world)) for frame, camera in spec.frames]
+    cameras = []
+    for frame, camera, placement in spec.frames:
+        try:
+            cameras.append((frame, *capture_camera(camera, placement)))
+        except LayerError as exc:
+            raise LayerError(f"{cameras_path}: scene frame {frame}: {exc}") from exc
     if os.path.isfile(sequence):  # a stream: its length and rate from the header, decoded once the frames are known
         header, source = stream_header(sequence), None
         count, fps = header.num_frames, header.fps
