@@ -147,15 +147,17 @@ def _node(tree, kind: str, name: str, location):
 
 
 def _output(tree, source_socket):
-    """Link the composite result: the tree's Group Output (5.0+) or a Composite node (4.x)."""
-    if hasattr(bpy.types, "CompositorNodeComposite"):
-        out = _node(tree, "CompositorNodeComposite", NODE_OUTPUT, (700, 0))
-        tree.links.new(source_socket, out.inputs[0])
-        return out
-    if not any(item.item_type == "SOCKET" and item.in_out == "OUTPUT" for item in tree.interface.items_tree):
+    """Link the composite result: the tree's Group Output (5.0+) or a Composite node (4.x), the one already there if any."""
+    kind = "CompositorNodeComposite" if hasattr(bpy.types, "CompositorNodeComposite") else "NodeGroupOutput"
+    if kind == "NodeGroupOutput" and not any(item.item_type == "SOCKET" and item.in_out == "OUTPUT"
+                                             for item in tree.interface.items_tree):
         tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-    out = _node(tree, "NodeGroupOutput", NODE_OUTPUT, (700, 0))
-    out.is_active_output = True
+    outputs = [n for n in tree.nodes if n.bl_idname == kind]
+    out = next((n for n in outputs if getattr(n, "is_active_output", False)), None) or (outputs[0] if outputs else None)
+    if out is None:
+        out = _node(tree, kind, NODE_OUTPUT, (700, 0))
+    if kind == "NodeGroupOutput":
+        out.is_active_output = True
     tree.links.new(source_socket, out.inputs[0])
     return out
 

@@ -259,7 +259,8 @@ def test_cg_in_front_of_and_behind_the_capture_in_the_composite_and_on_the_farm(
         "zip": build_addon.build(str(tmp_path / "dist")), "frames": [1, 3], "scene_fps": 24, "camera": CAMERA,
         "camera_keys": [{"frame": 1, "offset": [CAMERA_SHIFT, 0, 0]}, {"frame": 3, "offset": [0, 0, 0]}],
         "import": {"filepath": source, "fps": 24.0, "start_frame": 1}, "origin": {"location": ORIGIN, "scale": SCALE},
-        "cubes": CUBES, "save": str(tmp_path / "work" / "shot.blend"), "layer_errors": ["ortho", "uneven"], "layer": {}, "projection_check": PROJECTIONS,
+        "cubes": CUBES, "save": str(tmp_path / "work" / "shot.blend"), "layer_errors": ["ortho", "uneven"], "layer": {},
+        "default_compositor": True, "projection_check": PROJECTIONS,
         "renders": [{"frame": 3, "path": png("composite_3")}, {"frame": 1, "path": png("composite_1")},
                     {"frame": 3, "path": png("cg_3"), "compositing": False}],
         "bundle": str(tmp_path / "bundle")}, "shot")
@@ -275,6 +276,8 @@ def test_cg_in_front_of_and_behind_the_capture_in_the_composite_and_on_the_farm(
     node = result["image_node"]
     assert node["outputs"] == ["Combined", "Alpha", "Depth"] and (node["frame_start"], node["frame_duration"]) == (1, 3)
     assert {"Depth>Depth A", "Depth>Depth B", "Combined>B", "Image>A", "Result>Image"} <= set(node["linked"])
+    assert node["group_outputs"] == node["render_layers"] == 1  # the artist's compositor, extended
+    assert "Image>Image" not in node["linked"]  # its Render Layers no longer go straight to the output
     assert result["proxy_visible_camera"] is False and result["use_pass_z"] is True
     layer_dir = tmp_path / "work" / "gifstream_layer" / "captured"
     assert sorted(n for n in os.listdir(layer_dir) if n.endswith(".exr")) == [f"layer_{f:04d}.exr" for f in (1, 2, 3)]

@@ -263,7 +263,7 @@ def render_layer(sequence: str, cameras_path: str, out: str, events=None, backen
         try:
             cameras.append((frame, *capture_camera(camera, placement)))
         except LayerError as exc:
-            raise LayerError(f"{cameras_path}: scene frame {frame}: {exc}") from exc
+            raise LayerError(f"scene frame {frame}: {exc}") from exc
     if os.path.isfile(sequence):  # a stream: its length and rate from the header, decoded once the frames are known
         header, source = stream_header(sequence), None
         count, fps = header.num_frames, header.fps

@@ -7,6 +7,7 @@
   "camera_keys": [{"frame", "offset"}] to animate its location;
   "frames": [start, end] of the scene
 - "cubes": [{"name", "location", "size", "color"}] emissive CG cubes
+- "default_compositor": start from a compositor with Render Layers linked to the Group Output
 - "layer_errors": ["ortho", "uneven"]: the operator on a scene it cannot render (reported, then the scene restored)
 - "layer": {...} options of bpy.ops.gifstream.render_compositing_layer
 - "projection_check": [{"sensor_fit", "shift", "resolution", "pixel_aspect"}]: pixel error of the add-on's
@@ -153,6 +154,12 @@ result["projection_errors"] = [projection_error(case) for case in spec.get("proj
 if "save" in spec:  # saved first, as an artist would: the layer's paths are then relative to the .blend
     os.makedirs(os.path.dirname(spec["save"]), exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=spec["save"])
+if spec.get("default_compositor"):  # what "Use Nodes" makes: Render Layers straight to the output
+    tree = bpy.data.node_groups.new("Compositor", "CompositorNodeTree")
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    rl, out = tree.nodes.new("CompositorNodeRLayers"), tree.nodes.new("NodeGroupOutput")
+    tree.links.new(rl.outputs["Image"], out.inputs[0])
+    scene.compositing_node_group = tree
 result["layer_errors"] = []
 for case in spec.get("layer_errors", []):  # "ortho": an orthographic scene camera; "uneven": the empty scaled unevenly
     bpy.context.view_layer.objects.active = proxy
@@ -175,7 +182,8 @@ if tree is not None:
     node = tree.nodes.get("GIFStream Layer")
     result["image_node"] = None if node is None else {
         "outputs": [o.name for o in node.outputs], "frame_start": node.frame_start, "frame_offset": node.frame_offset,
-        "frame_duration": node.frame_duration, "linked": [link.from_socket.name + ">" + link.to_socket.name
+        "frame_duration": node.frame_duration, "group_outputs": sum(n.bl_idname == "NodeGroupOutput" for n in tree.nodes),
+        "render_layers": sum(n.bl_idname == "CompositorNodeRLayers" for n in tree.nodes), "linked": [link.from_socket.name + ">" + link.to_socket.name
                                                           for link in tree.links]}
 result["proxy_visible_camera"] = None if proxy is None else proxy.visible_camera
 result["use_pass_z"] = scene.view_layers[0].use_pass_z
