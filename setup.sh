@@ -10,4 +10,4 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q --no-deps gsplat==1.5.3
 .venv/bin/pip install -q -e ".[test]"
-.venv/bin/python -c "import torch, gsplat, bpy, pycolmap, constriction, av, OpenEXR; print('environment ready: torch', torch.__version__, '| bpy', bpy.app.version_string)"
+.venv/bin/python -c "import torch, gsplat, bpy, pycolmap, constriction, av; print('environment ready: torch', torch.__version__, '| bpy', bpy.app.version_string)"
