@@ -4,7 +4,7 @@ import atexit
 
 import bpy
 
-from . import import_capture, import_sequence, preferences, sequence_ui, train_ui
+from . import compositing_layer, import_capture, import_sequence, preferences, sequence_ui, train_ui
 
 CLASSES = (
     preferences.GIFSTREAM_OT_check_engine,
@@ -14,7 +14,7 @@ CLASSES = (
 
 
 def _stop_engine_at_exit():
-    for job in (train_ui.current_job(), import_sequence.current_decode()):
+    for job in (train_ui.current_job(), import_sequence.current_decode(), compositing_layer.current_layer_job()):
         if job is not None and job.status == "running":
             job.cancel()
 

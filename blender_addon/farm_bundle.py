@@ -1,6 +1,6 @@
-"""Render-farm bundle: a folder with a copy of the .blend and every sequence's per-frame cache under `cache/`,
-referenced by '//' paths, that renders with no add-on, no engine, no GPU and scripts disabled:
-`blender -b --factory-startup --disable-autoexec BUNDLE/NAME.blend -a`."""
+"""Render-farm bundle: a folder with a copy of the .blend, every sequence's per-frame cache under `cache/` and every
+compositing layer's EXR sequence under `layers/`, referenced by '//' paths, that renders with no add-on, no engine,
+no GPU and scripts disabled: `blender -b --factory-startup --disable-autoexec BUNDLE/NAME.blend -a`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import shutil
 
 import bpy
 
-from . import sequence_scene
+from . import compositing_layer, sequence_scene
 from .sequence_files import SequenceError
+
+_LAYER_FILE = re.compile(rf"^{re.escape(compositing_layer.PREFIX)}\d+\.exr$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +23,7 @@ class BundleReport:
     sequences: int
     files: int
     bytes: int
+    layers: int = 0
 
 
 def sequence_objects(scene):
@@ -37,12 +40,29 @@ def _folder_name(name: str, taken: set[str]) -> str:
     return folder
 
 
+def layer_images():
+    """The compositing layers' image sequences in use (the compositor of some scene shows them)."""
+    return [image for image in bpy.data.images if compositing_layer.IMAGE_PROP in image and image.users > 0]
+
+
+def layer_files(image) -> list[str]:
+    """The EXR files of a compositing layer; `SequenceError` when its folder is gone."""
+    first = os.path.abspath(bpy.path.abspath(image.filepath))
+    folder = os.path.dirname(first)
+    files = sorted(name for name in os.listdir(folder) if _LAYER_FILE.match(name)) if os.path.isdir(folder) else []
+    if not os.path.isfile(first) or not files:
+        raise SequenceError(f"the compositing layer {image.name} reads {image.filepath} ({first}), which does not "
+                            f"exist; render it again (GIFStream > Sequence > Render Compositing Layer)")
+    return [os.path.join(folder, name) for name in files]
+
+
 def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
-    """Checks every cache first (a missing one raises `SequenceError` before anything is written)."""
+    """Checks every cache and layer first (a missing one raises `SequenceError` before anything is written)."""
     objects = sequence_objects(scene)
     modifiers = [sequence_scene.sequence_modifier(obj) for obj in objects]
     for modifier in modifiers:
         sequence_scene.check_cache(modifier)
+    layers = [(image, layer_files(image)) for image in layer_images()]
     for modifier in modifiers:  # the farm renders with the scene's camera and frame rate as they are now
         sequence_scene.match_scene(modifier, scene)
     directory = os.path.abspath(directory)
@@ -50,8 +70,9 @@ def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
         raise SequenceError(f"{directory} holds the open .blend; choose an empty folder for the bundle")
     os.makedirs(directory, exist_ok=True)
     taken: set[str] = set()
+    taken_layers: set[str] = set()
     files = size = 0
-    originals = []
+    originals, image_paths = [], []
     try:
         for obj, modifier in zip(objects, modifiers):
             pattern = sequence_scene.sequence_pattern(modifier)
@@ -64,12 +85,25 @@ def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
                 size += os.path.getsize(pattern.path(t))
             originals.append((modifier, sequence_scene.get_input(modifier, "Directory")))
             sequence_scene.set_inputs(modifier, {"Directory": f"//cache/{folder}/"})
+        for image, paths in layers:
+            target = os.path.join(directory, "layers", _folder_name(image.get(compositing_layer.IMAGE_PROP) or image.name,
+                                                                    taken_layers))
+            os.makedirs(target, exist_ok=True)
+            for path in paths:
+                shutil.copy2(path, os.path.join(target, os.path.basename(path)))
+                files += 1
+                size += os.path.getsize(path)
+            image_paths.append((image, image.filepath))
+            # relative to the open .blend (save_as_mainfile remaps it to the bundle), or absolute when unsaved
+            image.filepath = compositing_layer.blender_path(os.path.join(target, os.path.basename(bpy.path.abspath(image.filepath))))
         blend = os.path.join(directory, blend_name)
         bpy.ops.wm.save_as_mainfile(filepath=blend, copy=True, relative_remap=True, compress=False)
     finally:
-        for modifier, original in originals:  # the open file keeps reading its own cache
+        for modifier, original in originals:  # the open file keeps reading its own cache and layers
             sequence_scene.set_inputs(modifier, {"Directory": original})
-    return BundleReport(blend, len(objects), files, size)
+        for image, original in image_paths:
+            image.filepath = original
+    return BundleReport(blend, len(objects), files, size, len(layers))
 
 
 class GIFSTREAM_OT_export_farm_bundle(bpy.types.Operator):
@@ -94,6 +128,6 @@ class GIFSTREAM_OT_export_farm_bundle(bpy.types.Operator):
         except (SequenceError, OSError) as exc:
             self.report({"ERROR"}, f"GIFStream: {exc}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"GIFStream: bundle {report.blend}: {report.sequences} sequence(s), {report.files} frame "
-                              f"files, {report.bytes / 2**20:.1f} MiB")
+        self.report({"INFO"}, f"GIFStream: bundle {report.blend}: {report.sequences} sequence(s), {report.layers} "
+                              f"compositing layer(s), {report.files} frame files, {report.bytes / 2**20:.1f} MiB")
         return {"FINISHED"}

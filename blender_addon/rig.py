@@ -6,7 +6,7 @@ import os
 
 from mathutils import Matrix
 
-from .conventions import blender_camera_from_w2c
+from .conventions import blender_camera_from_w2c, w2c_from_blender_camera
 
 SENSOR_MM = 36.0
 
@@ -45,3 +45,32 @@ def attach_footage(cam_data, footage_path):
     background.clip = clip
     background.alpha = 1.0
     return clip
+
+
+def camera_w2c(matrix_world) -> Matrix:
+    """OpenCV world-to-camera of a Blender camera object (the inverse of `camera_matrix_world`); the object's
+    scale is dropped, as Blender's renderer drops it."""
+    location, rotation, _ = matrix_world.decompose()
+    return Matrix(w2c_from_blender_camera(Matrix.LocRotScale(location, rotation, None)))
+
+
+def camera_intrinsics(cam_data, width: int, height: int, pixel_aspect_x: float = 1.0, pixel_aspect_y: float = 1.0):
+    """Pixel K (rows) of a perspective Blender camera rendering width x height pixels, as Blender's viewplane
+    computes it (sensor fit, focal length, lens shift in units of the fitted side, non-square pixels); the inverse
+    of `apply_intrinsics` for square pixels."""
+    if cam_data.type != "PERSP":
+        kind = {"ORTHO": "orthographic", "PANO": "panoramic"}.get(cam_data.type, cam_data.type.lower())
+        raise ValueError(f"camera {cam_data.name!r} is {kind}; the engine renders perspective cameras only")
+    ycor = pixel_aspect_y / pixel_aspect_x
+    fit = cam_data.sensor_fit
+    if fit == "AUTO":
+        fit = "HORIZONTAL" if pixel_aspect_x * width >= pixel_aspect_y * height else "VERTICAL"
+        sensor = cam_data.sensor_width
+    else:
+        sensor = cam_data.sensor_width if fit == "HORIZONTAL" else cam_data.sensor_height
+    viewfac = width if fit == "HORIZONTAL" else ycor * height
+    fx = cam_data.lens * viewfac / sensor
+    fy = fx / ycor
+    cx = width / 2 - cam_data.shift_x * viewfac
+    cy = height / 2 + cam_data.shift_y * viewfac / ycor
+    return [[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]

@@ -5,7 +5,7 @@ import os
 
 import bpy
 
-from . import farm_bundle, import_sequence, sequence_scene
+from . import compositing_layer, farm_bundle, import_sequence, sequence_scene
 from .sequence_files import SequenceError, check_sequence, find_pattern
 
 SETTINGS_SHOWN = ("Start Frame", "Stream FPS", "Scene FPS", "Pixel Angle", "Viewport Density", "Extent", "Directory")
@@ -88,11 +88,20 @@ class VIEW3D_PT_gifstream_sequence(bpy.types.Panel):
             row = layout.row()
             row.operator(GIFSTREAM_OT_match_scene.bl_idname, icon="SCENE_DATA")
             row.operator(GIFSTREAM_OT_relocate_sequence.bl_idname, icon="FILE_FOLDER")
+        layout.operator(compositing_layer.GIFSTREAM_OT_render_compositing_layer.bl_idname, icon="NODE_COMPOSITING")
+        layer = compositing_layer.current_layer_job()
+        if layer is not None:
+            row = layout.row()
+            row.label(text=layer.status_line())
+            if layer.status == "running":
+                row.operator(compositing_layer.GIFSTREAM_OT_layer_cancel.bl_idname, icon="CANCEL", text="")
         layout.operator(farm_bundle.GIFSTREAM_OT_export_farm_bundle.bl_idname, icon="EXPORT")
 
 
 CLASSES = (import_sequence.IMPORT_SCENE_OT_gifstream_sequence, import_sequence.GIFSTREAM_OT_decode_cancel,
-           GIFSTREAM_OT_relocate_sequence, GIFSTREAM_OT_match_scene, farm_bundle.GIFSTREAM_OT_export_farm_bundle, VIEW3D_PT_gifstream_sequence)
+           GIFSTREAM_OT_relocate_sequence, GIFSTREAM_OT_match_scene, compositing_layer.GIFSTREAM_OT_render_compositing_layer,
+           compositing_layer.GIFSTREAM_OT_layer_cancel, farm_bundle.GIFSTREAM_OT_export_farm_bundle,
+           VIEW3D_PT_gifstream_sequence)
 
 
 def register():
@@ -105,8 +114,12 @@ def unregister():
     job = import_sequence.current_decode()
     if job is not None and job.status == "running":
         job.cancel()
-    if bpy.app.timers.is_registered(import_sequence.poll_decode):
-        bpy.app.timers.unregister(import_sequence.poll_decode)
+    layer = compositing_layer.current_layer_job()
+    if layer is not None and layer.status == "running":
+        layer.cancel()
+    for timer in (import_sequence.poll_decode, compositing_layer.poll_layer):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
     bpy.types.TOPBAR_MT_file_import.remove(import_sequence.menu_import)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -183,6 +183,19 @@ def cmd_decode(args) -> None:
           f"total {time.perf_counter() - begin:.2f} s")
 
 
+def cmd_render_layer(args) -> None:
+    from .events import EventWriter
+    from .layer import render_layer
+
+    events = EventWriter(enabled=True) if args.events else None
+    summary = render_layer(args.sequence, args.cameras, args.out, events, backend=args.backend, device=args.device,
+                           prefix=args.prefix)
+    if events is not None:
+        events.result(summary)
+    else:
+        print(f"{summary['frames']} frames -> {summary['out']} in {summary['seconds']:.1f} s")
+
+
 def cmd_info(args) -> None:
     from .codec.container import Container
     from .codec.describe import describe
@@ -281,6 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--format", choices=["ply", "npz"], default="ply")
     dec.add_argument("--out", required=True)
     dec.set_defaults(func=cmd_decode)
+
+    layer = sub.add_parser("render-layer", help="rasterise a sequence from per-frame cameras into a multilayer EXR "
+                           "sequence (RGBA + Z) for Blender's compositor")
+    layer.add_argument("sequence", help=".gifs file, trained run folder or folder of per-frame 3DGS PLYs")
+    layer.add_argument("--cameras", required=True, help="JSON with the frame mapping and one camera per scene frame "
+                       "(see gifstream_engine/render/exr_layer.py)")
+    layer.add_argument("--out", required=True, help="folder for PREFIX####.exr, one per scene frame")
+    layer.add_argument("--prefix", default="layer_")
+    layer.add_argument("--backend", choices=["auto", "gsplat", "torch"], default="auto")
+    layer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    layer.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
+    layer.set_defaults(func=cmd_render_layer)
 
     info_cmd = sub.add_parser("info", help="header and per-section byte budget of a .gifs bitstream")
     info_cmd.add_argument("file")

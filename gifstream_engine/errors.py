@@ -29,5 +29,9 @@ class RunError(GIFStreamError):
     """A run folder is busy (another writer holds its lock), holds a run that must not be replaced, or is damaged."""
 
 
+class SequenceError(GIFStreamError):
+    """A sequence folder (per-frame PLYs) is missing, has gaps, or holds files that are not 3D Gaussians."""
+
+
 class FrameRangeError(ConfigError):
     """A frame range (`--frames START:STOP`) is malformed or outside the frames of what it selects from."""

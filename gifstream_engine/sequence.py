@@ -23,7 +23,7 @@ import torch
 from .capture.types import Camera
 from .capture.video import write_video
 from .conventions import FRAME_DIGITS, FRAME_PREFIX
-from .errors import ConfigError
+from .errors import ConfigError, SequenceError
 from .fileio import atomic_path
 from .imageio import to_uint8, write_png
 from .model.gifstream import AnchorValues, DecodeState, GIFStreamModel
@@ -103,30 +103,49 @@ class GopSequence:
 
 
 class PlySequence:
-    """A folder of per-frame standard 3DGS PLYs named `frame_NNNNN.ply`, consecutive from its first frame (which
-    becomes frame 0 here). Culling to a camera keeps the Gaussians whose centre is in its (grown) view."""
+    """A folder of per-frame standard 3DGS PLYs numbered without gaps (frame_00000.ply, ... as `write_frames`
+    writes them, or any other prefix: the largest group of numbered files sharing one); its first file is frame 0.
+    Culling to a camera keeps the Gaussians whose centre is in its (grown) view."""
 
-    PATTERN = re.compile(rf"^{re.escape(FRAME_PREFIX)}(\d{{{FRAME_DIGITS}}})\.ply$")
+    NUMBERED = re.compile(r"^(.*?)(\d+)\.ply$", re.IGNORECASE)
 
     @staticmethod
     def holds_frames(folder: str) -> bool:
-        """Whether `folder` is a folder holding at least one frame PLY."""
-        return os.path.isdir(folder) and any(PlySequence.PATTERN.match(name) for name in os.listdir(folder))
+        """Whether `folder` is a folder holding at least one numbered .ply file."""
+        return os.path.isdir(folder) and any(PlySequence.NUMBERED.match(name) for name in os.listdir(folder))
 
     def __init__(self, folder: str, fps: float | None = None):
-        numbers = sorted(int(m.group(1)) for m in map(self.PATTERN.match, os.listdir(folder)) if m)
-        if not numbers:
-            raise ConfigError(f"{folder}: no per-frame PLYs (frame_00000.ply, ...)")
-        if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
-            raise ConfigError(f"{folder}: frame PLYs are not consecutive ({numbers[0]}..{numbers[-1]}, {len(numbers)} files)")
-        self.folder, self.first, self.num_frames, self.fps = folder, numbers[0], len(numbers), fps
+        groups: dict[str, dict[int, str]] = {}
+        for name in os.listdir(folder):
+            match = self.NUMBERED.match(name)
+            if match:
+                groups.setdefault(match.group(1), {})[int(match.group(2))] = name
+        if not groups:
+            raise SequenceError(f"{folder}: no numbered .ply files (expected e.g. {FRAME_FILE.format(0, 'ply')}, "
+                                f"{FRAME_FILE.format(1, 'ply')}, ...)")
+        files = max(groups.values(), key=len)
+        first, last = min(files), max(files)
+        missing = sorted(set(range(first, last + 1)) - set(files))
+        if missing:
+            raise SequenceError(f"{folder}: frame number {missing[0]} is missing ({len(missing)} gaps between {first} "
+                                f"and {last})")
+        self.folder, self.fps = folder, fps
+        self.paths = [os.path.join(folder, files[n]) for n in range(first, last + 1)]
+        self.num_frames = len(self.paths)
 
     def gaussians(self, frame: int, camera: Camera | None = None) -> Gaussians:
         if not 0 <= frame < self.num_frames:
-            raise ConfigError(f"{self.folder}: frame {frame} is outside its range 0:{self.num_frames}")
-        arrays = read_gaussian_ply(os.path.join(self.folder, FRAME_FILE.format(self.first + frame, "ply")))
-        g = Gaussians(*(torch.as_tensor(arrays[k], dtype=torch.float32)
-                        for k in ("means", "quats", "scales", "opacities", "colors")))
+            raise SequenceError(f"{self.folder}: frame {frame} is outside its range 0:{self.num_frames}")
+        path = self.paths[frame]
+        try:
+            arrays = read_gaussian_ply(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise SequenceError(f"{path}: not a 3D Gaussian Splatting PLY ({type(exc).__name__}: {exc}); expected "
+                                f"x y z, f_dc_0..2, opacity, scale_0..2, rot_0..3") from exc
+        tensors = [torch.as_tensor(arrays[k], dtype=torch.float32) for k in ("means", "quats", "scales", "opacities", "colors")]
+        if not all(torch.isfinite(t).all() for t in tensors):
+            raise SequenceError(f"{path}: the Gaussians hold NaN or inf")
+        g = Gaussians(*tensors)
         return g if camera is None else g.select(in_view(g.means, camera))
 
     def statistics(self) -> dict:

@@ -11,7 +11,7 @@ from .codec.bitstream import DecodedStream
 from .codec.describe import bitrate_mbps
 from .eval.evaluate import evaluate
 from .errors import GIFStreamError
-from .frames import parse_frame_range, resolve
+from .frames import FrameRange, check_range, parse_frame_range
 from .sequence import PlySequence, Sequence
 from .train.pipeline import evaluate_run
 from .train.run_folder import RunFolder, TrainedRun
@@ -22,22 +22,29 @@ def is_bitstream(path: str) -> bool:
 
 
 def is_ply_folder(path: str) -> bool:
-    """A folder of frame PLYs that is not a run folder."""
+    """A folder of numbered PLYs that is not a run folder."""
     return PlySequence.holds_frames(path) and not RunFolder(path).holds_run()
 
 
 def open_sequence(path: str, frames_text: str | None = None) -> tuple[Sequence, int, int]:
-    """(sequence, start, stop): the sequence at `path` and the frames asked for (default: all). A bitstream
-    decodes only up to `stop`; its frame count comes from the header, before any decoding."""
+    """(sequence, start, stop): the sequence at `path` and the frames a `--frames START:STOP` option asks for
+    (default: all)."""
+    return open_frames(path, parse_frame_range(frames_text))
+
+
+def open_frames(path: str, frames: FrameRange | None = None) -> tuple[Sequence, int, int]:
+    """(sequence, start, stop): the sequence at `path` and the range `frames` of it, checked (default: all).
+    A bitstream decodes only up to `stop`; its frame count comes from the header, before any decoding."""
+    if not os.path.exists(path):
+        raise GIFStreamError(f"{path}: the sequence does not exist (expected a .gifs file, a run folder or a PLY folder)")
     if is_bitstream(path):
-        stream = DecodedStream(path, parse_frame_range(frames_text))  # checks the range against its header
+        stream = DecodedStream(path, frames)  # checks the range against its header
         return (stream, *stream.frames)
-    folder = RunFolder(path)
     if is_ply_folder(path):
         sequence, owner = PlySequence(path), "the folder's"
     else:
-        sequence, owner = folder.load(), "the run's"
-    return (sequence, *resolve(frames_text, sequence.num_frames, owner, path))
+        sequence, owner = RunFolder(path).load(), "the run's"
+    return (sequence, *check_range(frames, sequence.num_frames, owner, path))
 
 
 def rig_of(sequence: Sequence, path: str) -> Rig:

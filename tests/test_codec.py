@@ -286,3 +286,33 @@ def test_x265_planes_are_lossless_and_sized(encoded):
                           anchors[grid[filled]])
     sizes = x265_sizes(symbols)
     assert sizes["time_invariant"] > 0 and sizes["stream"] > 0
+
+
+def test_render_layer_from_the_bitstream_is_the_engines_render(encoded, tmp_path):
+    """`gifstream render-layer X.gifs` (frame rate from the header) writes what `render()` shows, in linear light,
+    with its expected depth as Z; the run folder gives the same layer."""
+    from gifstream_engine.cli import main
+    from gifstream_engine.render.exr_layer import read_exr
+
+    run, path, _, capture = encoded
+    camera = capture.cameras[capture.split_indices("test")[0]]
+    cams = {"format": "gifstream-layer-cameras", "version": 1, "start_frame": 1, "scene_fps": capture.fps,
+            "frames": [{"frame": f, **camera.to_json()} for f in (1, 4)]}
+    with open(tmp_path / "cams.json", "w") as f:
+        json.dump(cams, f)
+    layers = {}
+    for name, source in (("gifs", path), ("run", run.folder)):
+        assert main(["render-layer", source, "--cameras", str(tmp_path / "cams.json"), "--out", str(tmp_path / name)]) == 0
+        layers[name] = read_exr(str(tmp_path / name / "layer_0004.exr"))
+    with torch.no_grad():
+        expected = render(DecodedStream(path).gaussians(3, camera), camera)  # scene frame 4 = stream frame 3
+    exr = layers["gifs"]
+    alpha = exr["ViewLayer.Combined.A"]
+    assert np.allclose(alpha, expected.alpha[..., 0].numpy(), atol=1e-5) and (alpha > 0.5).mean() > 0.5
+    linear = np.stack([exr[f"ViewLayer.Combined.{c}"] for c in "RGB"], -1)
+    covered = alpha > 1e-3
+    straight = np.clip(linear[covered] / alpha[covered, None], 0, 1)
+    display = np.where(straight <= 0.0031308, 12.92 * straight, 1.055 * straight ** (1 / 2.4) - 0.055)
+    assert np.allclose(display * alpha[covered, None], expected.rgb.numpy()[covered], atol=2e-4)
+    assert np.allclose(exr["ViewLayer.Depth.Z"][covered], expected.depth[..., 0].numpy()[covered], rtol=1e-5)
+    assert np.abs(layers["run"]["ViewLayer.Combined.A"] - alpha).max() < 0.02  # the model renders what the stream does

@@ -84,6 +84,17 @@ class Camera:
         uv = cam @ self.K.T
         return uv[:, :2] / depth[:, None], depth
 
+    def pixels(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pixel (column, row), clipped to the image, of world points (N, 3), and whether each lands inside the
+        image in front of the camera (N,) bool."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv, depth = self.project(points)
+        u, v = uv[:, 0], uv[:, 1]
+        inside = (depth > 1e-3) & (u >= 0) & (u < self.width) & (v >= 0) & (v < self.height)
+        col = np.clip(np.nan_to_num(u), 0, self.width - 1).astype(np.int64)
+        row = np.clip(np.nan_to_num(v), 0, self.height - 1).astype(np.int64)
+        return col, row, inside
+
     @staticmethod
     def from_json(spec: dict, default_name: str = "camera") -> "Camera":
         """The inverse of `to_json`; name, distortion and split are optional."""

@@ -108,16 +108,31 @@ def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 TIME_CODE_PER_FRAME = 0.5  # in feature units: two frames per quantisation step at the base feature step
 
 
-def time_code(seed_frame: np.ndarray, num_frames: int, stream_dim: int) -> torch.Tensor:
-    """(M, T, P) initial stream of anchors seeded at frames `seed_frame` (M,): channel 0 the signed, channel 1
-    the absolute frame offset from the seed frame (half a unit per frame), the rest zero. A ramp costs little to
-    code (the stream's entropy model predicts frame t from t-1..t-3) and gives the opacity and motion decoders
-    a shared notion of "how far from when this anchor was seen"."""
-    offset = torch.arange(num_frames, dtype=torch.float32)[None, :] - torch.as_tensor(seed_frame, dtype=torch.float32)[:, None]
-    code = torch.zeros(len(seed_frame), num_frames, stream_dim)
-    code[..., 0] = TIME_CODE_PER_FRAME * offset
+def time_code(occupancy: np.ndarray, stream_dim: int) -> torch.Tensor:
+    """(M, T, P) initial stream of anchors seeded where something moved, from the frames each is occupied in
+    (M, T) bool: channel 1 is the distance in frames to the nearest occupied frame (0 while occupied), channel 0
+    the same distance signed (negative before, positive after), half a unit per frame; the rest zero. A ramp
+    costs little to code (the stream's entropy model predicts frame t from t-1..t-3) and gives the opacity and
+    motion decoders a shared notion of "how far from when this anchor was seen"."""
+    occ = np.asarray(occupancy, bool)
+    m, t = occ.shape
+    before = np.full(m, -np.inf)  # the last occupied frame up to t, then the first from t on
+    after = np.full(m, np.inf)
+    last, following = np.empty((m, t)), np.empty((m, t))
+    for i in range(t):
+        before = np.where(occ[:, i], i, before)
+        last[:, i] = before
+        j = t - 1 - i
+        after = np.where(occ[:, j], j, after)
+        following[:, j] = after
+    frames = np.arange(t)[None, :]
+    since, until = frames - last, following - frames  # >= 0 each, inf where there is none
+    signed = np.where(since <= until, since, -until)
+    signed = torch.as_tensor(np.where(occ.any(1, keepdims=True), signed, 0.0), dtype=torch.float32)
+    code = torch.zeros(m, t, stream_dim)
+    code[..., 0] = TIME_CODE_PER_FRAME * signed
     if stream_dim > 1:
-        code[..., 1] = TIME_CODE_PER_FRAME * offset.abs()
+        code[..., 1] = TIME_CODE_PER_FRAME * signed.abs()
     return code
 
 
@@ -128,10 +143,10 @@ def time_embedding(t: float, freqs: int) -> torch.Tensor:
 
 class GIFStreamModel(nn.Module):
     def __init__(self, anchors: np.ndarray, colors: np.ndarray | None, num_frames: int, cfg: ModelConfig,
-                 seed_frame: np.ndarray | None = None):
-        """seed_frame (N,) int: for anchors seeded on moving pixels (train/seeding.py), the frame they were seeded
-        in, -1 for the others. Moving anchors start with M_de and M_dy open and a stream that encodes time
-        relative to their seed frame (`time_code`), so the decoders can show each where and when it was seen;
+                 occupancy: np.ndarray | None = None):
+        """occupancy (N, T) bool: for anchors seeded where something moved (train/seeding.py), the frames it was
+        there; all False for the others. Moving anchors start with M_de and M_dy open and a stream that encodes
+        time relative to those frames (`time_code`), so the decoders can show each where and when it was seen;
         the others start with the masks nearly closed until the canonical phase's gradients open them."""
         super().__init__()
         self.cfg = cfg
@@ -147,9 +162,9 @@ class GIFStreamModel(nn.Module):
             feat[:, :3] = torch.as_tensor(colors, dtype=torch.float32) / 255.0 - 0.5
         self.feat = nn.Parameter(feat)
         stream = torch.zeros(n, num_frames, cfg.stream_dim)
-        moving = np.zeros(n, bool) if seed_frame is None else np.asarray(seed_frame) >= 0
+        moving = np.zeros(n, bool) if occupancy is None else np.asarray(occupancy, bool).any(1)
         if moving.any():
-            stream[torch.as_tensor(moving)] = time_code(np.asarray(seed_frame)[moving], num_frames, cfg.stream_dim)
+            stream[torch.as_tensor(moving)] = time_code(np.asarray(occupancy, bool)[moving], cfg.stream_dim)
         self.stream = nn.Parameter(stream)
         logits = torch.zeros(n, 4)
         logits[:, :2] = CLOSED_LOGIT
@@ -314,16 +329,17 @@ def initial_spacing(points: np.ndarray, voxel: float) -> np.ndarray:
 
 
 def voxelize(points: np.ndarray, colors: np.ndarray, voxel: float,
-             seed_frame: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points and the largest
-    `seed_frame` (N,) int of its points (-1: static; all -1 when not given)."""
+             occupancy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points and the union of
+    their `occupancy` (N, T) bool, the frames each point was seen moving in (None when not given)."""
     keys = np.floor(points / voxel).astype(np.int64)
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     col = np.zeros((len(uniq), 3))
     np.add.at(col, inverse, colors.astype(np.float64))
     col /= np.bincount(inverse, minlength=len(uniq))[:, None]
-    frames = np.full(len(uniq), -1, np.int64)
-    if seed_frame is not None:
-        np.maximum.at(frames, inverse, np.asarray(seed_frame, np.int64))
-    return (uniq + 0.5) * voxel, col.astype(np.uint8), frames
+    occ = None
+    if occupancy is not None:
+        occ = np.zeros((len(uniq), occupancy.shape[1]), bool)
+        np.logical_or.at(occ, inverse, np.asarray(occupancy, bool))
+    return (uniq + 0.5) * voxel, col.astype(np.uint8), occ

@@ -56,6 +56,9 @@ class TrainConfig:
     prune_end_frac: float = 0.6667
     max_anchors: int = 1_000_000
     seed_frames: int = 1  # frames of the GOP (spread evenly, frame 0 first) whose SfM points seed the anchors
+    # the moving pixels' visual hull, carved in cells of this many anchor voxels, seeds anchors on what moves in
+    # every frame (train/carving.py; up to max_anchors / 2 of them); 0: SfM points only
+    hull_cell: float = 0.0
     knn_every: int = 100
     # output
     checkpoint_every: int = 1000
@@ -80,7 +83,7 @@ _FRACTION = {"minimum": 0.0, "maximum": 1.0}
 TRAIN_RULES: dict[str, dict] = {
     "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
     "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
-    "max_anchors": {"minimum": 1}, "seed_frames": {"minimum": 1}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "max_anchors": {"minimum": 1}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
     "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
     **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
     **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",

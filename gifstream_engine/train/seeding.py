@@ -17,31 +17,48 @@ from ..capture import Capture
 from ..capture.sfm_init import initial_point_cloud
 from ..eval.motion import moving_pixels
 from ..model.gifstream import voxelize
+from .carving import MovingHull, carve_moving
 
 
 @dataclasses.dataclass
 class Seeds:
-    """Anchor seeds of one GOP: voxel centres, colours, and for those on moving pixels their seed frame."""
+    """Anchor seeds of one GOP: voxel centres, colours, and the frames each was seen moving in."""
 
     xyz: np.ndarray  # (N, 3)
     colors: np.ndarray  # (N, 3) uint8
-    seed_frame: np.ndarray  # (N,) int, -1 where static
+    occupancy: np.ndarray  # (N, T) bool: the frames each seed was seen on something moving (none: static)
     description: str  # for the log: how many points of which frames
 
+    @property
+    def moving(self) -> np.ndarray:
+        return self.occupancy.any(1)
+
     def subset(self, keep: np.ndarray) -> "Seeds":
-        return Seeds(self.xyz[keep], self.colors[keep], self.seed_frame[keep], self.description)
+        return Seeds(self.xyz[keep], self.colors[keep], self.occupancy[keep], self.description)
 
 
-def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0) -> Seeds:
+def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0, hull_cell: float = 0.0,
+                 max_hull: int = 0) -> Seeds:
     """SfM points of `num_seed_frames` frames of the capture (train/sfm_init.py), marked where they lie on
-    moving pixels, voxelised into one seed per voxel."""
+    moving pixels, plus (with `hull_cell` > 0) up to `max_hull` surface voxels of the moving pixels' visual hull
+    carved in cells of `hull_cell` anchor voxels (train/carving.py); voxelised into one seed per voxel."""
     cloud = initial_point_cloud(capture, seed=seed, num_seed_frames=num_seed_frames)
     frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
     on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
-    xyz, colors, seed_frame = voxelize(cloud.points, cloud.colors, voxel, np.where(on_moving, frames, -1))
+    occupancy = np.zeros((len(frames), capture.num_frames), bool)
+    occupancy[np.nonzero(on_moving)[0], frames[on_moving]] = True
+    points, colors = cloud.points, cloud.colors
+    hull = MovingHull.empty(capture.num_frames, voxel)
+    if hull_cell > 0 and max_hull > 0 and cloud.source != "random":
+        hull = carve_moving(capture, hull_cell * voxel, cloud.points, max_hull, seed=seed)
+        points = np.concatenate([points, hull.xyz])
+        colors = np.concatenate([colors, hull.colors])
+        occupancy = np.concatenate([occupancy, hull.occupancy])
+    xyz, colors, occupancy = voxelize(points, colors, voxel, occupancy)
     description = (f"{len(xyz)} from {len(cloud.points)} {cloud.source} points of frames {sorted(set(frames.tolist()))} "
-                   f"(voxel {voxel}), {int((seed_frame >= 0).sum())} on moving pixels")
-    return Seeds(xyz, colors, seed_frame, description)
+                   f"(voxel {voxel}) and {len(hull.xyz)} cells of the moving pixels' hull (cell {hull.voxel:.3g}), "
+                   f"{int(occupancy.any(1).sum())} on something that moves")
+    return Seeds(xyz, colors, occupancy, description)
 
 
 def moving_points(capture: Capture, points: np.ndarray, frames: np.ndarray, min_views: int = 2) -> np.ndarray:
@@ -50,14 +67,7 @@ def moving_points(capture: Capture, points: np.ndarray, frames: np.ndarray, min_
     views = np.zeros(len(points))
     for c, cam in enumerate(capture.cameras):
         moving = moving_pixels(capture.frames(c))  # (T, H, W)
-        cam_xyz = points @ cam.w2c[:3, :3].T + cam.w2c[:3, 3]
-        z = cam_xyz[:, 2]
-        uv = cam_xyz @ cam.K.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u, v = uv[:, 0] / z, uv[:, 1] / z
-        inside = (z > 1e-3) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
-        ui = np.clip(np.nan_to_num(u), 0, cam.width - 1).astype(np.int64)
-        vi = np.clip(np.nan_to_num(v), 0, cam.height - 1).astype(np.int64)
+        ui, vi, inside = cam.pixels(points)
         hit = moving[frames, vi, ui] & inside
         votes += hit
         views += inside

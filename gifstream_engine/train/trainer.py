@@ -250,12 +250,17 @@ class GopTrainer:
 CHECKPOINT_FIELDS = {"entropy": dict, "optimizer": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor, "stats": dict}
 
 
+def gop_seeds(capture: Capture, cfg: RunConfig):
+    return seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed, cfg.train.hull_cell,
+                        cfg.train.max_anchors // 2)
+
+
 def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
-    seeds = seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed)
+    seeds = gop_seeds(capture, cfg)
     if len(seeds.xyz) > cfg.train.max_anchors:
         seeds = seeds.subset(np.random.default_rng(cfg.train.seed).choice(len(seeds.xyz), cfg.train.max_anchors, replace=False))
     log(f"initial anchors: {seeds.description}")
-    return GIFStreamModel(seeds.xyz, seeds.colors, capture.num_frames, cfg.model, seeds.seed_frame)
+    return GIFStreamModel(seeds.xyz, seeds.colors, capture.num_frames, cfg.model, seeds.occupancy)
 
 
 def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) -> GIFStreamModel:
@@ -266,14 +271,14 @@ def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) 
     model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, capture.num_frames, cfg.model.stream_dim,
                                                   device=model.feat.device))
     model.num_frames = capture.num_frames
-    seeds = seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed)
+    seeds = gop_seeds(capture, cfg)
     occupied = {tuple(v) for v in np.floor(model.anchor_xyz.cpu().numpy() / cfg.model.voxel_size).astype(np.int64)}
     keys = np.floor(seeds.xyz / cfg.model.voxel_size).astype(np.int64)
-    new = (seeds.seed_frame >= 0) & np.array([tuple(k) not in occupied for k in keys], bool)
+    new = seeds.moving & np.array([tuple(k) not in occupied for k in keys], bool)
     new &= np.cumsum(new) <= max(0, cfg.train.max_anchors - model.num_anchors)
     if new.any():
         fresh = seeds.subset(new)
-        model.append_anchors(GIFStreamModel(fresh.xyz, fresh.colors, capture.num_frames, cfg.model, fresh.seed_frame).to(device))
+        model.append_anchors(GIFStreamModel(fresh.xyz, fresh.colors, capture.num_frames, cfg.model, fresh.occupancy).to(device))
     log(f"warm start: {model.num_anchors} anchors, {int(new.sum())} of them seeded on this GOP's moving pixels")
     return model
 
