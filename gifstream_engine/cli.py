@@ -263,11 +263,12 @@ def cmd_farm_job(args) -> None:
     from .scale.farm_job import missing_defaults, write_farm_job
     from .train.config import load_config
 
-    cfg = load_config(args.preset or ["preview"], _train_overrides(args))
+    presets = [os.path.abspath(p) if os.path.isfile(p) else p for p in args.preset or ["preview"]]  # TOML files by path
+    cfg = load_config(presets, _train_overrides(args))
     capture = load_capture(args.capture, downscale=cfg.train.downscale)
     output_file(args.output, "job template")
-    job = write_farm_job(args.output, capture, os.path.abspath(args.capture), os.path.abspath(args.out),
-                         args.preset or ["preview"], _train_overrides(args), cfg, command=args.command)
+    job = write_farm_job(args.output, capture, os.path.abspath(args.capture), os.path.abspath(args.out), presets,
+                         _train_overrides(args), cfg, command=args.command)
     params = "".join(f" -p {name}={path}" for name, path in missing_defaults(job.template).items())
     print(f"{args.output}: OpenJD job, {job.num_gops} GOPs ({job.gop_tasks} tasks after GOP 0) -> {args.out}; "
           f"check it with `openjd check {args.output}`, run it locally with "

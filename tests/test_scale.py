@@ -25,7 +25,7 @@ OVERRIDES = ["train.steps=20", "train.gop_length=2", "train.max_anchors=500", "t
 
 def _env() -> dict:
     return dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-                OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
+                OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0", RAY_worker_niceness="0")
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,8 @@ def ray_session():
     """One local Ray cluster for the session (2 CPUs, a small object store, no dashboard, no usage stats)."""
     import ray
 
-    os.environ.update({k: v for k, v in _env().items() if k in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")})
+    os.environ.update({k: v for k, v in _env().items() if k in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED",
+                                                                      "RAY_worker_niceness")})
     ray.init(address="local", num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False,
              logging_level="WARNING")
     yield ray

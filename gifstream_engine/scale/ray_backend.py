@@ -27,6 +27,7 @@ from ..train.trainer import FINAL, Training
 from .gop_job import EVENTS_FILE, GopOutcome, GopRequest, gop_folder, train_gop_logged
 
 RAY_MISSING = "--workers needs Ray, an optional dependency: pip install 'gifstream-engine[ray]' (or pip install ray)"
+NICENESS_ENV = "RAY_worker_niceness"
 FORWARDED_ENV_PREFIX = "GIFSTREAM_"  # the driver's GIFSTREAM_* variables apply to its tasks too
 
 
@@ -89,6 +90,9 @@ def ray_cluster(workers: str):
         yield ray
         return
     quiet = {"log_to_driver": False, "logging_level": "WARNING"}  # task output goes to each GOP's events.jsonl
+    # Ray starts workers at niceness 15; the run's own cluster trains at the priority of the command that started it,
+    # as the serial run does (RAY_worker_niceness, when set, is kept)
+    nice = None if NICENESS_ENV in os.environ else os.environ.setdefault(NICENESS_ENV, "0")
     try:
         if workers == "ray":
             ray.init(address="local", include_dashboard=False, **quiet)
@@ -96,6 +100,9 @@ def ray_cluster(workers: str):
             ray.init(address=workers, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"--workers {workers}: cannot start or reach a Ray cluster: {str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        if nice is not None:
+            del os.environ[NICENESS_ENV]
     try:
         yield ray
     finally:
