@@ -5,7 +5,6 @@ CPU, with the same torch thread count, every other way must write the same bitst
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import signal
+import threading
 import time
 
 from ..capture import Capture
@@ -197,7 +198,8 @@ class _Scheduler:
     def run(self, connect_seconds: float) -> ParallelReport:
         self.log(f"{self.num_gops} GOPs on Ray ({self.options.workers}): {self.gpus} GPU and {self.options.threads} "
                  f"CPU per GOP; cluster {self._resources()}")
-        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
             status = self._train_all()
         finally:
