@@ -3,8 +3,9 @@ overhead Ray adds; prints a table.
 
 Serial runs in this process with torch's default thread count (what `gifstream train` does) and, for reference, with
 one thread (what each Ray task gets). The Ray run starts a local cluster as `--workers ray` does and includes that
-start-up in its wall time. Per GOP task: training seconds, set-up inside the task (imports, config, the GOP's frames)
-and scheduling (submission to the task's start plus its end to the driver having the result).
+start-up in its wall time. Per GOP task: training seconds, set-up inside the task (config, the GOP's frames), the wait
+from submission to start (queueing for a CPU included), the start latency (from when it could start -- submitted and
+a CPU free -- to its start: Ray's scheduling and worker start) and the return (its end to the driver having the result).
 
 Usage: python bench/bench_ray.py [--out bench_out/ray] [--steps 150] [--frames 8] [--gop-length 2]
 """
@@ -33,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from gifstream_engine.scale.ray_backend import ParallelOptions, report_table, train_parallel
+    from gifstream_engine.scale.ray_backend import ParallelOptions, report_table, start_latencies, train_parallel
     from gifstream_engine.train.trainer import Training
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -71,11 +72,10 @@ def main() -> None:
     tasks = report.timings
     print(f"\nRay: cluster start-up {report.connect_seconds:.1f} s (once per run), {len(tasks)} tasks")
     print(report_table(report))
-    setup = sum(t.setup for t in tasks) / len(tasks)
-    scheduling = sum(t.scheduling for t in tasks) / len(tasks)
-    print(f"mean per task: set-up {setup:.2f} s + scheduling {scheduling:.2f} s = {setup + scheduling:.2f} s of overhead "
-          f"per GOP, + {report.connect_seconds / gops:.2f} s of cluster start-up shared per GOP")
-
+    latency = start_latencies(report)
+    overhead = [t.setup + latency[i] + t.returned for i, t in enumerate(tasks)]
+    print(f"Ray overhead per GOP task (set-up + start latency + return): mean {sum(overhead) / len(overhead):.2f} s, "
+          f"max {max(overhead):.2f} s; plus the cluster's start-up, {report.connect_seconds / gops:.2f} s per GOP of this run")
 
 if __name__ == "__main__":
     main()

@@ -55,9 +55,14 @@ class GopTiming:
     outcome: GopOutcome
 
     @property
-    def scheduling(self) -> float:
-        """Seconds Ray added around the task: submission to the task's start, its end to the driver having the result."""
-        return (self.outcome.entered - self.submitted) + (self.received - self.outcome.ended)
+    def waited(self) -> float:
+        """Submission to the task's start: queueing for a free CPU/GPU plus Ray's scheduling and worker start."""
+        return self.outcome.entered - self.submitted
+
+    @property
+    def returned(self) -> float:
+        """The task's end to the driver having its result."""
+        return self.received - self.outcome.ended
 
     @property
     def setup(self) -> float:
@@ -289,12 +294,25 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def start_latencies(report: ParallelReport) -> dict[int, float]:
+    """Per task (index in `report.timings`): seconds from the moment it could start (submitted, and a task before
+    it ended, freeing a CPU or GPU) to its start; what Ray's scheduling and worker start-up cost, queueing aside."""
+    timings = report.timings
+    latencies = {}
+    for i, t in enumerate(timings):
+        freed = [o.outcome.ended for o in timings if o is not t and o.outcome.ended <= t.outcome.entered]
+        latencies[i] = t.outcome.entered - max([t.submitted] + freed)
+    return latencies
+
+
 def report_table(report: ParallelReport) -> str:
-    """Per-GOP timings of a parallel run (bench and logs)."""
-    rows = [f"{'GOP':>4} {'train s':>8} {'setup s':>8} {'Ray s':>7} {'CUDA_VISIBLE_DEVICES':>21}  host"]
-    for t in sorted(report.timings, key=lambda t: (t.gop, t.submitted)):
-        rows.append(f"{t.gop:>4} {t.outcome.ended - t.outcome.started:8.2f} {t.setup:8.2f} {t.scheduling:7.2f} "
-                    f"{str(t.outcome.cuda_visible_devices):>21}  {t.outcome.host}")
+    """Per-task timings of a parallel run (bench and logs)."""
+    latency = start_latencies(report)
+    rows = [f"{'GOP':>4} {'train s':>8} {'set-up s':>9} {'waited s':>9} {'start latency s':>16} {'return s':>9} "
+            f"{'CUDA_VISIBLE_DEVICES':>21}"]
+    for i, t in sorted(enumerate(report.timings), key=lambda it: it[1].submitted):
+        rows.append(f"{t.gop:>4} {t.outcome.ended - t.outcome.started:8.2f} {t.setup:9.2f} {t.waited:9.2f} {latency[i]:16.2f} "
+                    f"{t.returned:9.2f} {str(t.outcome.cuda_visible_devices):>21}")
     return "\n".join(rows)
 
 
