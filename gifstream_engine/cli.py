@@ -157,13 +157,24 @@ def motion_summary(result: dict) -> str:
 
 
 def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool, overwrite: bool = False,
-                       progress_bar: bool = False) -> dict | None:
-    """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
-    from .eval.evaluate import evaluate_run, load_run, write_eval
+                       progress_bar: bool = False, parallel=None) -> dict | None:
+    """Train every GOP into `out` (here, or on Ray when `parallel` holds ParallelOptions), then evaluate on the
+    test cameras (None when training was cancelled)."""
     from .train.trainer import Training
 
-    if Training(capture, cfg, out, events, log, progress_bar).run(resume=resume, overwrite=overwrite) != "finished":
-        return None
+    if parallel is not None:
+        from .scale.ray_backend import train_parallel
+
+        status = train_parallel(capture, cfg, out, parallel, events, log, resume=resume, overwrite=overwrite).status
+    else:
+        status = Training(capture, cfg, out, events, log, progress_bar).run(resume=resume, overwrite=overwrite)
+    return evaluate_and_report(capture, out, log) if status == "finished" else None
+
+
+def evaluate_and_report(capture, out: str, log) -> dict:
+    """Evaluate a trained run on the test cameras, write RUN/eval.json and log the summary."""
+    from .eval.evaluate import evaluate_run, load_run, write_eval
+
     log("evaluating on the test cameras")
     run = load_run(out)
     result = evaluate_run(run, capture)
@@ -174,11 +185,8 @@ def train_and_evaluate(capture, cfg, out: str, events, log, resume: bool, overwr
     return result
 
 
-def cmd_train(args) -> None:
-    from .capture import load_capture
-    from .events import EventWriter
-    from .train.config import load_config
-
+def _train_overrides(args) -> list[str]:
+    """--set values plus the shortcuts (--steps, --device, --no-stream)."""
     overrides = list(args.set or [])
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
@@ -186,6 +194,15 @@ def cmd_train(args) -> None:
         overrides.append(f"train.device={args.device}")
     if args.no_stream:
         overrides.append("train.disable_stream=true")
+    return overrides
+
+
+def cmd_train(args) -> None:
+    from .capture import load_capture
+    from .events import EventWriter
+    from .train.config import load_config
+
+    overrides = _train_overrides(args)
     if args.resume and args.overwrite:
         raise GIFStreamError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
     saved = os.path.join(args.out, "config.json")
@@ -199,11 +216,63 @@ def cmd_train(args) -> None:
     output_dir(args.out, "run folder")
     events = EventWriter(enabled=args.events)
     log = (lambda msg: events.log(msg)) if args.events else print
+    if args.gop is not None:  # one GOP of a run (a farm task): no evaluation, that is `gifstream assemble`'s
+        from .scale.gop_job import train_gop_of_run
+
+        if args.workers:
+            raise GIFStreamError("--gop N trains one GOP in this process; it cannot be combined with --workers")
+        given = cfg if (args.preset or overrides or args.gop == 0) else None
+        outcome = train_gop_of_run(args.capture, args.out, args.gop, given, args.resume, args.overwrite, args.threads,
+                                   events, log, progress_bar=sys.stderr.isatty() and not args.events)
+        if outcome.status == "cancelled":
+            raise KeyboardInterrupt
+        events.result({"status": "finished", "run": args.out, "gop": args.gop, "seconds": outcome.seconds})
+        return
+    parallel = None
+    if args.workers:
+        from .scale.ray_backend import ParallelOptions
+
+        parallel = ParallelOptions(args.workers, args.threads or 1, args.retries)
+    elif args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     capture = load_capture(args.capture, downscale=cfg.train.downscale)
     result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume, overwrite=args.overwrite,
-                                progress_bar=sys.stderr.isatty() and not args.events)
+                                progress_bar=sys.stderr.isatty() and not args.events, parallel=parallel)
     if result is not None:
         events.result({"status": "finished", "run": args.out, "eval": result})
+
+
+def cmd_assemble(args) -> None:
+    from .capture import load_capture
+    from .scale.assemble import check_complete
+    from .scale.gop_job import saved_config
+    from .train.run_folder import read_saved
+
+    gops = check_complete(args.run)
+    capture = load_capture(args.capture or read_saved(args.run)["capture"], downscale=saved_config(args.run).train.downscale)
+    print(f"{args.run}: all {gops} GOPs trained")
+    evaluate_and_report(capture, args.run, print)
+    if args.output:
+        encode_to(args.run, args.output, as_json=False)
+
+
+def cmd_farm_job(args) -> None:
+    from .capture import load_capture
+    from .scale.farm_job import missing_defaults, write_farm_job
+    from .train.config import load_config
+
+    presets = [os.path.abspath(p) if os.path.isfile(p) else p for p in args.preset or ["preview"]]  # TOML files by path
+    cfg = load_config(presets, _train_overrides(args))
+    capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    output_file(args.output, "job template")
+    job = write_farm_job(args.output, capture, os.path.abspath(args.capture), os.path.abspath(args.out), presets,
+                         _train_overrides(args), cfg, command=args.command)
+    params = "".join(f" -p {name}={path}" for name, path in missing_defaults(job.template).items())
+    print(f"{args.output}: OpenJD job, {job.num_gops} GOPs ({job.gop_tasks} tasks after GOP 0) -> {args.out}; "
+          f"check it with `openjd check {args.output}`, run it locally with "
+          f"`openjd run --step Assemble --run-dependencies{params} {args.output}`")
 
 
 def is_bitstream(path: str) -> bool:
@@ -322,21 +391,25 @@ def cmd_render(args) -> None:
 
 
 def cmd_encode(args) -> None:
+    encode_to(args.run, args.output, args.json)
+
+
+def encode_to(run_dir: str, output: str, as_json: bool) -> None:
     from .capture import load_capture
     from .codec.bitstream import encode_run
     from .codec.describe import bitrate_mbps
     from .eval.evaluate import load_run
     from .train.trainer import rig_of
 
-    output_file(args.output, "bitstream")
-    run = load_run(args.run)
+    output_file(output, "bitstream")
+    run = load_run(run_dir)
     rig = run.rig or rig_of(load_capture(run.capture_root, downscale=run.cfg.train.downscale))
-    result = encode_run(run, args.output, rig)
-    result |= {"output": args.output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig["fps"])}
-    if args.json:
+    result = encode_run(run, output, rig)
+    result |= {"output": output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig["fps"])}
+    if as_json:
         print(json.dumps(result))
         return
-    print(f"{args.output}: {result['bytes']} bytes for {run.num_frames} frames at {rig['fps']:g} fps "
+    print(f"{output}: {result['bytes']} bytes for {run.num_frames} frames at {rig['fps']:g} fps "
           f"({result['mbps']:.3f} Mbps), encoded in {result['seconds']:.2f} s")
 
 
@@ -456,7 +529,34 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace the run already in the folder (its config, "
                        "GOPs and eval; nothing else)")
     train.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
+    train.add_argument("--workers", default=None, metavar="ray|auto|ray://HOST:PORT",
+                       help="train GOPs in parallel on Ray: ray starts a local cluster, auto joins the running one, "
+                            "ray://HOST:PORT a remote one (the run folder and capture must be on shared storage)")
+    train.add_argument("--gop", type=int, default=None, metavar="N",
+                       help="train GOP N only (a farm task); GOP 0 first, later GOPs start from its warm start")
+    train.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch CPU threads per GOP (default: torch's own here, 1 per Ray task); on the CPU the "
+                            "same thread count gives the same models")
+    train.add_argument("--retries", type=int, default=3, help="with --workers: retries of a GOP whose worker died")
     train.set_defaults(func=cmd_train)
+    asm = sub.add_parser("assemble", help="a run trained GOP by GOP (farm, --gop): check every GOP finished, evaluate "
+                         "(RUN/eval.json) and optionally encode")
+    asm.add_argument("run")
+    asm.add_argument("--capture", default=None, help="the capture (default: the path saved in RUN/config.json)")
+    asm.add_argument("-o", "--output", default=None, help="also encode the run into this .gifs file")
+    asm.set_defaults(func=cmd_assemble)
+    farm = sub.add_parser("farm-job", help="write an Open Job Description template that trains a run on a render farm")
+    farm.add_argument("capture")
+    farm.add_argument("--out", required=True, help="the run folder (on storage every farm worker sees)")
+    farm.add_argument("--preset", action="append", help="preset name or TOML path; repeat to combine (default: preview)")
+    farm.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    farm.add_argument("--steps", type=int, default=None, help="shortcut for --set train.steps=N")
+    farm.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    farm.add_argument("--no-stream", action="store_true", help="ablation: train without the feature stream")
+    farm.add_argument("--command", default=None, help="the gifstream executable on the farm's workers "
+                      "(default: this installation's)")
+    farm.add_argument("-o", "--output", required=True, help="the job template to write (.yaml or .json)")
+    farm.set_defaults(func=cmd_farm_job)
     ev = sub.add_parser("eval", help="evaluate a trained run (writes RUN/eval.json) or a .gifs bitstream on test cameras")
     ev.add_argument("source", help="run folder or .gifs file")
     ev.add_argument("--capture", default=None, help="the capture to compare with (required for a bitstream)")
