@@ -12,5 +12,5 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q --no-deps gsplat==1.5.3
 .venv/bin/pip install -q -e ".[test]"
-.venv/bin/python -c "import torch, gsplat, bpy, pycolmap, constriction, av, ray; print('environment ready: torch', torch.__version__, '| bpy', bpy.app.version_string, '| ray', ray.__version__)"
+.venv/bin/python -c "import torch, gsplat, bpy, pycolmap, constriction, av, ray, OpenEXR; print('environment ready: torch', torch.__version__, '| bpy', bpy.app.version_string, '| ray', ray.__version__)"
 .venv/bin/openjd --help >/dev/null
