@@ -77,13 +77,8 @@ def cmd_demo(args) -> None:
              log=print, progress_bar=sys.stderr.isatty())
 
 
-def cmd_train(args) -> None:
-    from .capture import load_capture
-    from .events import EventWriter
-    from .train.config import load_config
-    from .train.pipeline import train_and_evaluate
-    from .train.run_folder import RunFolder
-
+def _train_overrides(args) -> list[str]:
+    """--set values plus the shortcuts (--steps, --device, --no-stream)."""
     overrides = list(args.set or [])
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
@@ -91,6 +86,17 @@ def cmd_train(args) -> None:
         overrides.append(f"train.device={args.device}")
     if args.no_stream:
         overrides.append("train.disable_stream=true")
+    return overrides
+
+
+def cmd_train(args) -> None:
+    from .capture import load_capture
+    from .events import EventWriter
+    from .train.config import load_config
+    from .train.pipeline import train_and_evaluate
+    from .train.run_folder import RunFolder
+
+    overrides = _train_overrides(args)
     if args.resume and args.overwrite:
         raise GIFStreamError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
     folder = RunFolder(args.out)
@@ -101,11 +107,66 @@ def cmd_train(args) -> None:
     output_dir(args.out, "run folder")
     events = EventWriter(enabled=args.events)
     log = (lambda msg: events.log(msg)) if args.events else print
+    if args.gop is not None:  # one GOP of a run (a farm task): no evaluation, that is `gifstream assemble`'s
+        from .scale.gop_job import train_gop_of_run
+
+        if args.workers:
+            raise GIFStreamError("--gop N trains one GOP in this process; it cannot be combined with --workers")
+        given = cfg if (args.preset or overrides or args.gop == 0) else None
+        outcome = train_gop_of_run(args.capture, args.out, args.gop, given, args.resume, args.overwrite, args.threads,
+                                   events, log, progress_bar=sys.stderr.isatty() and not args.events)
+        if outcome.status == "cancelled":
+            raise KeyboardInterrupt
+        events.result({"status": "finished", "run": args.out, "gop": args.gop, "seconds": outcome.seconds})
+        return
+    if args.threads and not args.workers:
+        import torch
+
+        torch.set_num_threads(args.threads)
     capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    train = None
+    if args.workers:  # the GOPs in parallel on Ray
+        from .scale.ray_backend import ParallelOptions, train_parallel
+
+        parallel = ParallelOptions(args.workers, args.threads or 1, args.retries)
+        train = lambda: train_parallel(capture, cfg, args.out, parallel, events, log, resume=args.resume,  # noqa: E731
+                                       overwrite=args.overwrite).status
     result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume, overwrite=args.overwrite,
-                                progress_bar=sys.stderr.isatty() and not args.events)
+                                progress_bar=sys.stderr.isatty() and not args.events, train=train)
     if result is not None:
         events.result({"status": "finished", "run": args.out, "eval": result})
+
+
+def cmd_assemble(args) -> None:
+    from .capture import load_capture
+    from .scale.assemble import check_complete
+    from .train.pipeline import evaluate_and_report
+    from .train.run_folder import RunFolder
+
+    gops = check_complete(args.run)
+    saved = RunFolder(args.run).read_saved()
+    capture = load_capture(args.capture or saved.capture, downscale=saved.run_config().train.downscale)
+    print(f"{args.run}: all {gops} GOPs trained")
+    evaluate_and_report(capture, args.run, print)
+    if args.output:
+        encode_to(args.run, args.output, as_json=False)
+
+
+def cmd_farm_job(args) -> None:
+    from .capture import load_capture
+    from .scale.farm_job import missing_defaults, write_farm_job
+    from .train.config import load_config
+
+    presets = [os.path.abspath(p) if os.path.isfile(p) else p for p in args.preset or ["preview"]]  # TOML files by path
+    cfg = load_config(presets, _train_overrides(args))
+    capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    output_file(args.output, "job template")
+    job = write_farm_job(args.output, capture, os.path.abspath(args.capture), os.path.abspath(args.out), presets,
+                         _train_overrides(args), cfg, command=args.command)
+    params = "".join(f" -p {name}={path}" for name, path in missing_defaults(job.template).items())
+    print(f"{args.output}: OpenJD job, {job.num_gops} GOPs ({job.gop_tasks} tasks after GOP 0) -> {args.out}; "
+          f"check it with `openjd check {args.output}`, run it locally with "
+          f"`openjd run --step Assemble --run-dependencies{params} {args.output}`")
 
 
 def cmd_eval(args) -> None:
@@ -144,20 +205,24 @@ def cmd_render(args) -> None:
 
 
 def cmd_encode(args) -> None:
+    encode_to(args.run, args.output, args.json)
+
+
+def encode_to(run_dir: str, output: str, as_json: bool) -> None:
     from .codec.bitstream import encode_run
     from .codec.describe import bitrate_mbps
     from .sources import rig_of
     from .train.run_folder import RunFolder
 
-    output_file(args.output, "bitstream")
-    run = RunFolder(args.run).load()
-    rig = rig_of(run, args.run)
-    result = encode_run(run, args.output, rig)
-    result |= {"output": args.output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig.fps)}
-    if args.json:
+    output_file(output, "bitstream")
+    run = RunFolder(run_dir).load()
+    rig = rig_of(run, run_dir)
+    result = encode_run(run, output, rig)
+    result |= {"output": output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig.fps)}
+    if as_json:
         print(json.dumps(result))
         return
-    print(f"{args.output}: {result['bytes']} bytes for {run.num_frames} frames at {rig.fps:g} fps "
+    print(f"{output}: {result['bytes']} bytes for {run.num_frames} frames at {rig.fps:g} fps "
           f"({result['mbps']:.3f} Mbps), encoded in {result['seconds']:.2f} s")
 
 
@@ -270,7 +335,34 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace the run already in the folder (its config, "
                        "GOPs and eval; nothing else)")
     train.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
+    train.add_argument("--workers", default=None, metavar="ray|auto|ray://HOST:PORT",
+                       help="train GOPs in parallel on Ray: ray starts a local cluster, auto joins the running one, "
+                            "ray://HOST:PORT a remote one (the run folder and capture must be on shared storage)")
+    train.add_argument("--gop", type=int, default=None, metavar="N",
+                       help="train GOP N only (a farm task); GOP 0 first, later GOPs start from its warm start")
+    train.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch CPU threads per GOP (default: torch's own here, 1 per Ray task); on the CPU the "
+                            "same thread count gives the same models")
+    train.add_argument("--retries", type=int, default=3, help="with --workers: retries of a GOP whose worker died")
     train.set_defaults(func=cmd_train)
+    asm = sub.add_parser("assemble", help="a run trained GOP by GOP (farm, --gop): check every GOP finished, evaluate "
+                         "(RUN/eval.json) and optionally encode")
+    asm.add_argument("run")
+    asm.add_argument("--capture", default=None, help="the capture (default: the path saved in RUN/config.json)")
+    asm.add_argument("-o", "--output", default=None, help="also encode the run into this .gifs file")
+    asm.set_defaults(func=cmd_assemble)
+    farm = sub.add_parser("farm-job", help="write an Open Job Description template that trains a run on a render farm")
+    farm.add_argument("capture")
+    farm.add_argument("--out", required=True, help="the run folder (on storage every farm worker sees)")
+    farm.add_argument("--preset", action="append", help="preset name or TOML path; repeat to combine (default: preview)")
+    farm.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    farm.add_argument("--steps", type=int, default=None, help="shortcut for --set train.steps=N")
+    farm.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    farm.add_argument("--no-stream", action="store_true", help="ablation: train without the feature stream")
+    farm.add_argument("--command", default=None, help="the gifstream executable on the farm's workers "
+                      "(default: this installation's)")
+    farm.add_argument("-o", "--output", required=True, help="the job template to write (.yaml or .json)")
+    farm.set_defaults(func=cmd_farm_job)
     ev = sub.add_parser("eval", help="evaluate a trained run (writes RUN/eval.json) or a .gifs bitstream on test cameras")
     ev.add_argument("source", help="run folder or .gifs file")
     ev.add_argument("--capture", default=None, help="the capture to compare with (required for a bitstream)")

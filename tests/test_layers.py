@@ -1,6 +1,6 @@
 """The import graph flows one way (DESIGN.md): a package imports only from its own layer and the layers below.
 
-capture < render < model < sequence < codec < eval < train < (sources, demo, layer) < cli, over a base of small
+capture < render < model < sequence < codec < eval < train < scale < (sources, demo, layer) < cli, over a base of small
 modules every layer may use. `sequence` defines what every consumer reads (frame -> Gaussians) and sits below
 the encoder that codes one and the evaluator that scores one; the trainer evaluates what it trained, so eval
 sits below train. Every import statement counts, those inside functions included.
@@ -22,6 +22,7 @@ LAYERS = [
     {"codec"},
     {"eval"},
     {"train"},
+    {"scale"},
     {"sources", "demo", "layer"},
     {"cli"},
 ]

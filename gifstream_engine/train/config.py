@@ -11,7 +11,8 @@ from .. import validate
 from ..errors import ConfigError
 from ..model.gifstream import ModelConfig, validate_model
 
-PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "presets")
+# shipped inside the package (a wheel carries them); the repository's presets/ is a link to this folder
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "presets")
 
 
 @dataclasses.dataclass

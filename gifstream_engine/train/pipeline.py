@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..capture import Capture, load_capture
 from ..eval.evaluate import evaluate, motion_summary
 from ..events import EventWriter
@@ -17,10 +19,18 @@ def evaluate_run(run: TrainedRun, capture: Capture | None = None) -> dict:
 
 
 def train_and_evaluate(capture: Capture, cfg: RunConfig, out: str, events: EventWriter, log, resume: bool,
-                       overwrite: bool = False, progress_bar: bool = False) -> dict | None:
-    """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled)."""
-    if Training(capture, cfg, out, events, log, progress_bar).run(resume=resume, overwrite=overwrite) != "finished":
-        return None
+                       overwrite: bool = False, progress_bar: bool = False,
+                       train: Callable[[], str] | None = None) -> dict | None:
+    """Train every GOP into `out`, then evaluate on the test cameras (None when training was cancelled).
+    `train` trains the GOPs elsewhere (e.g. on Ray, scale/ray_backend.py) and returns "finished" or "cancelled";
+    by default they train in this process, one after the other."""
+    if train is None:
+        train = lambda: Training(capture, cfg, out, events, log, progress_bar).run(resume=resume, overwrite=overwrite)  # noqa: E731
+    return evaluate_and_report(capture, out, log) if train() == "finished" else None
+
+
+def evaluate_and_report(capture: Capture, out: str, log) -> dict:
+    """Evaluate a trained run on the test cameras, write RUN/eval.json and log the summary."""
     log("evaluating on the test cameras")
     folder = RunFolder(out)
     run = folder.load()

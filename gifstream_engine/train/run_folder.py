@@ -175,6 +175,10 @@ class RunFolder:
     def locked(self, purpose: str):
         return locked(self.path, purpose)
 
+    def locked_gop(self, g: int, purpose: str):
+        """GOP g's own lock (GOPs of one run may train in different processes)."""
+        return locked(self.gop_dir(g), purpose)
+
     def claim_for_training(self, resume: bool, overwrite: bool):
         return training_claim(self.path, resume, overwrite)
 

@@ -283,19 +283,44 @@ def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) 
     return model
 
 
+TEST_CRASH_ENV = "GIFSTREAM_TEST_CRASH"  # test-only: "GOP:STEP" ends the process there (os._exit) unless it resumed
+
+
+def gop_seed(seed: int, g: int) -> int:
+    """The global torch seed GOP g starts from: the run's seed for GOP 0, one of its own for each later GOP, so that
+    a GOP trains the same whether the GOPs before it ran in this process or in another one (a Ray task, a farm)."""
+    return seed if g == 0 else int(np.random.SeedSequence([seed, g]).generate_state(1)[0])
+
+
+def _test_crash(g: int, step: int, resumed: bool) -> None:
+    """A worker dying mid-GOP, for the tests of retries: `GOP:STEP` (first attempt only) or `GOP:STEP:always`."""
+    spec = os.environ.get(TEST_CRASH_ENV)
+    if not spec:
+        return
+    gop, at, *mode = spec.split(":")
+    if int(gop) == g and int(at) == step and (not resumed or mode == ["always"]):
+        os._exit(99)
+
+
 class Training:
-    """All GOPs of a capture into RUN/: config.json, gop_XXX/{checkpoint,model,warm_start}.pt, eval.json."""
+    """All GOPs of a capture into RUN/: config.json, gop_XXX/{checkpoint,model,warm_start}.pt, eval.json.
+
+    `run` trains every GOP here, one after another; `begin` + `train_gop` let GOPs train in other processes (Ray
+    tasks, farm tasks): each GOP folder has its own lock, and a GOP continues whatever its folder holds."""
 
     def __init__(self, capture: Capture, cfg: RunConfig, out: str, events: EventWriter | None = None, log=print,
-                 progress_bar: bool = False):
-        """progress_bar: a live bar (a person at a terminal) instead of a line every `train.log_every` steps."""
+                 progress_bar: bool = False, handle_signals: bool = True):
+        """progress_bar: a live bar (a person at a terminal) instead of a line every `train.log_every` steps.
+        handle_signals: SIGINT/SIGTERM save a checkpoint and stop (off in Ray workers, where Ray owns them)."""
         self.capture, self.cfg, self.out = capture, cfg, out
         self.folder = RunFolder(out)
         self.events = events or EventWriter(enabled=False)
         self.log = log
         self.reporter = reporter_for(log, cfg.train.log_every, progress_bar)
         self.device = resolve_device(cfg.train.device)
+        self.handle_signals = handle_signals
         self.stop_requested = False
+        self.gops = capture.gops(cfg.train.gop_length)
 
     def request_stop(self, *_):
         self.stop_requested = True
@@ -304,49 +329,74 @@ class Training:
         """Train every GOP; the run folder is locked meanwhile, and a run already there is only continued with
         `resume` or replaced with `overwrite`."""
         with self.folder.claim_for_training(resume, overwrite):
-            return self._run(resume)
+            self.write_config(resume)
+            for g in range(len(self.gops)):
+                if self.train_gop(g) == "cancelled":
+                    return "cancelled"
+        return "finished"
 
-    def _run(self, resume: bool) -> str:
+    def begin(self, resume: bool = False, overwrite: bool = False) -> None:
+        """Claim the run folder and write its config.json without training: what runs before GOPs train elsewhere."""
+        with self.folder.claim_for_training(resume, overwrite):
+            self.write_config(resume)
+
+    def write_config(self, resume: bool) -> None:
         os.makedirs(self.out, exist_ok=True)
         if resume and self.folder.has_config():
             if self.folder.read_saved().config != self.cfg.to_dict():
                 raise ConfigError(f"{self.folder.config_path}: --resume with a different configuration; use the run's own settings")
         self.folder.write_config(self.cfg, self.capture.root, self.capture.num_frames, self.capture.rig())
-        torch.manual_seed(self.cfg.train.seed)
-        previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def gop_folder(self, g: int) -> str:
+        return self.folder.gop_dir(g)
+
+    def train_gop(self, g: int, until_warm: bool = False) -> str:
+        """Train GOP g (its folder locked meanwhile), continuing its checkpoint; "finished", "cancelled", or "warm"
+        when `until_warm` stopped GOP 0 at its warm start (later GOPs can start; its checkpoint continues it)."""
+        if not 0 <= g < len(self.gops):
+            raise ConfigError(f"GOP {g} does not exist: {self.capture.root} has {len(self.gops)} GOPs "
+                              f"(0..{len(self.gops) - 1}) of {self.cfg.train.gop_length} frames")
+        folder = self.gop_folder(g)
+        os.makedirs(folder, exist_ok=True)
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)} \
+            if self.handle_signals else {}
         try:
-            gops = self.capture.gops(self.cfg.train.gop_length)
-            for g, gop in enumerate(gops):
-                status = self._train_gop(g, len(gops), gop, resume)
-                if status == "cancelled":
-                    return "cancelled"
+            with self.folder.locked_gop(g, f"training GOP {g}"):
+                return self._train_gop(g, until_warm)
         finally:
             self.reporter.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return "finished"
 
-    def _train_gop(self, g: int, num_gops: int, gop: Capture, resume: bool) -> str:
-        folder = self.folder.gop_dir(g)
-        os.makedirs(folder, exist_ok=True)
+    def _train_gop(self, g: int, until_warm: bool) -> str:
+        gop, num_gops = self.gops[g], len(self.gops)
         final, ckpt, warm = self.folder.final(g), self.folder.checkpoint(g), self.folder.warm_start()
-        if resume and os.path.isfile(final):
+        if os.path.isfile(final):
             self.log(f"GOP {g}: already trained")
             return "finished"
         data = load_gop_frames(gop)
-        if resume and os.path.isfile(ckpt):
+        resumed = os.path.isfile(ckpt)
+        if resumed:
             trainer = GopTrainer.restore(ckpt, self.cfg, data, self.device)
             self.log(f"GOP {g}: resuming at step {trainer.step}")
         else:
-            model = warm_started(warm, self.cfg, gop, self.device, self.log) if g > 0 and os.path.isfile(warm) \
-                else initial_model(gop, self.cfg, self.log)
+            if g > 0 and not os.path.isfile(warm):
+                raise RunError(f"GOP {g} starts from GOP 0's warm start {warm}, which does not exist yet; "
+                               "train GOP 0 first (gifstream train CAPTURE --out RUN --gop 0)")
+            torch.manual_seed(gop_seed(self.cfg.train.seed, g))
+            model = warm_started(warm, self.cfg, gop, self.device, self.log) if g > 0 else initial_model(gop, self.cfg, self.log)
             trainer = GopTrainer(self.cfg, data, model, self.device)
-        # (again) after SfM: importing pycolmap installs glog's failure handlers, which would abort on SIGTERM
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self.request_stop)
+        if self.handle_signals:
+            # (again) after SfM: importing pycolmap installs glog's failure handlers, which would abort on SIGTERM
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.request_stop)
         tc = self.cfg.train
         warm_step = int(round(tc.joint_end_frac * tc.steps))
         while trainer.step < tc.steps:
+            if g == 0 and until_warm and trainer.step >= warm_step and os.path.isfile(warm):
+                trainer.save(ckpt)
+                self.log(f"GOP 0: warm start ready at step {trainer.step}")
+                return "warm"
             if self.stop_requested:
                 trainer.save(ckpt)
                 self.log(f"stopped at GOP {g} step {trainer.step}; checkpoint {ckpt}")
@@ -359,12 +409,14 @@ class Training:
                 trainer.save(warm)
             if trainer.step % tc.checkpoint_every == 0:
                 trainer.save(ckpt)
+            _test_crash(g, trainer.step, resumed)
             eta = trainer.elapsed / max(trainer.step, 1) * ((num_gops - g) * tc.steps - trainer.step)
             self.reporter.step(g, num_gops, trainer.step, tc.steps, info, eta)
             if trainer.step % tc.log_every == 0 or trainer.step == tc.steps:
                 done = (g * tc.steps + trainer.step) / (num_gops * tc.steps)
-                self.events.progress("train", g * tc.steps + trainer.step, num_gops * tc.steps, gop=g, phase=info["phase"],
-                                     loss=info["loss"], psnr=info["psnr"], anchors=info["anchors"], eta=eta, fraction=done)
+                self.events.progress("train", g * tc.steps + trainer.step, num_gops * tc.steps, gop=g, gop_step=trainer.step,
+                                     gop_steps=tc.steps, phase=info["phase"], loss=info["loss"], psnr=info["psnr"],
+                                     anchors=info["anchors"], eta=eta, fraction=done)
         if g == 0 and not os.path.isfile(warm):
             trainer.save(warm)
         trainer.model.update_knn()  # the neighbours among the final kept anchors, as the bitstream's decoder finds them
