@@ -15,11 +15,11 @@ import re
 import bpy
 
 from . import engine_client, rig, sequence_scene
+from .job_operators import POLL_SECONDS, cancel_job, run_job
 from .layer_job import LayerJob
 from .preferences import addon_preferences
 
 LAYER = {"job": None, "scene": None, "object": None, "hide_proxy": True}  # the one layer render of this session
-POLL_SECONDS = 0.5
 CAMERAS_FORMAT, CAMERAS_VERSION = "gifstream-layer-cameras", 1  # gifstream_engine/render/exr_layer.py reads it
 PREFIX = "layer_"
 IMAGE_PROP = "gifstream_layer"  # on the image datablock: the sequence object it shows (the farm bundle looks for it)
@@ -300,19 +300,9 @@ class GIFSTREAM_OT_render_compositing_layer(bpy.types.Operator):
             self.report({"ERROR"}, f"GIFStream: {exc}")
             return {"CANCELLED"}
         LAYER.update(job=job, scene=scene.name, object=obj.name, hide_proxy=self.hide_proxy)
-        if bpy.app.background:  # no event loop for a timer: render in the foreground
-            job.wait()
-            message = finish_layer()
-            if job.status != "finished":
-                self.report({"ERROR"}, message)
-                return {"CANCELLED"}
-            self.report({"INFO"}, message)
-            return {"FINISHED"}
-        if not bpy.app.timers.is_registered(poll_layer):
-            bpy.app.timers.register(poll_layer, first_interval=POLL_SECONDS)
-        self.report({"INFO"}, f"GIFStream: rendering the compositing layer of {obj.name}, {job.total} frames, "
-                              f"from {os.path.basename(source)}")
-        return {"FINISHED"}
+        return run_job(self, job, finish_layer, poll_layer,
+                       f"GIFStream: rendering the compositing layer of {obj.name}, {job.total} frames, "
+                       f"from {os.path.basename(source)}")
 
 
 class GIFSTREAM_OT_layer_cancel(bpy.types.Operator):
@@ -322,10 +312,4 @@ class GIFSTREAM_OT_layer_cancel(bpy.types.Operator):
     bl_label = "Cancel Compositing Layer"
 
     def execute(self, context):
-        job = current_layer_job()
-        if job is None or job.status != "running":
-            self.report({"WARNING"}, "GIFStream: no compositing layer is rendering")
-            return {"CANCELLED"}
-        job.cancel()
-        self.report({"INFO"}, job.status_line())
-        return {"FINISHED"}
+        return cancel_job(self, current_layer_job(), "GIFStream: no compositing layer is rendering")

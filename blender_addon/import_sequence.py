@@ -10,11 +10,11 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import engine_client, sequence_scene
 from .decode_job import DecodeJob
+from .job_operators import POLL_SECONDS, cancel_job, run_job
 from .preferences import addon_preferences
 from .sequence_files import SequenceError, check_sequence, find_pattern
 
 DECODE = {"job": None, "settings": None}  # the one decode of this Blender session and what to build from it
-POLL_SECONDS = 0.5
 
 
 def current_decode():
@@ -122,18 +122,8 @@ class IMPORT_SCENE_OT_gifstream_sequence(bpy.types.Operator, ImportHelper):
         cache = os.path.abspath(bpy.path.abspath(self.cache_dir)) if self.cache_dir else default_cache_dir(path)
         DECODE["settings"] = sequence_scene.SequenceSettings(name, path, float(header["fps"]), start, self.viewport_density)
         DECODE["job"] = job = DecodeJob(python, path, cache, int(header["num_frames"]))
-        if bpy.app.background:  # no event loop to run a timer: decode in the foreground
-            job.wait()
-            message = finish_decode(context)
-            if job.status != "finished":
-                self.report({"ERROR"}, message)
-                return {"CANCELLED"}
-            self.report({"INFO"}, message)
-            return {"FINISHED"}
-        if not bpy.app.timers.is_registered(poll_decode):
-            bpy.app.timers.register(poll_decode, first_interval=POLL_SECONDS)
-        self.report({"INFO"}, f"GIFStream: decoding {header['num_frames']} frames into {cache}")
-        return {"FINISHED"}
+        return run_job(self, job, lambda: finish_decode(context), poll_decode,
+                       f"GIFStream: decoding {header['num_frames']} frames into {cache}")
 
 
 class GIFSTREAM_OT_decode_cancel(bpy.types.Operator):
@@ -143,13 +133,7 @@ class GIFSTREAM_OT_decode_cancel(bpy.types.Operator):
     bl_label = "Cancel Decode"
 
     def execute(self, context):
-        job = current_decode()
-        if job is None or job.status != "running":
-            self.report({"WARNING"}, "GIFStream: no decode is running")
-            return {"CANCELLED"}
-        job.cancel()
-        self.report({"INFO"}, job.status_line())
-        return {"FINISHED"}
+        return cancel_job(self, current_decode(), "GIFStream: no decode is running")
 
 
 def menu_import(self, context):

@@ -3,11 +3,11 @@
 import bpy
 
 from . import engine_client
+from .job_operators import POLL_SECONDS
 from .preferences import addon_preferences
 from .training import TrainingJob
 
 JOB = {"current": None}  # the one training job of this Blender session
-POLL_SECONDS = 0.5
 
 
 class GIFStreamTrainSettings(bpy.types.PropertyGroup):
