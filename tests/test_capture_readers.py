@@ -172,7 +172,9 @@ def test_missing_folder(tmp_path):
 
 
 def test_frame_range_outside(synth_capture):
-    with pytest.raises(CaptureError, match="frame range 2:99 is outside"):
+    from gifstream_engine.errors import FrameRangeError
+
+    with pytest.raises(FrameRangeError, match="frames 2:99 are outside the capture's 0:6"):
         load_capture(synth_capture, frames=(2, 99))
 
 
