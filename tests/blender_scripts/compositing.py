@@ -21,37 +21,13 @@ import os
 import sys
 
 import bpy
+from bpy_helpers import call, set_camera
 from mathutils import Vector
 
 spec_path, out_json = sys.argv[-2:]
 with open(spec_path) as f:
     spec = json.load(f)
 result = {}
-
-
-def call(op, **kwargs):
-    try:
-        return sorted(op(**kwargs)), ""
-    except RuntimeError as exc:  # an operator reporting an ERROR raises when called from Python
-        return ["CANCELLED"], str(exc)
-
-
-def set_camera(cam):
-    from mathutils import Matrix
-
-    scene = bpy.context.scene
-    data = bpy.data.cameras.new("shot camera")
-    obj = bpy.data.objects.new("shot camera", data)
-    scene.collection.objects.link(obj)
-    fx, cx, cy = cam["K"][0][0], cam["K"][0][2], cam["K"][1][2]
-    w, h = cam["width"], cam["height"]
-    data.sensor_fit, data.sensor_width = "HORIZONTAL", 36.0
-    data.lens = fx * 36.0 / w
-    data.shift_x, data.shift_y = (w / 2 - cx) / max(w, h), (cy - h / 2) / max(w, h)
-    cv_to_blender = Matrix(((1, 0, 0, 0), (0, -1, 0, 0), (0, 0, -1, 0), (0, 0, 0, 1)))
-    obj.matrix_world = Matrix(cam["w2c"]).inverted() @ cv_to_blender
-    scene.camera = obj
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = w, h, 100
 
 
 def emissive_cube(name, location, size, color):
@@ -100,7 +76,7 @@ if "frames" in spec:
     scene.frame_start, scene.frame_end = spec["frames"]
     scene.render.fps, scene.render.fps_base = spec.get("scene_fps", 24), 1.0
 if "camera" in spec:
-    set_camera(spec["camera"])
+    set_camera(spec["camera"], "shot camera")
     base = scene.camera.location.copy()
     for key in spec.get("camera_keys", []):  # an animated camera: [{"frame", "offset"}], location keyframes
         scene.camera.location = base + Vector(key["offset"])

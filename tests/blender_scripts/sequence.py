@@ -15,6 +15,7 @@ import sys
 
 import bpy
 import numpy as np
+from bpy_helpers import call, set_camera
 
 spec_path, out_json = sys.argv[-2:]
 with open(spec_path) as f:
@@ -25,13 +26,6 @@ ADDON = "bl_ext.user_default.gifstream_blender"
 
 def datablock_counts():
     return {kind: len(getattr(bpy.data, kind)) for kind in ("objects", "meshes", "collections", "node_groups", "materials")}
-
-
-def call(op, **kwargs):
-    try:
-        return sorted(op(**kwargs)), ""
-    except RuntimeError as exc:  # an operator reporting an ERROR raises when called from Python
-        return ["CANCELLED"], str(exc)
 
 
 def proxy_objects():
@@ -55,24 +49,6 @@ def probe(obj, frame):
         out["attributes"] = sorted(a.name for a in mesh.attributes if not a.name.startswith("."))
     evaluated.to_mesh_clear()
     return out
-
-
-def set_camera(cam):
-    from mathutils import Matrix
-
-    scene = bpy.context.scene
-    data = bpy.data.cameras.new("probe camera")
-    obj = bpy.data.objects.new("probe camera", data)
-    scene.collection.objects.link(obj)
-    fx, cx, cy = cam["K"][0][0], cam["K"][0][2], cam["K"][1][2]
-    w, h = cam["width"], cam["height"]
-    data.sensor_fit, data.sensor_width = "HORIZONTAL", 36.0
-    data.lens = fx * 36.0 / w
-    data.shift_x, data.shift_y = (w / 2 - cx) / max(w, h), (cy - h / 2) / max(w, h)
-    cv_to_blender = Matrix(((1, 0, 0, 0), (0, -1, 0, 0), (0, 0, -1, 0), (0, 0, 0, 1)))
-    obj.matrix_world = Matrix(cam["w2c"]).inverted() @ cv_to_blender
-    scene.camera = obj
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = w, h, 100
 
 
 def setup_render(engine):
@@ -108,7 +84,7 @@ if spec.get("clear", False):
 if "scene_fps" in spec:
     bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = spec["scene_fps"], 1.0
 if "camera" in spec:
-    set_camera(spec["camera"])
+    set_camera(spec["camera"], "probe camera")
 result["imports"] = []
 for options in spec.get("imports", []):
     before = datablock_counts()
