@@ -260,6 +260,26 @@ class GIFStreamModel(nn.Module):
         """Indices of anchors whose centre projects inside the image grown by `margin`, in front of the camera."""
         return torch.nonzero(in_view(self.anchor_xyz, camera, margin)).squeeze(1)
 
+    def anchor_inputs(self, t: int, state: DecodeState, values: AnchorValues | None = None):
+        """(h (N, C+P), masks) of frame t: the time-invariant feature beside the stream gated by M_de, as every
+        decoder sees them."""
+        masks = values.masks if values is not None and values.masks is not None else self.masks(state)
+        feat = values.feat if values is not None else quantize_values(self.feat, state.feat_step, state.quantize)
+        stream = quantize_values(self.stream_at(t, state), state.feat_step, state.quantize)
+        return torch.cat([feat, masks["de"][:, None] * stream], -1), masks
+
+    def anchor_motion(self, t: int, h_all: torch.Tensor, idx: torch.Tensor, masks: dict[str, torch.Tensor]):
+        """Translation (n, 3) and rotation quaternion (n, 4) of anchors idx (n,) at frame t: the motion decoder on
+        their own input blended with their neighbours' mean by M_knn, plus the time embedding, gated by M_dy."""
+        h = h_all[idx]
+        neighbours = h_all[self.knn_index[idx]].mean(1)
+        m_knn = masks["knn"][idx, None]
+        motion_in = torch.cat([m_knn * h + (1 - m_knn) * neighbours,
+                               time_embedding(t / max(1, self.num_frames - 1), self.cfg.time_freqs).to(h).expand(len(idx), -1)], -1)
+        motion = self.motion_mlp(motion_in) * masks["dy"][idx, None]
+        anchor_rot = nn.functional.normalize(0.1 * motion[:, 3:] + torch.tensor([1.0, 0, 0, 0], device=h.device), dim=-1)
+        return motion[:, :3], anchor_rot
+
     def decode(self, t: int, camera=None, state: DecodeState = DecodeState(), return_aux: bool = False,
                values: AnchorValues | None = None):
         """The Gaussians of frame t (0 <= t < num_frames) of this GOP: the one path from parameters to Gaussians.
@@ -276,22 +296,12 @@ class GIFStreamModel(nn.Module):
             `return_aux`, also {anchor_idx (n,), child_anchor (M,), child_keep (n * K,) bool, opacity (n, K),
             scales (n, K, 3), masks}.
         """
-        cfg, k = self.cfg, self.cfg.num_offsets
-        masks = values.masks if values is not None and values.masks is not None else self.masks(state)
-        feat = values.feat if values is not None else quantize_values(self.feat, state.feat_step, state.quantize)
-        stream = quantize_values(self.stream_at(t, state), state.feat_step, state.quantize)
-        h_all = torch.cat([feat, masks["de"][:, None] * stream], -1)  # (N, C+P)
-        idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=feat.device)
+        k = self.cfg.num_offsets
+        h_all, masks = self.anchor_inputs(t, state, values)  # (N, C+P)
+        idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=h_all.device)
         h = h_all[idx]
         m_p = masks["p"][idx]
-        # motion: own features blended with the KNN mean by M_knn, gated by M_dy
-        neighbours = h_all[self.knn_index[idx]].mean(1)
-        m_knn = masks["knn"][idx, None]
-        motion_in = torch.cat([m_knn * h + (1 - m_knn) * neighbours,
-                               time_embedding(t / max(1, self.num_frames - 1), cfg.time_freqs).to(h).expand(len(idx), -1)], -1)
-        motion = self.motion_mlp(motion_in) * masks["dy"][idx, None]
-        translation = motion[:, :3]
-        anchor_rot = nn.functional.normalize(0.1 * motion[:, 3:] + torch.tensor([1.0, 0, 0, 0], device=h.device), dim=-1)
+        translation, anchor_rot = self.anchor_motion(t, h_all, idx, masks)
 
         opacity = torch.tanh(self.opacity_mlp(h)) * m_p[:, None]  # (n, K)
         color = torch.sigmoid(self.color_mlp(h)).reshape(-1, k, 3)

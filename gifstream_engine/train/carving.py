@@ -35,26 +35,47 @@ class MovingHull:
         return MovingHull(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros((0, num_frames), bool), voxel)
 
 
-def carve_moving(capture: Capture, voxel: float, scene_points: np.ndarray, max_voxels: int,
-                 min_view_fraction: float = 0.75, seed: int = 0) -> MovingHull:
-    """Voxels (of size `voxel`, in the bounds of `scene_points` (P, 3) and the cameras) on moving pixels in every training camera
-    that sees them (one miss allowed from 5 views on), seen by `min_view_fraction` of them (and 3 at least); only the hull's surface
-    (voxels with an empty face neighbour) is kept, and at most `max_voxels` of them (an even subsample)."""
+@dataclasses.dataclass
+class SolidHull:
+    """The carved grid: `solid` (T, G) bool, cell g of frame t inside what moves; cells in x-major order."""
+
+    solid: np.ndarray  # (T, G)
+    shape: tuple[int, int, int]
+    lo: np.ndarray  # (3,) corner of cell (0, 0, 0)
+    voxel: float
+
+    @property
+    def centres(self) -> np.ndarray:
+        grid = np.stack(np.meshgrid(*[np.arange(s) for s in self.shape], indexing="ij"), -1).reshape(-1, 3)
+        return self.lo + (grid + 0.5) * self.voxel
+
+    def cell_of(self, points: np.ndarray) -> np.ndarray:
+        """(N,) flat cell index of points (N, 3), -1 outside the grid."""
+        ijk = np.floor((points - self.lo) / self.voxel).astype(np.int64)
+        inside = ((ijk >= 0) & (ijk < np.asarray(self.shape))).all(1)
+        flat = np.ravel_multi_index(tuple(np.clip(ijk, 0, np.asarray(self.shape) - 1).T), self.shape)
+        return np.where(inside, flat, -1)
+
+
+def carve_solid(capture: Capture, voxel: float, scene_points: np.ndarray,
+                min_view_fraction: float = 0.75) -> SolidHull | None:
+    """Cells (of size `voxel`, in the bounds of `scene_points` (P, 3) and the cameras) on moving pixels in every
+    training camera that sees them (one miss allowed from 5 views on), seen by `min_view_fraction` of them (and 3
+    at least), frame by frame; None when the capture has too few cameras, points or frames to carve."""
     cams = capture.split_indices("train")
     num_frames = capture.num_frames
     # seen by most cameras: a cell near the rig's edge of view, seen by few, passes by chance
     min_views = max(3, int(np.ceil(min_view_fraction * len(cams))))
     if len(cams) < min_views or len(scene_points) < 2 or num_frames < 2:
-        return MovingHull.empty(num_frames, voxel)
+        return None
     # what moves is between the cameras and the static set (whose SfM points may miss the foreground entirely)
     centres_of_cams = np.stack([capture.cameras[c].center for c in cams])
     lo, hi = bounds_from_points(np.concatenate([scene_points, centres_of_cams]), pad=0.02, quantile=0.0)
     while np.prod(np.ceil((hi - lo) / voxel)) > MAX_CELLS:
         voxel *= 1.25
     shape = tuple(int(s) for s in np.ceil((hi - lo) / voxel))
-    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).reshape(-1, 3)
-    centres = lo + (grid + 0.5) * voxel
-
+    hull = SolidHull(np.zeros((num_frames, int(np.prod(shape))), bool), shape, lo, voxel)
+    centres = hull.centres
     votes = np.zeros((num_frames, len(centres)), np.int16)
     views = np.zeros(len(centres), np.int16)
     for c in cams:
@@ -62,15 +83,28 @@ def carve_moving(capture: Capture, voxel: float, scene_points: np.ndarray, max_v
         views += inside
         cells = np.nonzero(inside)[0]
         votes[:, cells] += moving_pixels(capture.frames(c))[:, row[cells], col[cells]]
-
     misses = np.where(views >= 5, 1, 0)
-    solid = (views >= min_views) & (votes >= views - misses) & (votes > 0)  # (T, G)
-    surface = _surface(solid, shape)  # (T, G)
+    hull.solid = (views >= min_views) & (votes >= views - misses) & (votes > 0)  # (T, G)
+    return hull
+
+
+def carve_moving(capture: Capture, voxel: float, scene_points: np.ndarray, max_voxels: int,
+                 min_view_fraction: float = 0.75, seed: int = 0, solid: SolidHull | None = None) -> MovingHull:
+    """Surface voxels (with an empty face neighbour) of `carve_solid`'s cells (or of `solid`, already carved), at
+    most `max_voxels` of them (an even subsample), with the frames each is occupied in."""
+    num_frames = capture.num_frames
+    if solid is None:
+        solid = carve_solid(capture, voxel, scene_points, min_view_fraction)
+    if solid is None:
+        return MovingHull.empty(num_frames, voxel)
+    surface = _surface(solid.solid, solid.shape)  # (T, G)
     keep = np.nonzero(surface.any(0))[0]
     if len(keep) > max_voxels:
         keep = np.sort(np.random.default_rng(seed).choice(keep, max_voxels, replace=False))
     occupancy = surface[:, keep].T  # (M, T)
-    return MovingHull(centres[keep], _first_colours(capture, cams, centres[keep], occupancy.argmax(1)), occupancy, voxel)
+    xyz = solid.centres[keep]
+    cams = capture.split_indices("train")
+    return MovingHull(xyz, _first_colours(capture, cams, xyz, occupancy.argmax(1)), occupancy, solid.voxel)
 
 
 def _surface(solid: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

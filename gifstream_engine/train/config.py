@@ -60,6 +60,10 @@ class TrainConfig:
     # the moving pixels' visual hull, carved in cells of this many anchor voxels, seeds anchors on what moves in
     # every frame (train/carving.py; up to max_anchors / 2 of them); 0: SfM points only
     hull_cell: float = 0.0
+    # link the hull's pieces over time into tracks (train/tracking.py): one canonical copy of each moving object,
+    # its motion decoder first fitted to the track for this many steps (train/motion_init.py); needs hull_cell > 0
+    track_motion: bool = False
+    motion_fit_steps: int = 300
     knn_every: int = 100
     # output
     checkpoint_every: int = 1000
@@ -75,6 +79,8 @@ class TrainConfig:
             raise ConfigError(
                 f"schedule fractions must satisfy 0 <= canonical_frac <= joint_end_frac <= round_frac <= 1, got {fr}"
             )
+        if self.track_motion and self.hull_cell <= 0:
+            raise ConfigError("train.track_motion follows the moving pixels' visual hull: set train.hull_cell > 0 too")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -84,7 +90,7 @@ _FRACTION = {"minimum": 0.0, "maximum": 1.0}
 TRAIN_RULES: dict[str, dict] = {
     "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
     "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
-    "max_anchors": {"minimum": 1}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "max_anchors": {"minimum": 1}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
     "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
     **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
     **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",

@@ -14,7 +14,7 @@ import torch
 from ..capture import Capture
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
-from ..model.gifstream import GIFStreamModel
+from ..model.gifstream import DecodeState, GIFStreamModel
 from ..render import render
 from . import densify
 from .checkpoint import load_model, load_state, save_state
@@ -25,6 +25,7 @@ from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bit
 from .losses import photometric
 from .schedule import plan
 from .progress import reporter_for
+from .motion_init import fit_motion
 from .seeding import seed_anchors
 
 PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_feat", "stream": "lr_stream", "mask_logits": "lr_mask"}
@@ -250,17 +251,24 @@ class GopTrainer:
 CHECKPOINT_FIELDS = {"entropy": dict, "optimizer": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor, "stats": dict}
 
 
-def gop_seeds(capture: Capture, cfg: RunConfig):
+def gop_seeds(capture: Capture, cfg: RunConfig, track: bool = False):
     return seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed, cfg.train.hull_cell,
-                        cfg.train.max_anchors // 2)
+                        cfg.train.max_anchors // 2, track=track)
 
 
 def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
-    seeds = gop_seeds(capture, cfg)
+    seeds = gop_seeds(capture, cfg, track=cfg.train.track_motion)
     if len(seeds.xyz) > cfg.train.max_anchors:
         seeds = seeds.subset(np.random.default_rng(cfg.train.seed).choice(len(seeds.xyz), cfg.train.max_anchors, replace=False))
     log(f"initial anchors: {seeds.description}")
-    return GIFStreamModel(seeds.xyz, seeds.colors, capture.num_frames, cfg.model, seeds.occupancy)
+    model = GIFStreamModel(seeds.xyz, seeds.colors, capture.num_frames, cfg.model, seeds.occupancy)
+    if seeds.tracked is not None and seeds.tracked.any() and cfg.train.motion_fit_steps > 0:
+        tc = cfg.train
+        state = DecodeState(quantize="noise", feat_step=tc.feat_step, geo_step=tc.geo_step)
+        fit = fit_motion(model, seeds.motion, seeds.tracked, state, steps=tc.motion_fit_steps, seed=tc.seed)
+        log(f"motion decoder fitted to the tracks: {fit.tracked} anchors {fit.rms_before:.3f} -> {fit.rms_after:.3f} m "
+            f"from their tracks (rms), the others moved {fit.static_rms:.3f} m")
+    return model
 
 
 def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) -> GIFStreamModel:
