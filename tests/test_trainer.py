@@ -52,13 +52,17 @@ def test_rate_presets_combine_with_a_dataset_preset():
 
 
 def _trainer(capture, overrides, model=None):
+    """model: None (seeded from the capture), or a (model, track prior) pair to start from a copy of."""
     import copy
 
     cfg = load_config(["preview"], FAST + overrides)
     torch.manual_seed(cfg.train.seed)
-    model = copy.deepcopy(model) if model is not None else initial_model(capture, cfg, log=lambda *_: None)
+    if model is None:
+        model, prior = initial_model(capture, cfg, log=lambda *_: None)
+    else:
+        model, prior = copy.deepcopy(model)
     torch.manual_seed(cfg.train.seed)  # the same random stream for training whichever way the model was made
-    return GopTrainer(cfg, load_gop_frames(capture), model, torch.device("cpu")), cfg
+    return GopTrainer(cfg, load_gop_frames(capture), model, torch.device("cpu"), prior), cfg
 
 
 def test_knn_uses_kept_anchors_in_an_order_free_way():
@@ -84,10 +88,16 @@ def test_knn_uses_kept_anchors_in_an_order_free_way():
     assert all(i not in row for i, row in enumerate(decoded.knn_index.numpy()))
 
 
-def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path):
-    overrides = ["train.steps=40"]
+@pytest.mark.parametrize("tracking", [[], ["train.hull_cell=4", "train.track_motion=true", "train.motion_fit_steps=20"]],
+                         ids=["plain", "tracked"])
+def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path, tracking):
+    """Also with tracked objects: the track prior follows growth and pruning and is saved with the checkpoint."""
+    overrides = ["train.steps=40"] + tracking
     straight, cfg = _trainer(synth_loaded, overrides)
-    start = copy.deepcopy(straight.model)
+    assert (straight.prior is not None) == bool(tracking)
+    if tracking:
+        assert straight.prior.tracked.any() and len(straight.prior.tracked) == straight.model.num_anchors
+    start = copy.deepcopy((straight.model, straight.prior))
     for _ in range(40):
         straight.train_step()
     first, _ = _trainer(synth_loaded, overrides, model=start)
@@ -103,6 +113,8 @@ def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    if tracking:
+        assert torch.equal(straight.prior.motion, resumed.prior.motion) and len(resumed.prior.tracked) == len(b["anchor_xyz"])
 
 
 def _static_copy(synth_capture, tmp_path):

@@ -294,7 +294,7 @@ class GIFStreamModel(nn.Module):
             Gaussians with at most n * K entries (n anchors decoded, K offsets each; those of opacity <= 0 are
             dropped): means (M, 3), quats (M, 4), scales (M, 3), opacities (M,), colors (M, 3). With
             `return_aux`, also {anchor_idx (n,), child_anchor (M,), child_keep (n * K,) bool, opacity (n, K),
-            scales (n, K, 3), masks}.
+            scales (n, K, 3), masks, translation (n, 3)}.
         """
         k = self.cfg.num_offsets
         h_all, masks = self.anchor_inputs(t, state, values)  # (N, C+P)
@@ -324,7 +324,7 @@ class GIFStreamModel(nn.Module):
             return gaussians
         child_anchor = idx[:, None].expand(-1, k).reshape(-1)[keep]
         return gaussians, {"anchor_idx": idx, "child_anchor": child_anchor, "child_keep": keep,
-                           "opacity": opacity, "scales": scales, "masks": masks}
+                           "opacity": opacity, "scales": scales, "masks": masks, "translation": translation}
 
 
 def initial_spacing(points: np.ndarray, voxel: float) -> np.ndarray:

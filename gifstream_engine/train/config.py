@@ -64,6 +64,9 @@ class TrainConfig:
     # its motion decoder first fitted to the track for this many steps (train/motion_init.py); needs hull_cell > 0
     track_motion: bool = False
     motion_fit_steps: int = 300
+    # ... and held near the tracks by a least-squares prior (m^2) of this weight, fading to zero at this fraction
+    track_prior: float = 1.0
+    track_prior_end_frac: float = 0.5
     knn_every: int = 100
     # output
     checkpoint_every: int = 1000
@@ -90,13 +93,13 @@ _FRACTION = {"minimum": 0.0, "maximum": 1.0}
 TRAIN_RULES: dict[str, dict] = {
     "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
     "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
-    "max_anchors": {"minimum": 1}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "max_anchors": {"minimum": 1}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "track_prior": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
     "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
     **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
     **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",
                                            "lambda_entropy", "grad_threshold", "min_opacity")},
     **{name: _FRACTION for name in ("canonical_frac", "joint_end_frac", "round_frac", "entropy_start_frac",
-                                    "densify_start_frac", "densify_end_frac", "prune_start_frac", "prune_end_frac",
+                                    "densify_start_frac", "densify_end_frac", "prune_start_frac", "prune_end_frac", "track_prior_end_frac",
                                     "time_mix_alpha", "ssim_weight")},
 }
 @dataclasses.dataclass

@@ -1,11 +1,14 @@
-"""The motion decoder's starting point: fitted to the tracked objects' translations before photometric training.
+"""The motion decoder's starting point and guide: fitted to the tracked objects' translations before photometric
+training, then held near them by a prior that fades out.
 
 The motion decoder's last layer starts at zero, and a photometric gradient cannot pull an object's anchors along
 a path longer than the object itself: once the rendered object no longer overlaps where the footage shows it, the
 gradient that would move it is gone. Where the seeds come with tracks (train/tracking.py), the decoder and the
 tracked anchors' streams are first fitted, with a plain least-squares loss and no rendering, to carry each tracked
-anchor by its track's translation in every frame and to leave the other anchors where they are. The bitstream
-and the decoder are unchanged: this only chooses where training starts.
+anchor by its track's translation in every frame and to leave the other anchors where they are. Photometric
+training alone then drifts away from it within a few hundred steps (the features it decodes from move fast), so
+`TrackPrior` keeps a least-squares pull towards the tracks whose weight fades to zero, after which the footage
+alone refines the motion. The bitstream and the decoder are unchanged.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ class MotionFit:
 
 
 def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, state: DecodeState,
-               steps: int = 300, lr: float = 0.01, static_sample: int = 1024, seed: int = 0) -> MotionFit:
+               steps: int = 300, lr: float = 0.01, static_sample: int = 1024, seed: int = 0,
+               frames_per_step: int = 4, stream_lr: float = 0.2) -> MotionFit:
     """Fit `model`'s motion decoder and its tracked anchors' streams so that anchor i moves by motion[i, t]
-    (N, T, 3) in frame t for the anchors `tracked` (N,) bool, and the others do not move. Decoding uses `state`'s
+    (N, T, 3) in frame t for the anchors `tracked` (N,) bool, and the others do not move (each step on
+    `frames_per_step` random frames). Decoding uses `state`'s
     quantisation (uniform noise makes the fit hold once training quantises the stream); for the untracked anchors the
     decoder's output itself is held at zero (M_dy, nearly closed for them, would otherwise let it grow), and
     `static_rms` reports their motion as the joint phase decodes it (unquantised masks)."""
@@ -38,13 +43,10 @@ def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, s
     if len(tracked_idx) == 0:
         return MotionFit(0, 0.0, 0.0, 0.0)
     target = torch.as_tensor(motion, dtype=torch.float32, device=device)[tracked_idx]  # (n, T, 3)
-    others = np.nonzero(~tracked)[0]
-    rng = np.random.default_rng(seed)
-    static_idx = torch.as_tensor(rng.choice(others, min(static_sample, len(others)), replace=False) if len(others) else others,
-                                 dtype=torch.long, device=device)
+    static_idx = torch.as_tensor(np.nonzero(~tracked)[0], dtype=torch.long, device=device)
     plain = dataclasses.replace(state, quantize="none")
-    params = list(model.motion_mlp.parameters()) + [model.stream]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = torch.optim.Adam([{"params": list(model.motion_mlp.parameters()), "lr": lr},
+                                  {"params": [model.stream], "lr": stream_lr}])
     frames = range(model.num_frames)
 
     def moved(t: int, idx: torch.Tensor, decode: DecodeState, gated: bool = True) -> torch.Tensor:
@@ -60,14 +62,17 @@ def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, s
         return float(err.mean().sqrt()), float(still.mean().sqrt()) if still.numel() else 0.0
 
     before, _ = errors()
+    generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss = 0.0
-        for t in frames:
+        batch = torch.randperm(model.num_frames, generator=generator)[:frames_per_step].tolist()
+        still = static_idx[torch.randperm(len(static_idx), generator=generator)[:static_sample].to(device)]
+        for t in batch:
             loss = loss + ((moved(t, tracked_idx, state) - target[:, t]) ** 2).sum(-1).mean()
-            if len(static_idx):
-                loss = loss + (moved(t, static_idx, plain, gated=False) ** 2).sum(-1).mean()
-        (loss / model.num_frames).backward()
+            if len(still):
+                loss = loss + (moved(t, still, plain, gated=False) ** 2).sum(-1).mean()
+        (loss / len(batch)).backward()
         # only the tracked anchors' streams are the fit's to choose
         keep = torch.zeros(model.num_anchors, 1, 1, device=device)
         keep[tracked_idx] = 1.0
@@ -75,3 +80,36 @@ def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, s
         optimizer.step()
     after, still = errors()
     return MotionFit(len(tracked_idx), before, after, still)
+
+
+@dataclasses.dataclass
+class TrackPrior:
+    """Per anchor of the trained model: the translation its track asks for in every frame, and whether it has one.
+    Rows follow the anchors through growth (a new anchor takes its parent's) and pruning."""
+
+    motion: torch.Tensor  # (N, T, 3)
+    tracked: torch.Tensor  # (N,) bool
+
+    @staticmethod
+    def of(motion: np.ndarray, tracked: np.ndarray, device=None) -> "TrackPrior":
+        return TrackPrior(torch.as_tensor(motion, dtype=torch.float32, device=device),
+                          torch.as_tensor(tracked, dtype=torch.bool, device=device))
+
+    def select(self, keep: torch.Tensor) -> "TrackPrior":
+        return TrackPrior(self.motion[keep], self.tracked[keep])
+
+    def extend(self, parents: torch.Tensor) -> "TrackPrior":
+        return TrackPrior(torch.cat([self.motion, self.motion[parents]]), torch.cat([self.tracked, self.tracked[parents]]))
+
+    def loss(self, translation: torch.Tensor, idx: torch.Tensor, t: int) -> torch.Tensor:
+        """Mean squared distance (m^2) of the tracked anchors among idx (n,) from their tracks in frame t, given
+        the decoded translation (n, 3) of idx; zero when none of them is tracked."""
+        on = self.tracked[idx]
+        if not on.any():
+            return translation.new_zeros(())
+        return ((translation[on] - self.motion[idx[on], t]) ** 2).sum(-1).mean()
+
+    def weight(self, step: int, steps: int, start: float, end_frac: float) -> float:
+        """`start` at step 0, fading linearly to zero at `end_frac` of the steps."""
+        end = end_frac * steps
+        return 0.0 if end <= 0 or step >= end else start * (1 - step / end)

@@ -25,7 +25,7 @@ from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bit
 from .losses import photometric
 from .schedule import plan
 from .progress import reporter_for
-from .motion_init import fit_motion
+from .motion_init import TrackPrior, fit_motion
 from .seeding import seed_anchors
 
 PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_feat", "stream": "lr_stream", "mask_logits": "lr_mask"}
@@ -59,8 +59,10 @@ def load_gop_frames(capture: Capture) -> GopData:
 class GopTrainer:
     """Trains one GOP: owns the model, the optimiser, the bit estimator and the growth statistics."""
 
-    def __init__(self, cfg: RunConfig, data: GopData, model: GIFStreamModel, device: torch.device):
+    def __init__(self, cfg: RunConfig, data: GopData, model: GIFStreamModel, device: torch.device,
+                 prior: TrackPrior | None = None):
         self.cfg, self.tc, self.data, self.device = cfg, cfg.train, data, device
+        self.prior = None if prior is None else TrackPrior(prior.motion.to(device), prior.tracked.to(device))
         if device.type == "cpu":
             # CPU scatter-adds (index backward) are otherwise summed in thread order: resume would not be bit-identical
             torch.use_deterministic_algorithms(True)
@@ -127,6 +129,10 @@ class GopTrainer:
             }
         pruned = int((~keep).sum())
         self._resize(keep, new)
+        if self.prior is not None:
+            self.prior = self.prior.select(keep)
+            if grown:
+                self.prior = self.prior.extend(parents.to(self.device))
         xyz = m.anchor_xyz[keep]
         if grown:
             xyz = torch.cat([xyz, centres.to(xyz)])
@@ -142,6 +148,8 @@ class GopTrainer:
         if keep.all() or not keep.any():
             return 0
         self._resize(keep, None)
+        if self.prior is not None:
+            self.prior = self.prior.select(keep)
         self.model.anchor_xyz = self.model.anchor_xyz[keep]
         self.stats = self.stats.select(keep)
         self.model.update_knn()
@@ -184,6 +192,9 @@ class GopTrainer:
             loss = loss + tc.lambda_temporal * (de[:, None] * (f_t - m.stream[idx, t2]) ** 2).mean()
             neighbours = m.stream[m.knn_index[idx], t]  # spatial smoothness over canonical neighbours
             loss = loss + tc.lambda_spatial * (de[:, None, None] * (f_t[:, None] - neighbours) ** 2).mean()
+            weight = 0.0 if self.prior is None else self.prior.weight(self.step, tc.steps, tc.track_prior, tc.track_prior_end_frac)
+            if weight > 0:
+                loss = loss + weight * self.prior.loss(aux["translation"], idx, t)
         bits = torch.zeros((), device=self.device)
         if values is not None:
             # the entropy models learn from the start of QAT; the rate shapes the representation from entropy_start
@@ -223,7 +234,8 @@ class GopTrainer:
                 "num_frames": self.model.num_frames, "model": self.model.state_dict(), "entropy": self.entropy.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "stats": dataclasses.asdict(self.stats),
-                "stream_grid": None if self.stream_grid is None else self.stream_grid.cells}
+                "stream_grid": None if self.stream_grid is None else self.stream_grid.cells,
+                "track_prior": None if self.prior is None else {"motion": self.prior.motion, "tracked": self.prior.tracked}}
 
     def save(self, path: str) -> None:
         save_state(self.state(), path)
@@ -232,7 +244,12 @@ class GopTrainer:
     def restore(path: str, cfg: RunConfig, data: GopData, device: torch.device) -> "GopTrainer":
         state = load_state(path, device, CHECKPOINT_FIELDS)
         model = load_model(state, cfg, path)
-        trainer = GopTrainer(cfg, data, model, device)
+        prior = state.get("track_prior")
+        try:
+            prior = None if prior is None else TrackPrior(prior["motion"], prior["tracked"])
+        except (TypeError, KeyError) as exc:
+            raise RunError(f"{path} is damaged: its track prior is not a dict of two tensors") from exc
+        trainer = GopTrainer(cfg, data, model, device, prior)
         try:
             trainer.entropy.load_state_dict(state["entropy"])
             trainer.optimizer.load_state_dict(state["optimizer"])
@@ -256,7 +273,9 @@ def gop_seeds(capture: Capture, cfg: RunConfig, track: bool = False):
                         cfg.train.max_anchors // 2, track=track)
 
 
-def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
+def initial_model(capture: Capture, cfg: RunConfig, log) -> tuple[GIFStreamModel, TrackPrior | None]:
+    """GOP 0's model from its seeds and, with `train.track_motion`, the prior that holds tracked anchors on their
+    tracks (its motion decoder already fitted to them)."""
     seeds = gop_seeds(capture, cfg, track=cfg.train.track_motion)
     if len(seeds.xyz) > cfg.train.max_anchors:
         seeds = seeds.subset(np.random.default_rng(cfg.train.seed).choice(len(seeds.xyz), cfg.train.max_anchors, replace=False))
@@ -268,7 +287,8 @@ def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
         fit = fit_motion(model, seeds.motion, seeds.tracked, state, steps=tc.motion_fit_steps, seed=tc.seed)
         log(f"motion decoder fitted to the tracks: {fit.tracked} anchors {fit.rms_before:.3f} -> {fit.rms_after:.3f} m "
             f"from their tracks (rms), the others moved {fit.static_rms:.3f} m")
-    return model
+        return model, TrackPrior.of(seeds.motion, seeds.tracked)
+    return model, None
 
 
 def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) -> GIFStreamModel:
@@ -392,8 +412,9 @@ class Training:
                 raise RunError(f"GOP {g} starts from GOP 0's warm start {warm}, which does not exist yet; "
                                "train GOP 0 first (gifstream train CAPTURE --out RUN --gop 0)")
             torch.manual_seed(gop_seed(self.cfg.train.seed, g))
-            model = warm_started(warm, self.cfg, gop, self.device, self.log) if g > 0 else initial_model(gop, self.cfg, self.log)
-            trainer = GopTrainer(self.cfg, data, model, self.device)
+            model, prior = (warm_started(warm, self.cfg, gop, self.device, self.log), None) if g > 0 else \
+                initial_model(gop, self.cfg, self.log)
+            trainer = GopTrainer(self.cfg, data, model, self.device, prior)
         if self.handle_signals:
             # (again) after SfM: importing pycolmap installs glog's failure handlers, which would abort on SIGTERM
             for sig in (signal.SIGINT, signal.SIGTERM):
