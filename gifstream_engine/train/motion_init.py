@@ -95,11 +95,12 @@ class TrackPrior:
         return TrackPrior(torch.as_tensor(motion, dtype=torch.float32, device=device),
                           torch.as_tensor(tracked, dtype=torch.bool, device=device))
 
-    def select(self, keep: torch.Tensor) -> "TrackPrior":
-        return TrackPrior(self.motion[keep], self.tracked[keep])
-
-    def extend(self, parents: torch.Tensor) -> "TrackPrior":
-        return TrackPrior(torch.cat([self.motion, self.motion[parents]]), torch.cat([self.tracked, self.tracked[parents]]))
+    def select(self, keep: torch.Tensor, parents: torch.Tensor | None = None) -> "TrackPrior":
+        """The rows `keep` (bool), then a copy of the row of each of `parents` (indices into the rows before)."""
+        motion, tracked = self.motion[keep], self.tracked[keep]
+        if parents is not None:
+            motion, tracked = torch.cat([motion, self.motion[parents]]), torch.cat([tracked, self.tracked[parents]])
+        return TrackPrior(motion, tracked)
 
     def loss(self, translation: torch.Tensor, idx: torch.Tensor, t: int) -> torch.Tensor:
         """Mean squared distance (m^2) of the tracked anchors among idx (n,) from their tracks in frame t, given

@@ -129,10 +129,8 @@ class GopTrainer:
             }
         pruned = int((~keep).sum())
         self._resize(keep, new)
-        if self.prior is not None:
-            self.prior = self.prior.select(keep)
-            if grown:
-                self.prior = self.prior.extend(parents.to(self.device))
+        if self.prior is not None:  # kept rows, then one per grown anchor from its parent (an index before pruning)
+            self.prior = self.prior.select(keep, parents.to(self.device) if grown else None)
         xyz = m.anchor_xyz[keep]
         if grown:
             xyz = torch.cat([xyz, centres.to(xyz)])
