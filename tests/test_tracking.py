@@ -111,3 +111,20 @@ def test_motion_fit_carries_tracked_anchors_and_leaves_the_others():
     h_all, masks = model.anchor_inputs(frames - 1, state)
     moved = model.anchor_motion(frames - 1, h_all, torch.arange(20), masks)[0]
     assert torch.allclose(moved.mean(0), torch.as_tensor(path[-1], dtype=torch.float32), atol=0.15)
+
+
+def test_track_prior_rows_follow_pruning_and_growth_and_fade():
+    from gifstream_engine.train.motion_init import TrackPrior
+
+    motion = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
+    prior = TrackPrior.of(motion, np.array([True, False, True, False, True]))
+    keep = torch.tensor([True, False, False, True, True])
+    grown = prior.select(keep, parents=torch.tensor([4, 2]))  # parents index the rows before pruning
+    assert grown.tracked.tolist() == [True, False, True, True, True]
+    assert torch.equal(grown.motion[3], prior.motion[4]) and torch.equal(grown.motion[4], prior.motion[2])
+    translation = torch.zeros(2, 3)
+    idx = torch.tensor([0, 1])  # anchor 1 is untracked: only anchor 0's distance counts
+    assert grown.loss(translation, idx, 1).item() == pytest.approx(float((motion[0, 1] ** 2).sum()))
+    assert grown.loss(translation, torch.tensor([1, 1]), 0).item() == 0.0
+    assert prior.weight(0, 100, 2.0, 0.5) == 2.0 and prior.weight(25, 100, 2.0, 0.5) == 1.0
+    assert prior.weight(50, 100, 2.0, 0.5) == 0.0 and prior.weight(10, 100, 2.0, 0.0) == 0.0
