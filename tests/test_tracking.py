@@ -128,3 +128,12 @@ def test_track_prior_rows_follow_pruning_and_growth_and_fade():
     assert grown.loss(translation, torch.tensor([1, 1]), 0).item() == 0.0
     assert prior.weight(0, 100, 2.0, 0.5) == 2.0 and prior.weight(25, 100, 2.0, 0.5) == 1.0
     assert prior.weight(50, 100, 2.0, 0.5) == 0.0 and prior.weight(10, 100, 2.0, 0.0) == 0.0
+
+
+def test_tracking_needs_the_hull():
+    from gifstream_engine.errors import ConfigError
+    from gifstream_engine.train.config import load_config
+
+    with pytest.raises(ConfigError, match="track_motion follows the moving pixels' visual hull"):
+        load_config(["preview"], ["train.track_motion=true"])
+    assert load_config(["preview"], ["train.track_motion=true", "train.hull_cell=4"]).train.track_motion
