@@ -64,7 +64,7 @@ def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int
         solid = carve_solid(capture, hull_cell * voxel, cloud.points)
         hull = carve_moving(capture, hull_cell * voxel, cloud.points, max_hull, seed=seed, solid=solid)
     if track and solid is not None:
-        return _tracked_seeds(capture, cloud, frames, on_moving, hull, solid, voxel)
+        return _tracked_seeds(capture, cloud, frames, on_moving, occupancy, hull, solid, voxel)
     points = np.concatenate([points, hull.xyz])
     colors = np.concatenate([colors, hull.colors])
     occupancy = np.concatenate([occupancy, hull.occupancy])
@@ -75,8 +75,8 @@ def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int
     return Seeds(xyz, colors, occupancy, description)
 
 
-def _tracked_seeds(capture: Capture, cloud, frames: np.ndarray, on_moving: np.ndarray, hull: MovingHull,
-                   solid: SolidHull, voxel: float) -> Seeds:
+def _tracked_seeds(capture: Capture, cloud, frames: np.ndarray, on_moving: np.ndarray, occupancy: np.ndarray,
+                   hull: MovingHull, solid: SolidHull, voxel: float) -> Seeds:
     """Seeds with the moving SfM points and hull cells of each track moved to its reference frame and voxelised
     per track (two objects' canonical copies may overlap in space); the rest as in `seed_anchors`."""
     num_frames = capture.num_frames
@@ -93,8 +93,6 @@ def _tracked_seeds(capture: Capture, cloud, frames: np.ndarray, on_moving: np.nd
 
     groups = []  # (xyz, colours, occupancy, track) per group: untracked, then one per track
     untracked = point_track < 0
-    occupancy = np.zeros((len(frames), num_frames), bool)
-    occupancy[np.nonzero(on_moving)[0], frames[on_moving]] = True
     loose = hull_track == -1  # hull cells on no track keep the time code of the frames they are occupied in
     loose_cells = np.unique(cell_idx[loose])
     xyz, col, occ = voxelize(np.concatenate([cloud.points[untracked], hull.xyz[loose_cells]]),
