@@ -107,10 +107,11 @@ def test_motion_fit_carries_tracked_anchors_and_leaves_the_others():
     # the decoder, as training and the bitstream use it, now moves a tracked anchor along the path
     gaussians_t0 = model.decode(0, state=DecodeState(quantize="none"), return_aux=True)[1]
     assert gaussians_t0["masks"]["dy"][0] > 0.5
-    state = DecodeState(quantize="round")
-    h_all, masks = model.anchor_inputs(frames - 1, state)
-    moved = model.anchor_motion(frames - 1, h_all, torch.arange(20), masks)[0]
-    assert torch.allclose(moved.mean(0), torch.as_tensor(path[-1], dtype=torch.float32), atol=0.15)
+    for quantize, tolerance in (("none", 0.15), ("round", 0.25)):  # rounding features to whole steps costs a little
+        state = DecodeState(quantize=quantize)
+        h_all, masks = model.anchor_inputs(frames - 1, state)
+        moved = model.anchor_motion(frames - 1, h_all, torch.arange(20), masks)[0]
+        assert torch.allclose(moved.mean(0), torch.as_tensor(path[-1], dtype=torch.float32), atol=tolerance), quantize
 
 
 def test_track_prior_rows_follow_pruning_and_growth_and_fade():

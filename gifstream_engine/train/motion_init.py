@@ -4,8 +4,11 @@ training, then held near them by a prior that fades out.
 The motion decoder's last layer starts at zero, and a photometric gradient cannot pull an object's anchors along
 a path longer than the object itself: once the rendered object no longer overlaps where the footage shows it, the
 gradient that would move it is gone. Where the seeds come with tracks (train/tracking.py), the decoder and the
-tracked anchors' streams are first fitted, with a plain least-squares loss and no rendering, to carry each tracked
-anchor by its track's translation in every frame and to leave the other anchors where they are. Photometric
+tracked anchors' time-invariant features (past the colour channels) are first fitted, with a plain least-squares loss and no rendering, to carry each tracked
+anchor by its track's translation in every frame and to leave the other anchors where they are. The features, not
+the stream, carry which track an anchor is on: a stream fitted to carry the motion grew to values of 3 on average
+(19 at most) that changed every frame, and the opacity and colour decoders, which read the same stream, then made
+the object transparent instead of sharing one appearance over the frames. Photometric
 training alone then drifts away from it within a few hundred steps (the features it decodes from move fast), so
 `TrackPrior` keeps a least-squares pull towards the tracks whose weight fades to zero, after which the footage
 alone refines the motion. The bitstream and the decoder are unchanged.
@@ -31,8 +34,9 @@ class MotionFit:
 
 def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, state: DecodeState,
                steps: int = 300, lr: float = 0.01, static_sample: int = 1024, seed: int = 0,
-               frames_per_step: int = 4, stream_lr: float = 0.2) -> MotionFit:
-    """Fit `model`'s motion decoder and its tracked anchors' streams so that anchor i moves by motion[i, t]
+               frames_per_step: int = 4, stream_lr: float = 0.0, feat_lr: float = 0.05) -> MotionFit:
+    """Fit `model`'s motion decoder and its tracked anchors' features past the first three (the seed colour) and,
+    with `stream_lr` > 0, their streams, so that anchor i moves by motion[i, t]
     (N, T, 3) in frame t for the anchors `tracked` (N,) bool, and the others do not move (each step on
     `frames_per_step` random frames). Decoding uses `state`'s
     quantisation (uniform noise makes the fit hold once training quantises the stream); for the untracked anchors the
@@ -46,7 +50,7 @@ def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, s
     static_idx = torch.as_tensor(np.nonzero(~tracked)[0], dtype=torch.long, device=device)
     plain = dataclasses.replace(state, quantize="none")
     optimizer = torch.optim.Adam([{"params": list(model.motion_mlp.parameters()), "lr": lr},
-                                  {"params": [model.stream], "lr": stream_lr}])
+                                  {"params": [model.feat], "lr": feat_lr}, {"params": [model.stream], "lr": stream_lr}])
     frames = range(model.num_frames)
 
     def moved(t: int, idx: torch.Tensor, decode: DecodeState, gated: bool = True) -> torch.Tensor:
@@ -73,10 +77,12 @@ def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, s
             if len(still):
                 loss = loss + (moved(t, still, plain, gated=False) ** 2).sum(-1).mean()
         (loss / len(batch)).backward()
-        # only the tracked anchors' streams are the fit's to choose
-        keep = torch.zeros(model.num_anchors, 1, 1, device=device)
+        # only the tracked anchors' features (past the colour channels) and streams are the fit's to choose
+        keep = torch.zeros(model.num_anchors, 1, device=device)
         keep[tracked_idx] = 1.0
-        model.stream.grad *= keep
+        model.stream.grad *= keep[:, :, None]
+        model.feat.grad *= keep
+        model.feat.grad[:, :3] = 0
         optimizer.step()
     after, still = errors()
     return MotionFit(len(tracked_idx), before, after, still)

@@ -115,6 +115,8 @@ class GopTrainer:
             centres, parents = centres[:room], parents[:room]
             grown = len(centres)
         prune = densify.low_opacity_anchors(self.stats, tc.min_opacity, m.cfg.num_offsets, tc.time_mix_alpha)
+        if self.prior is not None and self.prior.weight(self.step, tc.steps, tc.track_prior, tc.track_prior_end_frac) > 0:
+            prune &= ~self.prior.tracked  # a tracked anchor is transparent until its motion reaches the object: keep it
         keep = ~prune
         if keep.sum() < 1:
             keep[:] = True
