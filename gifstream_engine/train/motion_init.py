@@ -7,8 +7,8 @@ gradient that would move it is gone. Where the seeds come with tracks (train/tra
 tracked anchors' time-invariant features (past the colour channels) are first fitted, with a plain least-squares loss and no rendering, to carry each tracked
 anchor by its track's translation in every frame and to leave the other anchors where they are. The features, not
 the stream, carry which track an anchor is on: a stream fitted to carry the motion grew to values of 3 on average
-(19 at most) that changed every frame, and the opacity and colour decoders, which read the same stream, then made
-the object transparent instead of sharing one appearance over the frames. Photometric
+(19 at most) that changed every frame, inputs the opacity and colour decoders read too, whereas a feature is one
+value for all frames (measured on the demo, both end at the same PSNR: README, "Tracking what moves"). Photometric
 training alone then drifts away from it within a few hundred steps (the features it decodes from move fast), so
 `TrackPrior` keeps a least-squares pull towards the tracks whose weight fades to zero, after which the footage
 alone refines the motion. The bitstream and the decoder are unchanged.
@@ -39,7 +39,7 @@ def fit_motion(model: GIFStreamModel, motion: np.ndarray, tracked: np.ndarray, s
     with `stream_lr` > 0, their streams, so that anchor i moves by motion[i, t]
     (N, T, 3) in frame t for the anchors `tracked` (N,) bool, and the others do not move (each step on
     `frames_per_step` random frames). Decoding uses `state`'s
-    quantisation (uniform noise makes the fit hold once training quantises the stream); for the untracked anchors the
+    quantisation (uniform noise makes the fit hold once training quantises features and streams); for the untracked anchors the
     decoder's output itself is held at zero (M_dy, nearly closed for them, would otherwise let it grow), and
     `static_rms` reports their motion as the joint phase decodes it (unquantised masks)."""
     device = model.anchor_xyz.device
@@ -116,7 +116,8 @@ class TrackPrior:
             return translation.new_zeros(())
         return ((translation[on] - self.motion[idx[on], t]) ** 2).sum(-1).mean()
 
-    def weight(self, step: int, steps: int, start: float, end_frac: float) -> float:
+    @staticmethod
+    def weight(step: int, steps: int, start: float, end_frac: float) -> float:
         """`start` at step 0, fading linearly to zero at `end_frac` of the steps."""
         end = end_frac * steps
         return 0.0 if end <= 0 or step >= end else start * (1 - step / end)

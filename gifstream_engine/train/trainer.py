@@ -115,7 +115,7 @@ class GopTrainer:
             centres, parents = centres[:room], parents[:room]
             grown = len(centres)
         prune = densify.low_opacity_anchors(self.stats, tc.min_opacity, m.cfg.num_offsets, tc.time_mix_alpha)
-        if self.prior is not None and self.prior.weight(self.step, tc.steps, tc.track_prior, tc.track_prior_end_frac) > 0:
+        if self._prior_weight() > 0:
             prune &= ~self.prior.tracked  # a tracked anchor is transparent until its motion reaches the object: keep it
         keep = ~prune
         if keep.sum() < 1:
@@ -166,6 +166,11 @@ class GopTrainer:
         self.model.mask_logits[:, 0] = torch.maximum(logit, self.model.mask_logits[:, 0])  # M_de: the stream is needed where motion is
         self.model.mask_logits[:, 1] = torch.maximum(logit, self.model.mask_logits[:, 1])  # M_dy
 
+    def _prior_weight(self) -> float:
+        """The track prior's weight at this step (0 without a prior)."""
+        tc = self.tc
+        return 0.0 if self.prior is None else TrackPrior.weight(self.step, tc.steps, tc.track_prior, tc.track_prior_end_frac)
+
     # --- one step ------------------------------------------------------------------------------
     def train_step(self) -> dict:
         tc, m = self.tc, self.model
@@ -192,7 +197,7 @@ class GopTrainer:
             loss = loss + tc.lambda_temporal * (de[:, None] * (f_t - m.stream[idx, t2]) ** 2).mean()
             neighbours = m.stream[m.knn_index[idx], t]  # spatial smoothness over canonical neighbours
             loss = loss + tc.lambda_spatial * (de[:, None, None] * (f_t[:, None] - neighbours) ** 2).mean()
-            weight = 0.0 if self.prior is None else self.prior.weight(self.step, tc.steps, tc.track_prior, tc.track_prior_end_frac)
+            weight = self._prior_weight()
             if weight > 0:
                 loss = loss + weight * self.prior.loss(aux["translation"], idx, t)
         bits = torch.zeros((), device=self.device)
