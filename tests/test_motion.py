@@ -141,3 +141,23 @@ def test_an_anchor_that_shows_in_one_frame_is_not_pruned_as_transparent():
     assert pruned.tolist() == [False, True, False]
     # by the mean over time alone (alpha 0) the passing object's anchor would go
     assert low_opacity_anchors(stats, min_opacity=0.005, k=5, alpha=0.0).tolist() == [True, True, False]
+
+
+def test_motion_importance_weighs_what_departs_from_the_median():
+    from gifstream_engine.eval.motion import temporal_median
+    from gifstream_engine.train.losses import motion_importance, photometric
+
+    footage = _square_footage()
+    median = torch.from_numpy(temporal_median(footage))
+    frame = torch.from_numpy(footage[2]).float() / 255.0
+    w = motion_importance(frame, median, boost=4.0)
+    assert w[10:14, 10:14].min() > 4.9  # the square, far from the background: nearly 1 + boost
+    assert w[9, 9] > 4.9 and w[8, 8] > 4.9  # its edges, within the moving pixels' dilation
+    assert torch.all(w[:7] == 1) and torch.all(w[17:] == 1)  # the static background keeps weight 1
+    # an error on the square costs more than the same error on the background
+    pred_square, pred_background = frame.clone(), frame.clone()
+    pred_square[10:12, 10:12] += 0.1
+    pred_background[2:4, 2:4] += 0.1
+    assert photometric(pred_square, frame, 0.0, w) > 2 * photometric(pred_background, frame, 0.0, w)
+    uniform = torch.ones(24, 24)
+    assert torch.allclose(photometric(pred_square, frame, 0.2, uniform), photometric(pred_square, frame, 0.2))

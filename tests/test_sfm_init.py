@@ -24,3 +24,49 @@ def test_falls_back_to_random_points_with_warning(synth_loaded):
     assert cloud.source == "random" and len(cloud.points) == 500
     lo, hi = synth_loaded.scene_bounds
     assert np.all(cloud.points >= lo) and np.all(cloud.points <= hi)
+
+
+def test_sfm_points_are_cached_by_content(synth_loaded, tmp_path, monkeypatch):
+    """A second triangulation of the same frame comes from the cache; other pixels or options miss it; a damaged
+    entry is recomputed and replaced, with a warning."""
+    from gifstream_engine.capture import sfm_init
+
+    monkeypatch.setenv("GIFSTREAM_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = sfm_init._triangulate
+    monkeypatch.setattr(sfm_init, "_triangulate", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    first = triangulate_frame(synth_loaded, 1)
+    again = triangulate_frame(synth_loaded, 1)
+    assert calls == [1] and len(first.points) > 0
+    assert np.array_equal(first.points, again.points) and np.array_equal(first.colors, again.colors)
+    assert again.stats == first.stats and np.all(again.frames == 1)
+    triangulate_frame(synth_loaded, 1, max_error_px=1.0)  # other options: another entry
+    assert calls == [1, 1]
+    entries = sorted((tmp_path / "cache" / "sfm").glob("*.npz"))
+    assert len(entries) == 2
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[:50])  # truncated
+    with pytest.warns(UserWarning, match="unreadable"):
+        repaired = triangulate_frame(synth_loaded, 1)
+    assert calls == [1, 1, 1] and np.array_equal(repaired.points, first.points)
+    assert triangulate_frame(synth_loaded, 1) is not None and calls == [1, 1, 1]
+    monkeypatch.setenv("GIFSTREAM_CACHE", "off")
+    triangulate_frame(synth_loaded, 1)
+    assert calls == [1, 1, 1, 1]
+
+
+def test_sfm_cache_key_follows_the_pixels_and_the_rig(synth_loaded):
+    import copy
+    import dataclasses
+
+    from gifstream_engine.capture.sfm_cache import frame_key
+
+    options = {"min_track": 3}
+    key = frame_key(synth_loaded, 0, options)
+    assert key == frame_key(synth_loaded, 0, dict(options)) and key != frame_key(synth_loaded, 1, options)
+    assert frame_key(synth_loaded, 0, {"min_track": 2}) != key
+    moved = copy.copy(synth_loaded)
+    w2c = synth_loaded.cameras[0].w2c.copy()
+    w2c[0, 3] += 1e-3
+    moved.cameras = [dataclasses.replace(synth_loaded.cameras[0], w2c=w2c)] + list(synth_loaded.cameras[1:])
+    assert frame_key(moved, 0, options) != key

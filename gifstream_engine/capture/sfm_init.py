@@ -12,6 +12,7 @@ instead, with a warning.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
 import warnings
@@ -21,6 +22,7 @@ import numpy as np
 from ..errors import GIFStreamError
 from ..imageio import resize, write_png
 from . import spread_frames
+from .sfm_cache import cached_points, frame_key
 from .types import Capture
 
 MIN_POINTS = 30
@@ -73,14 +75,30 @@ def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = 16
     Small images are upscaled (by an integer factor, to at least `min_sift_width`) before SIFT, which
     otherwise finds too few features at the sizes of preview captures; points whose mean reprojection
     error exceeds `max_error_px` (in original pixels) or that fewer than `min_track` cameras see are dropped
-    (default: 3 views in rigs of 6 or more cameras, else 2).
+    (default: 3 views in rigs of 6 or more cameras, else 2). Results are cached on disk by content
+    (`sfm_cache`): the same frame of the same capture with the same options is triangulated once.
     """
+    if min_track is None:
+        min_track = 3 if len(capture.cameras) >= 6 else 2
+    options = {"max_image_size": max_image_size, "min_sift_width": min_sift_width, "max_error_px": max_error_px,
+               "min_track": min_track}
+
+    def compute() -> dict:
+        cloud = _triangulate(capture, frame, **options)
+        return {"points": cloud.points, "colors": cloud.colors, "stats": np.array(json.dumps(cloud.stats))}
+
+    entry = cached_points(frame_key(capture, frame, options), compute)
+    points = np.asarray(entry["points"], np.float64).reshape(-1, 3)
+    return PointCloud(points, np.asarray(entry["colors"], np.uint8).reshape(-1, 3), "sfm", json.loads(str(entry["stats"])),
+                      np.full(len(points), frame, np.int64))
+
+
+def _triangulate(capture: Capture, frame: int, max_image_size: int, min_sift_width: int, max_error_px: float,
+                 min_track: int) -> PointCloud:
     os.environ.setdefault("GLOG_minloglevel", "2")  # COLMAP's per-image INFO lines drown our progress
     import pycolmap
 
     pycolmap.set_random_seed(0)  # RANSAC in verification and triangulation: same capture, same points
-    if min_track is None:
-        min_track = 3 if len(capture.cameras) >= 6 else 2
     scale = float(max(1, int(np.ceil(min_sift_width / max(c.width for c in capture.cameras)))))
     with tempfile.TemporaryDirectory(prefix="gifstream_sfm_") as tmp:
         image_dir = os.path.join(tmp, "images")

@@ -3,9 +3,32 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..eval.metrics import ssim
+from ..eval.motion import DILATE_PX, THRESHOLD
 
 
-def photometric(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
-    return (1 - ssim_weight) * (pred - target).abs().mean() + ssim_weight * (1 - ssim(pred, target))
+def photometric(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
+                pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(1 - w) L1 + w (1 - SSIM); pixel_weight (H, W) reweights the L1 term (normalised to mean 1)."""
+    l1 = (pred - target).abs()
+    if pixel_weight is None:
+        l1 = l1.mean()
+    else:
+        l1 = (pixel_weight[..., None] * l1).mean() / pixel_weight.mean()
+    return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim(pred, target))
+
+
+def motion_importance(target: torch.Tensor, median: torch.Tensor, boost: float) -> torch.Tensor:
+    """(H, W) weights 1 + boost * s, s in [0, 1] how far the frame departs from its camera's temporal median.
+
+    DyNeRF's importance sampling in a rendered-image form: s = d^2 / (d^2 + g^2) with d the largest channel
+    difference and g half the moving-pixel threshold, grown by the moving pixels' dilation so edges count too.
+    """
+    d = (target - median).abs().amax(-1)
+    gamma = THRESHOLD / 2
+    s = d**2 / (d**2 + gamma**2)
+    size = 2 * DILATE_PX + 1
+    s = F.max_pool2d(s[None, None], size, stride=1, padding=DILATE_PX)[0, 0]
+    return 1 + boost * s

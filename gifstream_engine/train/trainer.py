@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..capture import Capture
+from ..eval.motion import temporal_median
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
 from ..model.gifstream import DecodeState, GIFStreamModel
@@ -22,7 +23,7 @@ from .config import RunConfig
 from .run_folder import RunFolder
 from ..codec.entropy_models import EntropyModels
 from ..codec.rate import TrainingStreamGrid, quantised_anchors, stream_frame_bits
-from .losses import photometric
+from .losses import motion_importance, photometric
 from .schedule import plan
 from .progress import reporter_for
 from .motion_init import TrackPrior, fit_motion
@@ -44,6 +45,7 @@ class GopData:
     capture: Capture
     train_cams: list[int]
     frames: torch.Tensor  # (num_train_cams, T, H, W, 3) uint8
+    medians: torch.Tensor  # (num_train_cams, H, W, 3) float32 in [0, 1]: each camera's temporal median over the GOP
 
 
 def load_gop_frames(capture: Capture) -> GopData:
@@ -53,7 +55,8 @@ def load_gop_frames(capture: Capture) -> GopData:
     sizes = {(capture.cameras[i].width, capture.cameras[i].height) for i in train}
     if len(sizes) > 1:
         raise ConfigError(f"{capture.root}: training cameras must share one image size, got {sorted(sizes)}")
-    return GopData(capture, train, torch.from_numpy(np.stack([capture.frames(i) for i in train])))
+    frames = np.stack([capture.frames(i) for i in train])
+    return GopData(capture, train, torch.from_numpy(frames), torch.from_numpy(np.stack([temporal_median(f) for f in frames])))
 
 
 class GopTrainer:
@@ -186,7 +189,10 @@ class GopTrainer:
             values, anchor_bits = quantised_anchors(m, self.entropy, p.decode)
         gaussians, aux = m.decode(t, camera, p.decode, return_aux=True, values=values)
         out = render(gaussians, camera, background=torch.zeros(3, device=self.device), track_means2d_grad=len(gaussians) > 0)
-        loss_photo = photometric(out.rgb, target, tc.ssim_weight)
+        pixel_weight = None
+        if tc.motion_weight > 0:  # what moves gets more of the loss (and so of the growth gradient)
+            pixel_weight = motion_importance(target, self.data.medians[cam_slot].to(self.device), tc.motion_weight)
+        loss_photo = photometric(out.rgb, target, tc.ssim_weight, pixel_weight)
         idx, masks = aux["anchor_idx"], aux["masks"]
         loss = loss_photo + tc.lambda_scale * aux["scales"].mean()
         if p.decode.use_stream:
