@@ -28,10 +28,16 @@ def moving_pixels(frames: np.ndarray, threshold: float = THRESHOLD, dilate: int 
     footage = torch.from_numpy(frames).float() / 255.0
     median = torch.from_numpy(temporal_median(frames))
     moving = ((footage - median).abs() > threshold).any(-1).float()  # (T, H, W)
-    if dilate > 0:
-        size = 2 * dilate + 1
-        moving = F.max_pool2d(moving[:, None], size, stride=1, padding=dilate)[:, 0]
-    return moving.bool().numpy()
+    return dilate_max(moving, dilate).bool().numpy()
+
+
+def dilate_max(values: torch.Tensor, px: int) -> torch.Tensor:
+    """(..., H, W) float -> the same shape, each pixel the largest value within px pixels (a square window)."""
+    if px <= 0:
+        return values
+    shape = values.shape
+    flat = values.reshape(-1, 1, *shape[-2:])
+    return F.max_pool2d(flat, 2 * px + 1, stride=1, padding=px).reshape(shape)
 
 
 @dataclasses.dataclass

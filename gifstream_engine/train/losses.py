@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..eval.metrics import ssim
-from ..eval.motion import DILATE_PX, THRESHOLD
+from ..eval.motion import DILATE_PX, THRESHOLD, dilate_max
 
 
 def photometric(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
@@ -28,7 +27,4 @@ def motion_importance(target: torch.Tensor, median: torch.Tensor, boost: float) 
     """
     d = (target - median).abs().amax(-1)
     gamma = THRESHOLD / 2
-    s = d**2 / (d**2 + gamma**2)
-    size = 2 * DILATE_PX + 1
-    s = F.max_pool2d(s[None, None], size, stride=1, padding=DILATE_PX)[0, 0]
-    return 1 + boost * s
+    return 1 + boost * dilate_max(d**2 / (d**2 + gamma**2), DILATE_PX)
