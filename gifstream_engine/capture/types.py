@@ -77,6 +77,19 @@ class Camera:
         K[1, :] *= height / self.height
         return dataclasses.replace(self, width=width, height=height, K=K)
 
+    def cropped(self, x0: int, y0: int, width: int, height: int) -> "Camera":
+        """The same camera seeing only the window of `width` x `height` pixels whose top-left pixel is (x0, y0):
+        its render is that window of the full camera's render, but for Gaussians centred well outside the window,
+        whose projection Jacobian the rasterisers clamp to the window's own frustum (as gsplat does; on the demo
+        under 1/255 of a pixel's value)."""
+        if not (0 <= x0 and 0 <= y0 and width > 0 and height > 0 and x0 + width <= self.width and y0 + height <= self.height):
+            raise CaptureError(f"camera {self.name!r}: crop {width}x{height} at ({x0}, {y0}) leaves the "
+                               f"{self.width}x{self.height} image")
+        K = self.K.copy()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        return dataclasses.replace(self, width=width, height=height, K=K)
+
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (N, 2) and depths (N,) of world points (N, 3)."""
         cam = points @ self.w2c[:3, :3].T + self.w2c[:3, 3]

@@ -41,6 +41,12 @@ class TrainConfig:
     # the L1 term weighs a pixel 1 + motion_weight * (how far it departs from its camera's temporal median, 0..1):
     # DyNeRF-style importance for what moves (train/losses.py); 0 weighs every pixel alike
     motion_weight: float = 0.0
+    # each step also renders this many windows of other (camera, frame) pairs centred on moving pixels, a
+    # motion_patch_size fraction of the image's width and height, their loss weighted motion_patch_weight in all
+    # (train/motion_patches.py); 0: one training image per step
+    motion_patches: int = 0
+    motion_patch_size: float = 0.3
+    motion_patch_weight: float = 1.0
     lambda_scale: float = 0.01
     lambda_mask: float = 0.0005
     lambda_temporal: float = 0.01
@@ -96,7 +102,8 @@ _FRACTION = {"minimum": 0.0, "maximum": 1.0}
 TRAIN_RULES: dict[str, dict] = {
     "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
     "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
-    "max_anchors": {"minimum": 1}, "motion_weight": {"minimum": 0.0}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "track_prior": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "max_anchors": {"minimum": 1}, "motion_weight": {"minimum": 0.0}, "motion_patches": {"minimum": 0, "maximum": 64},
+    "motion_patch_size": {"above": 0.0, "maximum": 1.0}, "motion_patch_weight": {"minimum": 0.0}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "track_prior": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
     "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
     **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
     **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",

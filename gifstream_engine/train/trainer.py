@@ -27,6 +27,7 @@ from .losses import motion_importance, photometric
 from .schedule import plan
 from .progress import reporter_for
 from .motion_init import TrackPrior, fit_motion
+from .motion_patches import sample_motion_patch
 from .seeding import seed_anchors
 
 PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_feat", "stream": "lr_stream", "mask_logits": "lr_mask"}
@@ -175,6 +176,28 @@ class GopTrainer:
         return 0.0 if self.prior is None else TrackPrior.weight(self.step, tc.steps, tc.track_prior, tc.track_prior_end_frac)
 
     # --- one step ------------------------------------------------------------------------------
+    def _photometric(self, rgb: torch.Tensor, target: torch.Tensor, median: torch.Tensor) -> torch.Tensor:
+        pixel_weight = None
+        if self.tc.motion_weight > 0:  # what moves gets more of the loss (and so of the growth gradient)
+            pixel_weight = motion_importance(target, median.to(self.device), self.tc.motion_weight)
+        return photometric(rgb, target, self.tc.ssim_weight, pixel_weight)
+
+    def _motion_patch_loss(self, state, values) -> torch.Tensor:
+        """Mean photometric loss of `motion_patches` windows on moving pixels of other (camera, frame) pairs."""
+        cameras = [self.data.capture.cameras[i] for i in self.data.train_cams]
+        losses = []
+        for _ in range(self.tc.motion_patches):
+            patch = sample_motion_patch(self.data.frames, self.data.medians, cameras, self.tc.motion_patch_size,
+                                        self.generator)
+            if patch is None:  # nothing moves in this GOP's footage
+                break
+            gaussians = self.model.decode(patch.frame, patch.view, state, values=values)
+            if len(gaussians) == 0:
+                continue
+            out = render(gaussians, patch.camera, background=torch.zeros(3, device=self.device))
+            losses.append(self._photometric(out.rgb, patch.target.to(self.device), patch.median))
+        return torch.stack(losses).mean() if losses else torch.zeros((), device=self.device)
+
     def train_step(self) -> dict:
         tc, m = self.tc, self.model
         p = plan(self.step, tc)
@@ -189,10 +212,9 @@ class GopTrainer:
             values, anchor_bits = quantised_anchors(m, self.entropy, p.decode)
         gaussians, aux = m.decode(t, camera, p.decode, return_aux=True, values=values)
         out = render(gaussians, camera, background=torch.zeros(3, device=self.device), track_means2d_grad=len(gaussians) > 0)
-        pixel_weight = None
-        if tc.motion_weight > 0:  # what moves gets more of the loss (and so of the growth gradient)
-            pixel_weight = motion_importance(target, self.data.medians[cam_slot].to(self.device), tc.motion_weight)
-        loss_photo = photometric(out.rgb, target, tc.ssim_weight, pixel_weight)
+        loss_photo = self._photometric(out.rgb, target, self.data.medians[cam_slot])
+        if tc.motion_patches > 0:
+            loss_photo = loss_photo + tc.motion_patch_weight * self._motion_patch_loss(p.decode, values)
         idx, masks = aux["anchor_idx"], aux["masks"]
         loss = loss_photo + tc.lambda_scale * aux["scales"].mean()
         if p.decode.use_stream:
