@@ -183,24 +183,29 @@ def test_a_cropped_camera_renders_its_window_of_the_image():
 def test_motion_patches_are_centred_on_moving_pixels():
     from conftest import pinhole
     from gifstream_engine.eval.motion import temporal_median
-    from gifstream_engine.train.motion_patches import patch_size, sample_motion_patch
+    from gifstream_engine.train.motion_patches import MotionPatchSampler, patch_size
 
     footage = _square_footage(frames=5, size=24)
+    footage[3] = np.median(footage, axis=0)  # frame 3 shows nothing that moves
     frames = torch.from_numpy(np.stack([footage, footage]))  # two cameras see the same footage
     medians = torch.from_numpy(np.stack([temporal_median(footage)] * 2))
     cameras = [pinhole(24, 24, name="a"), pinhole(24, 24, name="b")]
     generator = torch.Generator().manual_seed(0)
     assert patch_size(24, 24, 0.3) == (16, 16) and patch_size(160, 120, 0.3) == (48, 36)
+    sampler = MotionPatchSampler(frames, medians, cameras, 0.3)
+    assert sorted(map(tuple, sampler.pairs.tolist())) == [(c, t) for c in (0, 1) for t in (0, 1, 2, 4)]
     seen = set()
     for _ in range(40):
-        patch = sample_motion_patch(frames, medians, cameras, 0.3, generator)
-        assert patch.camera.width == patch.camera.height == 16
+        patch = sampler.sample(generator)
+        assert patch.camera.width == patch.camera.height == 16 and patch.view is cameras[patch.cam_slot]
         # the window holds the square of its frame, and shows exactly that part of the footage
         x0, y0 = -int(patch.camera.K[0, 2] - 12), -int(patch.camera.K[1, 2] - 12)
         assert torch.equal(patch.target, torch.from_numpy(footage[patch.frame, y0:y0 + 16, x0:x0 + 16]).float() / 255)
         assert (patch.target > 0.9).all(-1).sum() >= 4
         seen.add((patch.cam_slot, patch.frame))
-    assert len(seen) > 5  # cameras and frames are drawn at random
+    assert len(seen) == 8  # every pair with something moving is drawn
     still = torch.from_numpy(np.stack([np.stack([footage[0]] * 5)] * 2))
-    assert sample_motion_patch(still, torch.from_numpy(np.stack([footage[0].astype(np.float32) / 255] * 2)),
-                               cameras, 0.3, generator) is None  # nothing moves: no window
+    empty = MotionPatchSampler(still, torch.from_numpy(np.stack([footage[0].astype(np.float32) / 255] * 2)), cameras, 0.3)
+    assert empty.empty  # nothing moves: no windows
+    with pytest.raises(ValueError, match="no moving pixels"):
+        empty.sample(generator)

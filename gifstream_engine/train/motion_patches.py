@@ -32,23 +32,37 @@ def patch_size(width: int, height: int, size: float) -> tuple[int, int]:
     return min(width, max(16, round(width * size))), min(height, max(16, round(height * size)))
 
 
-def sample_motion_patch(frames: torch.Tensor, medians: torch.Tensor, cameras: list[Camera], size: float,
-                        generator: torch.Generator, tries: int = 8) -> MotionPatch | None:
-    """A window centred on a moving pixel of a random (camera, frame), or None when `tries` draws found none.
+class MotionPatchSampler:
+    """Draws windows on moving pixels from one GOP's training footage.
 
-    frames: (C, T, H, W, 3) uint8 training footage; medians: (C, H, W, 3) float; cameras: the C training cameras."""
-    num_cams, num_frames, height, width = frames.shape[:4]
-    w, h = patch_size(width, height, size)
-    for _ in range(tries):
-        c = int(torch.randint(num_cams, (1,), generator=generator))
-        t = int(torch.randint(num_frames, (1,), generator=generator))
-        frame = frames[c, t].float() / 255.0
-        moving = torch.nonzero(((frame - medians[c]).abs() > THRESHOLD).any(-1))
-        if len(moving) == 0:
-            continue
+    frames: (C, T, H, W, 3) uint8; medians: (C, H, W, 3) float, each camera's temporal median; cameras: the C
+    training cameras. The (camera, frame) pairs with moving pixels are found once; `empty` when there are none."""
+
+    def __init__(self, frames: torch.Tensor, medians: torch.Tensor, cameras: list[Camera], size: float):
+        self.frames, self.medians, self.cameras = frames, medians, cameras
+        self.width, self.height = patch_size(frames.shape[3], frames.shape[2], size)
+        self.pairs = torch.tensor([(c, t) for c in range(frames.shape[0]) for t in range(frames.shape[1])
+                                   if self._moving(c, t).any()], dtype=torch.long).reshape(-1, 2)
+
+    @property
+    def empty(self) -> bool:
+        return len(self.pairs) == 0
+
+    def _moving(self, c: int, t: int) -> torch.Tensor:
+        """(H, W) bool: pixels of frame t of camera c that depart from the camera's median by more than the threshold."""
+        return ((self.frames[c, t].float() / 255.0 - self.medians[c]).abs() > THRESHOLD).any(-1)
+
+    def sample(self, generator: torch.Generator) -> MotionPatch:
+        """A window centred on a moving pixel, both drawn uniformly (pair, then pixel), from `generator`."""
+        if self.empty:
+            raise ValueError("no moving pixels in this footage: check `empty` before sampling")
+        c, t = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=generator))].tolist()
+        moving = torch.nonzero(self._moving(c, t))
         y, x = moving[int(torch.randint(len(moving), (1,), generator=generator))].tolist()
-        x0 = min(max(x - w // 2, 0), width - w)
-        y0 = min(max(y - h // 2, 0), height - h)
-        window = (slice(y0, y0 + h), slice(x0, x0 + w))
-        return MotionPatch(c, t, cameras[c], cameras[c].cropped(x0, y0, w, h), frame[window], medians[c][window])
-    return None
+        full_height, full_width = self.frames.shape[2:4]
+        x0 = min(max(x - self.width // 2, 0), full_width - self.width)
+        y0 = min(max(y - self.height // 2, 0), full_height - self.height)
+        window = (slice(y0, y0 + self.height), slice(x0, x0 + self.width))
+        target = self.frames[c, t][window].float() / 255.0
+        camera = self.cameras[c]
+        return MotionPatch(c, t, camera, camera.cropped(x0, y0, self.width, self.height), target, self.medians[c][window])

@@ -27,7 +27,7 @@ from .losses import motion_importance, photometric
 from .schedule import plan
 from .progress import reporter_for
 from .motion_init import TrackPrior, fit_motion
-from .motion_patches import sample_motion_patch
+from .motion_patches import MotionPatchSampler
 from .seeding import seed_anchors
 
 PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_feat", "stream": "lr_stream", "mask_logits": "lr_mask"}
@@ -74,6 +74,7 @@ class GopTrainer:
         self.entropy = EntropyModels(cfg.model.feat_dim, cfg.model.stream_dim, cfg.model.num_offsets).to(device)
         self.stream_grid: TrainingStreamGrid | None = None  # dynamic anchors on the 2D grid, refreshed as they change
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.patches: MotionPatchSampler | None = None  # built at the first step that draws windows on what moves
         self.step = 0
         self.elapsed = 0.0
         self.stats = densify.GrowthStats.zeros(model.num_anchors, cfg.model.num_offsets, device)
@@ -184,13 +185,12 @@ class GopTrainer:
 
     def _motion_patch_loss(self, state, values) -> torch.Tensor:
         """Mean photometric loss of `motion_patches` windows on moving pixels of other (camera, frame) pairs."""
-        cameras = [self.data.capture.cameras[i] for i in self.data.train_cams]
+        if self.patches is None:
+            cameras = [self.data.capture.cameras[i] for i in self.data.train_cams]
+            self.patches = MotionPatchSampler(self.data.frames, self.data.medians, cameras, self.tc.motion_patch_size)
         losses = []
-        for _ in range(self.tc.motion_patches):
-            patch = sample_motion_patch(self.data.frames, self.data.medians, cameras, self.tc.motion_patch_size,
-                                        self.generator)
-            if patch is None:  # nothing moves in this GOP's footage
-                break
+        for _ in range(0 if self.patches.empty else self.tc.motion_patches):  # none where nothing moves in the GOP
+            patch = self.patches.sample(self.generator)
             gaussians = self.model.decode(patch.frame, patch.view, state, values=values)
             if len(gaussians) == 0:
                 continue
