@@ -27,8 +27,13 @@ def moving_pixels(frames: np.ndarray, threshold: float = THRESHOLD, dilate: int 
     """(T, H, W) bool: where each frame departs from the footage's temporal median (then dilated)."""
     footage = torch.from_numpy(frames).float() / 255.0
     median = torch.from_numpy(temporal_median(frames))
-    moving = ((footage - median).abs() > threshold).any(-1).float()  # (T, H, W)
-    return dilate_max(moving, dilate).bool().numpy()
+    return dilate_max(departs_from_median(footage, median, threshold).float(), dilate).bool().numpy()
+
+
+def departs_from_median(frames: torch.Tensor, median: torch.Tensor, threshold: float = THRESHOLD) -> torch.Tensor:
+    """(..., H, W) bool: where frames (..., H, W, 3) in [0, 1] differ from the median by more than `threshold` in some
+    channel (the moving pixels before their dilation)."""
+    return ((frames - median).abs() > threshold).any(-1)
 
 
 def dilate_max(values: torch.Tensor, px: int) -> torch.Tensor:

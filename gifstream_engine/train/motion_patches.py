@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from ..capture.types import Camera
-from ..eval.motion import THRESHOLD
+from ..eval.motion import departs_from_median
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +49,8 @@ class MotionPatchSampler:
         return len(self.pairs) == 0
 
     def _moving(self, c: int, t: int) -> torch.Tensor:
-        """(H, W) bool: pixels of frame t of camera c that depart from the camera's median by more than the threshold."""
-        return ((self.frames[c, t].float() / 255.0 - self.medians[c]).abs() > THRESHOLD).any(-1)
+        """(H, W) bool: pixels of frame t of camera c that depart from the camera's temporal median."""
+        return departs_from_median(self.frames[c, t].float() / 255.0, self.medians[c])
 
     def sample(self, generator: torch.Generator) -> MotionPatch:
         """A window centred on a moving pixel, both drawn uniformly (pair, then pixel), from `generator`."""
