@@ -1,26 +1,47 @@
-"""Atomic file output: write to `<path>.part`, then rename, so readers never see a half-written file; output
-paths checked before work starts; OS errors while writing (disk full, permissions) become one OutputError."""
+"""Atomic file output: write to a temporary file of the writer's own beside `path` (`<path>.<pid>-<random>.part`),
+then rename, so readers never see a half-written file and two writers of one path (Ray workers, a retry) never
+share a temporary; output paths checked before work starts; OS errors while writing (disk full, permissions)
+become one OutputError."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
 import tempfile
 
 from .errors import OutputError
 
 
+PART_SUFFIX = ".part"
+
+
+def _reserve_temporary(path: str) -> str:
+    """Create (exclusively, with the mode a plain `open` would give under the umask) and return an empty file
+    named after `path` that no other writer holds."""
+    for _ in range(100):
+        tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
-    """Yields a temporary path to write; on success it replaces `path`, on failure it is removed."""
-    tmp = path + ".part"
+    """Yields a temporary path of this writer's own to write; on success it replaces `path`, on failure it is
+    removed."""
+    tmp = None
     try:
+        tmp = _reserve_temporary(path)
         yield tmp
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.remove(tmp)
         if isinstance(exc, OSError):  # disk full, no permission, a vanished folder: what was written before stays
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -71,7 +71,28 @@ def test_wrong_magic_and_version(tmp_path):
 
 def test_write_is_atomic(tmp_path):
     path, _, _ = sample(tmp_path)
-    assert not os.path.exists(path + ".part")
+    assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]  # no temporary left beside it
+
+
+def test_two_writers_of_one_path_never_share_a_temporary(tmp_path):
+    """Ray workers or a retry may write one file at once: each writes its own temporary, the last rename wins,
+    nothing is left beside it, and the file has the mode a plain open() gives."""
+    from gifstream_engine.errors import OutputError
+    from gifstream_engine.fileio import atomic_open
+
+    path = str(tmp_path / "entry.npz")
+    with atomic_open(path) as first, atomic_open(path) as second:
+        assert first.name != second.name and os.path.dirname(first.name) == str(tmp_path)
+        first.write(b"first")
+        second.write(b"second")
+    assert open(path, "rb").read() == b"first"  # the outer block renamed last
+    assert os.listdir(tmp_path) == ["entry.npz"]
+    open(tmp_path / "plain", "wb").close()
+    assert os.stat(path).st_mode == os.stat(tmp_path / "plain").st_mode
+    with pytest.raises(OutputError, match="cannot write"):
+        with atomic_open(str(tmp_path / "missing" / "x.bin")) as f:
+            f.write(b"never")
+    assert sorted(os.listdir(tmp_path)) == ["entry.npz", "plain"]
 
 
 def test_info_command_prints_budget_or_fails_cleanly(tmp_path, capsys):

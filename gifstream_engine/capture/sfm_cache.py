@@ -4,7 +4,7 @@ Triangulating a frame (SIFT, exhaustive matching, COLMAP's triangulator) costs s
 preview seeds from every frame of the GOP, so a second run on the same capture (another preset, a `--set`,
 a test) would redo minutes of identical work. The key hashes every camera's pixels of that frame, its
 intrinsics, pose, size and split and the triangulation's options, so a changed capture never hits a stale entry.
-Entries are written atomically (a temporary file of the writer's own, renamed); an unreadable one is recomputed and replaced. The folder is
+Entries are written atomically (`fileio.atomic_open`: a temporary file of the writer's own, renamed); an unreadable one is recomputed and replaced. The folder is
 `$GIFSTREAM_CACHE/sfm` (default `$XDG_CACHE_HOME/gifstream/sfm`, else `~/.cache/gifstream/sfm`);
 `GIFSTREAM_CACHE=off` turns the cache off.
 """
@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from typing import Callable
 
 import numpy as np
 
+from ..fileio import atomic_open
 from .types import Capture
 
 FORMAT = "gifstream-sfm-cache-1"  # bump when the triangulation or this file's layout changes what a key means
@@ -61,18 +61,10 @@ def cached_points(key: str, compute: Callable[[], dict]) -> dict:
         except Exception as exc:  # truncated or damaged (a bad zip, a missing array): recompute and replace it
             warnings.warn(f"SfM cache entry {path} is unreadable ({exc}); triangulating again")
     result = compute()
-    tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        # a name of this writer's own: runs on the same capture (Ray workers, a retry) may write one key at once
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f"{key}.", suffix=".part", delete=False) as f:
-            tmp = f.name
+        with atomic_open(path) as f:  # runs on the same capture (Ray workers, a retry) may write one key at once
             np.savez(f, **result)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except Exception as exc:  # a read-only or full cache folder must not fail the run that computed the points
         warnings.warn(f"cannot write the SfM cache entry {path} ({exc}); continuing without caching it")
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
     return result
