@@ -46,7 +46,7 @@ def _synth_config(args):
     from .capture.synth import SynthConfig
 
     return SynthConfig(num_cameras=args.cameras, num_frames=args.num_frames, width=args.width,
-                       height=args.height, samples=args.samples, fps=args.fps, seed=args.seed, motion=args.motion)
+                       height=args.height, samples=args.samples, denoise=args.denoise, fps=args.fps, seed=args.seed, motion=args.motion)
 
 
 def cmd_capture_synth(args) -> None:
@@ -287,6 +287,8 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=160)
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
+    p.add_argument("--no-denoise", dest="denoise", action="store_false",
+                   help="keep Cycles' raw path-tracing noise (by default each image is denoised)")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--motion", choices=MOTIONS, default="orbit",

@@ -1,7 +1,7 @@
 """Blender-side script of the synthetic capture (runs inside Blender's Python, never imported by the engine).
 
 Usage: python synthetic_scene.py SPEC.json  (with the `bpy` module), or blender -b -P synthetic_scene.py -- SPEC.json
-SPEC holds the output folder, image size, frame count, fps, samples, seed and the cameras as OpenCV
+SPEC holds the output folder, image size, frame count, fps, samples, denoise, seed and the cameras as OpenCV
 camera-to-world matrices with a focal length in pixels. Writes OUT/<camera>/NNNN.png.
 """
 
@@ -147,7 +147,11 @@ def configure_render(scene, spec):
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = spec["samples"]
-    scene.cycles.use_denoising = False
+    scene.cycles.use_denoising = bool(spec.get("denoise", False))
+    if scene.cycles.use_denoising:
+        scene.cycles.denoiser = "OPENIMAGEDENOISE"
+        scene.cycles.denoising_prefilter = "FAST"
+        scene.cycles.denoising_quality = "BALANCED"
     scene.cycles.seed = spec["seed"]
     scene.cycles.max_bounces = 4
     scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
