@@ -147,7 +147,7 @@ def configure_render(scene, spec):
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = spec["samples"]
-    scene.cycles.use_denoising = bool(spec.get("denoise", False))
+    scene.cycles.use_denoising = bool(spec["denoise"])
     if scene.cycles.use_denoising:
         scene.cycles.denoiser = "OPENIMAGEDENOISE"
         scene.cycles.denoising_prefilter = "FAST"
