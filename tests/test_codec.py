@@ -120,9 +120,10 @@ def test_training_rate_matches_bytes_written(encoded):
     stream_sections = [k for k in sizes if "/stream/" in k]
     written_anchor_bits = 8 * sizes["gop_000/anchors"]
     written_stream_bits = 8 * sum(sizes[k] for k in stream_sections)
-    # rANS flushes to whole 32-bit words: up to 32 bits per section on top of the information content
-    assert abs(written_anchor_bits - est["anchors"]) <= 0.02 * est["anchors"] + 32
-    assert abs(written_stream_bits - est["stream"]) <= 0.02 * est["stream"] + 32 * len(stream_sections)
+    # each section ends with the flush of constriction's 64-bit ANS state in 32-bit words: up to 64 bits on top of the
+    # information content (measured on 300 random sections of 20-300 symbols: 12 to 53 bits, 35 on average)
+    assert abs(written_anchor_bits - est["anchors"]) <= 0.02 * est["anchors"] + 64
+    assert abs(written_stream_bits - est["stream"]) <= 0.02 * est["stream"] + 64 * len(stream_sections)
 
 
 def test_stream_coding_is_exact_and_thread_independent(encoded, tmp_path):
