@@ -70,9 +70,6 @@ class GopTrainer:
         if device.type == "cpu":
             # CPU scatter-adds (index backward) are otherwise summed in thread order: resume would not be bit-identical
             torch.use_deterministic_algorithms(True)
-            # ...without filling every new tensor with NaN first (deterministic mode's default: 6% of a step here);
-            # every kernel the trainer uses writes all of its output
-            torch.utils.deterministic.fill_uninitialized_memory = False
         self.model = model.to(device)
         self.entropy = EntropyModels(cfg.model.feat_dim, cfg.model.stream_dim, cfg.model.num_offsets).to(device)
         self.stream_grid: TrainingStreamGrid | None = None  # dynamic anchors on the 2D grid, refreshed as they change
