@@ -70,6 +70,18 @@ def _falloff(means2d, conics, opacities, gid, px, py):
     return dx, dy, (a, b, c), exp_neg, sigma, o * exp_neg
 
 
+def _run_bounds(pix: torch.Tensor, n_pix: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n_pix,) first and one-past-last position of each pixel's run in `pix` (sorted)."""
+    counts = torch.bincount(pix, minlength=n_pix)
+    stops = torch.cumsum(counts, 0)
+    return stops - counts, stops
+
+
+def _cumsum_before(inclusive: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The sum of the values before each of `positions`, from their inclusive cumulative sum."""
+    return torch.cat([inclusive.new_zeros(1), inclusive]).index_select(0, positions)
+
+
 def _reordered(gid: torch.Tensor, alpha: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """gid[order], alpha[order]: in float32 one gather of both packed in 64 bits (a random gather is memory-bound)."""
     if alpha.dtype != torch.float32:
@@ -101,9 +113,8 @@ class _Composite(torch.autograd.Function):
 
         log_keep = torch.log1p(-alpha.double())
         inclusive = torch.cumsum(log_keep, 0)
-        counts = torch.bincount(pix, minlength=n_pix)
-        seg_base = torch.cat([inclusive.new_zeros(1), inclusive]).index_select(0, torch.cumsum(counts, 0) - counts)
-        log_t_after = inclusive - seg_base.index_select(0, pix)
+        starts, _ = _run_bounds(pix, n_pix)
+        log_t_after = inclusive - _cumsum_before(inclusive, starts).index_select(0, pix)
         alive = torch.nonzero(log_t_after > math.log(MIN_TRANSMITTANCE)).squeeze(1)  # gsplat stops (exclusively) once T would drop to 1e-4
         if alive.numel() < pix.numel():
             gid, pix, alpha = gid.index_select(0, alive), pix.index_select(0, alive), alpha.index_select(0, alive)
@@ -127,8 +138,8 @@ class _Composite(torch.autograd.Function):
         weight = alpha * transmittance
         # suffix sums per pixel run: the run's inclusive cumulative sum at its end minus the one at each pair
         inclusive = torch.cumsum((weight * g).double(), 0)
-        run_stop = torch.cumsum(torch.bincount(pix, minlength=grad_acc.shape[0]), 0)  # one past each run's end
-        behind = torch.cat([inclusive.new_zeros(1), inclusive]).index_select(0, run_stop).index_select(0, pix) - inclusive
+        _, stops = _run_bounds(pix, grad_acc.shape[0])
+        behind = _cumsum_before(inclusive, stops).index_select(0, pix) - inclusive
         d_alpha = transmittance * g - (behind / (1.0 - alpha.double())).to(alpha.dtype)
         d_raw = torch.where(raw <= MAX_ALPHA, d_alpha, torch.zeros_like(d_alpha))
         d_sigma = -d_raw * raw
