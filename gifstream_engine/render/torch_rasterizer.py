@@ -6,7 +6,7 @@ lists), evaluate alpha = min(0.999, o * exp(-sigma)), drop pairs below 1/255, so
 and composite front to back. Transmittance is exp of a segmented exclusive cumulative sum of
 log(1 - alpha), kept in float64; a pair is kept while the transmittance after it stays above 1e-4,
 which is gsplat's early stop. The backward pass is gsplat's analytic one (`_Composite`), not autograd's
-trace of the forward: 0.6x its time here, and memory for four numbers per surviving pair. Large images are
+trace of the forward: 0.6x its time in the trainer (deterministic mode), memory for four numbers per surviving pair. Large images are
 processed in horizontal bands, each checkpointed when gradients are needed, so memory stays bounded.
 """
 
