@@ -50,7 +50,7 @@ def _pairs(ids, x0, x1, y0, y1):
 
 
 def _columns(table: torch.Tensor, index: torch.Tensor) -> list[torch.Tensor]:
-    """The columns of a small table (N, C) at rows `index`, each (P,)."""
+    """The columns of table (N, C) at rows `index`, each (P,)."""
     return list(table.index_select(0, index).unbind(1))
 
 
