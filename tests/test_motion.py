@@ -183,6 +183,41 @@ def test_a_cropped_camera_renders_its_window_of_the_image():
         camera.cropped(40, 0, 20, 16)
 
 
+def test_windows_decoded_together_render_what_each_decoded_alone_renders():
+    """`decode_windows` + `render_batch` (the trainer's windows) against `decode` + `render` window by window, on
+    a model whose anchors move: same images, same gradients, and anchors that cannot reach a window left out."""
+    from conftest import pinhole
+    from gifstream_engine.model.gifstream import DecodeState
+    from gifstream_engine.render import render, render_batch
+
+    gen = torch.Generator().manual_seed(0)
+    xyz = (torch.rand(600, 3, generator=gen) - 0.5) * torch.tensor([4.0, 3.0, 1.0]) + torch.tensor([0, 0, 4.0])
+    model = GIFStreamModel(xyz.numpy(), None, 6, ModelConfig(feat_dim=8, hidden=16, voxel_size=0.05))
+    with torch.no_grad():
+        model.stream.normal_(generator=gen)
+        model.mask_logits[:, :2] = 2.0  # streams and motion on
+        for p in model.motion_mlp[2].parameters():
+            p.normal_(0, 0.3, generator=gen)  # motion of a few tenths
+        model.opacity_mlp[2].bias.fill_(1.0)
+        model.log_scale[:, 3:] -= 1.0  # Gaussians a few pixels wide
+    view = pinhole(64, 48, f=40.0)
+    windows = [view.cropped(0, 0, 20, 16), view.cropped(30, 20, 20, 16), view.cropped(44, 32, 20, 16)]
+    frames = [1, 4, 4]
+    state = DecodeState(quantize="none")
+    gaussians, slot = model.decode_windows(frames, [view] * 3, windows, state)
+    rgb, _ = render_batch(gaussians, slot, windows, background=torch.zeros(3), backend="torch")
+    params = [model.feat, model.stream, model.offsets, model.motion_mlp[2].weight]
+    batched = torch.autograd.grad(rgb.sum(), params)
+    alone = [render(model.decode(t, view, state), w, background=torch.zeros(3), backend="torch").rgb
+             for t, w in zip(frames, windows)]
+    assert all(image.max() > 0.1 for image in alone)
+    for i, image in enumerate(alone):
+        assert torch.allclose(rgb[i], image, atol=1e-5)
+    for a, b in zip(batched, torch.autograd.grad(sum(image.sum() for image in alone), params)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert len(gaussians) < 0.5 * sum(len(model.decode(t, view, state)) for t in frames)
+
+
 def test_motion_patches_are_centred_on_moving_pixels():
     from conftest import pinhole
     from gifstream_engine.eval.motion import temporal_median

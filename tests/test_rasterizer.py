@@ -183,3 +183,58 @@ def test_distorted_camera_is_refused_not_rendered_wrong():
     cam = dataclasses.replace(pinhole(), distortion=np.array([0.1, 0.0, 0.0, 0.0]))
     with pytest.raises(RenderError, match="lens distortion"):
         render(one_gaussian(), cam, backend="torch")
+
+
+def test_render_batch_equals_one_render_per_image():
+    from gifstream_engine.render import render_batch
+
+    camera = pinhole(48, 36, f=40.0)
+    windows = [camera.cropped(0, 0, 20, 16), camera.cropped(14, 9, 20, 16), camera.cropped(28, 20, 20, 16)]
+    g = random_gaussians(400, seed=5, depth=3.0, dtype=torch.float64, requires_grad=True)
+    image_of = torch.randint(len(windows), (len(g),), generator=torch.Generator().manual_seed(1))
+    background = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    rgb, alpha = render_batch(g, image_of, windows, background, backend="torch")
+    assert rgb.shape == (3, 16, 20, 3) and alpha.shape == (3, 16, 20, 1)
+    weights = torch.rand(rgb.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    batched = torch.autograd.grad((weights * rgb).sum() + alpha.sum(), g.tensors())
+    separate = [render(g.select(image_of == i), w, background, backend="torch") for i, w in enumerate(windows)]
+    for i, out in enumerate(separate):
+        assert out.alpha.max() > 0.5  # each window shows something
+        assert torch.allclose(rgb[i], out.rgb, atol=1e-12) and torch.allclose(alpha[i], out.alpha, atol=1e-12)
+    loss = sum((weights[i] * out.rgb).sum() + out.alpha.sum() for i, out in enumerate(separate))
+    for a, b in zip(batched, torch.autograd.grad(loss, g.tensors())):
+        assert torch.allclose(a, b, atol=1e-10)
+    with pytest.raises(RenderError, match="one image size"):
+        render_batch(g, image_of, [camera, windows[0], windows[1]], backend="torch")
+
+
+def test_reach_image_keeps_every_gaussian_that_shows():
+    from gifstream_engine.render.projection import MAX_EXTEND, reach_image
+
+    gen = torch.Generator().manual_seed(0)
+    camera = pinhole(48, 36, f=40.0)
+    windows = [camera.cropped(0, 0, 16, 12), camera.cropped(30, 20, 16, 12), camera]
+    n = 20000
+    centres = (torch.rand(n, 3, generator=gen, dtype=torch.float64) - 0.5) * torch.tensor([12.0, 9.0, 10.0],
+                                                                                            dtype=torch.float64)
+    offsets = (torch.rand(n, 3, generator=gen, dtype=torch.float64) - 0.5) * 1.0
+    scales = torch.rand(n, 3, generator=gen, dtype=torch.float64) * 0.2 + 0.001
+    radii = offsets.norm(dim=1) + MAX_EXTEND * scales.amax(1)
+    quats = torch.randn(n, 4, generator=gen, dtype=torch.float64)
+    opacities = torch.ones(n, dtype=torch.float64)
+    slot = torch.randint(len(windows), (n,), generator=gen)
+    pairs = [render_tensors(w) for w in windows]
+    viewmats, Ks = torch.stack([v for v, _ in pairs])[slot], torch.stack([k for _, k in pairs])[slot]
+    for i, window in enumerate(windows[:2]):  # two windows of one size
+        sel = slot == i
+        shown = project_gaussians(centres[sel] + offsets[sel], quats[sel], scales[sel], opacities[sel],
+                                  viewmats[sel][0], Ks[sel][0], window.width, window.height).visible
+        reach = reach_image(centres[sel], radii[sel], viewmats[sel], Ks[sel], window.width, window.height)
+        assert shown.sum() > 50 and not (shown & ~reach).any()  # nothing that shows is culled...
+        assert reach.sum() < 0.5 * sel.sum()  # ...and most of what cannot show is
+
+
+def render_tensors(camera):
+    from gifstream_engine.render.api import camera_tensors
+
+    return camera_tensors(camera, "cpu", torch.float64)

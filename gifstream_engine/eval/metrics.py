@@ -22,8 +22,8 @@ def _window(size: int, sigma: float, channels: int, device: str) -> torch.Tensor
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM of two (H, W, C) images (differentiable)."""
-    x, y = a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None]
+    """Mean SSIM of two (H, W, C) images, or over two batches (B, H, W, C) of them (differentiable)."""
+    x, y = (a if a.dim() == 4 else a[None]).permute(0, 3, 1, 2), (b if b.dim() == 4 else b[None]).permute(0, 3, 1, 2)
     c = x.shape[1]
     w = _window(size, sigma, c, str(x.device)).to(x.dtype)
     pad = size // 2

@@ -17,7 +17,8 @@ from torch import nn
 from .. import validate
 from ..errors import ConfigError, GIFStreamError
 from ..render.gaussians import Gaussians
-from ..render.projection import in_view, quat_to_rotmat
+from ..render.api import camera_tensors
+from ..render.projection import MAX_EXTEND, in_view, quat_to_rotmat, reach_image
 
 MASK_NAMES = ("de", "dy", "knn", "p")  # feature-stream, dynamic-motion, KNN-blend, pruning masks
 MASK_STEP = 1.0 / 16.0
@@ -260,25 +261,39 @@ class GIFStreamModel(nn.Module):
         """Indices of anchors whose centre projects inside the image grown by `margin`, in front of the camera."""
         return torch.nonzero(in_view(self.anchor_xyz, camera, margin)).squeeze(1)
 
-    def anchor_inputs(self, t: int, state: DecodeState, values: AnchorValues | None = None):
-        """(h (N, C+P), masks) of frame t: the time-invariant feature beside the stream gated by M_de, as every
-        decoder sees them."""
+    def frame_inputs(self, frames: list[int], state: DecodeState, values: AnchorValues | None = None):
+        """(h (F, N, C+P), masks) of each of `frames`: the time-invariant feature beside the stream gated by M_de,
+        as every decoder sees them."""
         masks = values.masks if values is not None and values.masks is not None else self.masks(state)
         feat = values.feat if values is not None else quantize_values(self.feat, state.feat_step, state.quantize)
-        stream = quantize_values(self.stream_at(t, state), state.feat_step, state.quantize)
-        return torch.cat([feat, masks["de"][:, None] * stream], -1), masks
+        stream = torch.stack([self.stream_at(t, state) for t in frames])
+        stream = quantize_values(stream, state.feat_step, state.quantize)
+        return torch.cat([feat.expand(len(frames), -1, -1), masks["de"][:, None] * stream], -1), masks
+
+    def anchor_inputs(self, t: int, state: DecodeState, values: AnchorValues | None = None):
+        """(h (N, C+P), masks) of frame t (`frame_inputs` of one frame)."""
+        h, masks = self.frame_inputs([t], state, values)
+        return h[0], masks
+
+    def _motion(self, h: torch.Tensor, neighbours: torch.Tensor, embedding: torch.Tensor, m_knn: torch.Tensor,
+                m_dy: torch.Tensor):
+        """Translation (n, 3) and rotation (n, 4) from the rows' inputs h (n, D), their neighbours' mean (n, D),
+        the time embedding (n, E) and their masks M_knn, M_dy (n, 1)."""
+        motion_in = torch.cat([m_knn * h + (1 - m_knn) * neighbours, embedding], -1)
+        motion = self.motion_mlp(motion_in) * m_dy
+        anchor_rot = nn.functional.normalize(0.1 * motion[:, 3:] + torch.tensor([1.0, 0, 0, 0], device=h.device), dim=-1)
+        return motion[:, :3], anchor_rot
+
+    def _time_embeddings(self, frames: list[int], like: torch.Tensor) -> torch.Tensor:
+        """(F, 2 * time_freqs) embedding of each frame of `frames`."""
+        return torch.stack([time_embedding(t / max(1, self.num_frames - 1), self.cfg.time_freqs) for t in frames]).to(like)
 
     def anchor_motion(self, t: int, h_all: torch.Tensor, idx: torch.Tensor, masks: dict[str, torch.Tensor]):
         """Translation (n, 3) and rotation quaternion (n, 4) of anchors idx (n,) at frame t: the motion decoder on
         their own input blended with their neighbours' mean by M_knn, plus the time embedding, gated by M_dy."""
-        h = h_all[idx]
-        neighbours = h_all[self.knn_index[idx]].mean(1)
-        m_knn = masks["knn"][idx, None]
-        motion_in = torch.cat([m_knn * h + (1 - m_knn) * neighbours,
-                               time_embedding(t / max(1, self.num_frames - 1), self.cfg.time_freqs).to(h).expand(len(idx), -1)], -1)
-        motion = self.motion_mlp(motion_in) * masks["dy"][idx, None]
-        anchor_rot = nn.functional.normalize(0.1 * motion[:, 3:] + torch.tensor([1.0, 0, 0, 0], device=h.device), dim=-1)
-        return motion[:, :3], anchor_rot
+        embedding = self._time_embeddings([t], h_all).expand(len(idx), -1)
+        return self._motion(h_all[idx], h_all[self.knn_index[idx]].mean(1), embedding, masks["knn"][idx, None],
+                            masks["dy"][idx, None])
 
     def decode(self, t: int, camera=None, state: DecodeState = DecodeState(), return_aux: bool = False,
                values: AnchorValues | None = None):
@@ -296,12 +311,57 @@ class GIFStreamModel(nn.Module):
             `return_aux`, also {anchor_idx (n,), child_anchor (M,), child_keep (n * K,) bool, opacity (n, K),
             scales (n, K, 3), masks, translation (n, 3)}.
         """
-        k = self.cfg.num_offsets
-        h_all, masks = self.anchor_inputs(t, state, values)  # (N, C+P)
-        idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=h_all.device)
-        h = h_all[idx]
+        idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=self.anchor_xyz.device)
+        gaussians, _, aux = self._decode_rows([t], [idx], state, values)
+        return (gaussians, aux) if return_aux else gaussians
+
+    def decode_windows(self, frames: list[int], views: list, windows: list, state: DecodeState = DecodeState(),
+                       values: AnchorValues | None = None) -> tuple[Gaussians, torch.Tensor]:
+        """The Gaussians of frames[i] that show in windows[i], a crop of camera views[i] (`Camera.cropped`), for
+        several windows of one size in one pass (the trainer's windows on moving pixels, which
+        `render.render_batch` renders together). What `decode(frames[i], views[i])` gives, less the Gaussians
+        that cannot reach the window: the anchors in the view are placed by their decoded motion at that frame,
+        and only those whose Gaussians can reach the window (a bound from their offsets and scales,
+        `render.projection.reach_image`) are decoded further. Returns the Gaussians and (M,) long: the window
+        each belongs to."""
+        anchors = [self.visible_anchors(view) for view in views]
+        gaussians, slot, _ = self._decode_rows(frames, anchors, state, values, windows)
+        return gaussians, slot
+
+    def _reach(self, idx: torch.Tensor, state: DecodeState, values: AnchorValues | None) -> torch.Tensor:
+        """(n,) a bound on how far the 3.33-sigma extents of anchors idx's Gaussians reach from where the anchor
+        is: the longest offset plus 3.33 times the largest scale, under any quantisation noise of the step."""
+        with torch.no_grad():
+            if values is not None:
+                log_scale, offsets, slack = values.log_scale[idx], values.offsets[idx], 0.0
+            else:
+                log_scale, offsets = self.log_scale[idx], self.offsets[idx]
+                slack = 0.5 * state.geo_step if state.quantize != "none" else 0.0
+            longest = (offsets.abs() + slack).norm(dim=-1).amax(1) * torch.exp(log_scale[:, :3].amax(1) + slack)
+            return longest + MAX_EXTEND * torch.exp(log_scale[:, 3:].amax(1) + slack)
+
+    def _decode_rows(self, frames: list[int], anchor_sets: list[torch.Tensor], state: DecodeState,
+                     values: AnchorValues | None, cameras: list | None = None):
+        """Decode anchor_sets[i] at frames[i] (only those that can reach cameras[i]'s image, when given):
+        (Gaussians, (M,) slot i of each Gaussian, aux)."""
+        k, n_all = self.cfg.num_offsets, self.num_anchors
+        h_frames, masks = self.frame_inputs(frames, state, values)  # (F, N, C+P)
+        h_flat = h_frames.reshape(-1, h_frames.shape[-1])
+        idx = anchor_sets[0] if len(anchor_sets) == 1 else torch.cat(anchor_sets)
+        slot = torch.repeat_interleave(torch.arange(len(frames), device=idx.device),
+                                       torch.tensor([len(a) for a in anchor_sets], device=idx.device))
+        if cameras is not None:  # only what the motion-free part can show at all: M_p kept
+            kept = torch.nonzero(masks["p"][idx] > 0).squeeze(1)
+            idx, slot = idx[kept], slot[kept]
+        base = slot * n_all  # the row of each anchor's frame in h_flat
+        h = h_flat[idx + base]
+        translation, anchor_rot = self._motion(h, h_flat[self.knn_index[idx] + base[:, None]].mean(1),
+                                               self._time_embeddings(frames, h)[slot], masks["knn"][idx, None],
+                                               masks["dy"][idx, None])
+        if cameras is not None:
+            seen = torch.nonzero(self._reaches(idx, slot, translation, cameras, state, values)).squeeze(1)
+            idx, slot, h, translation, anchor_rot = idx[seen], slot[seen], h[seen], translation[seen], anchor_rot[seen]
         m_p = masks["p"][idx]
-        translation, anchor_rot = self.anchor_motion(t, h_all, idx, masks)
 
         opacity = torch.tanh(self.opacity_mlp(h)) * m_p[:, None]  # (n, K)
         color = torch.sigmoid(self.color_mlp(h)).reshape(-1, k, 3)
@@ -320,11 +380,22 @@ class GIFStreamModel(nn.Module):
         keep = opacity.reshape(-1) > 0
         gaussians = Gaussians(means.reshape(-1, 3)[keep], quats.reshape(-1, 4)[keep], scales.reshape(-1, 3)[keep],
                               opacity.reshape(-1)[keep], color.reshape(-1, 3)[keep])
-        if not return_aux:
-            return gaussians
         child_anchor = idx[:, None].expand(-1, k).reshape(-1)[keep]
-        return gaussians, {"anchor_idx": idx, "child_anchor": child_anchor, "child_keep": keep,
-                           "opacity": opacity, "scales": scales, "masks": masks, "translation": translation}
+        child_slot = slot[:, None].expand(-1, k).reshape(-1)[keep]
+        return gaussians, child_slot, {"anchor_idx": idx, "child_anchor": child_anchor, "child_keep": keep,
+                                       "opacity": opacity, "scales": scales, "masks": masks, "translation": translation}
+
+    def _reaches(self, idx, slot, translation, cameras, state, values) -> torch.Tensor:
+        """(n,) bool: whether anchor idx[i], moved by translation[i], can show in cameras[slot[i]]'s image."""
+        tensors = [camera_tensors(camera, idx.device) for camera in cameras]
+        viewmats = torch.stack([v for v, _ in tensors]).index_select(0, slot)
+        Ks = torch.stack([K for _, K in tensors]).index_select(0, slot)
+        sizes = {(camera.width, camera.height) for camera in cameras}
+        if len(sizes) != 1:
+            raise ValueError(f"decode_windows needs cameras of one image size, got {sorted(sizes)}")
+        (width, height), = sizes
+        centres = self.anchor_xyz[idx] + translation.detach()
+        return reach_image(centres, self._reach(idx, state, values), viewmats, Ks, width, height)
 
 
 def initial_spacing(points: np.ndarray, voxel: float) -> np.ndarray:

@@ -118,6 +118,42 @@ def render(
     return RenderResult(rgb, alpha, depth, RenderMeta(chosen, proj.means2d, proj.radii, proj.visible, proj.depths, source))
 
 
+def render_batch(
+    gaussians: Gaussians,
+    image_of: torch.Tensor,  # (N,) long: which of `cameras` each Gaussian is rendered by
+    cameras: list[Camera],
+    background: torch.Tensor | None = None,
+    backend: str = "auto",
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Several images of one size at once, image i showing the Gaussians with image_of == i as cameras[i] sees
+    them: (B, H, W, 3) RGB and (B, H, W, 1) alpha, differentiable as `render`'s (what the trainer's windows on
+    moving pixels use: one projection and one rasterisation instead of one per window). The PyTorch backend
+    rasterises them as one canvas; gsplat renders them one by one."""
+    sizes = {(c.width, c.height) for c in cameras}
+    if len(sizes) != 1:
+        raise RenderError(f"render_batch needs cameras of one image size, got {sorted(sizes)}")
+    for camera in cameras:
+        if camera.distortion is not None and np.any(camera.distortion != 0):
+            raise RenderError(f"camera {camera.name!r} has lens distortion; the rasterisers are pinhole")
+    device = gaussians.device
+    if choose_backend(backend, device) == "gsplat":
+        outs = [render(gaussians.select(image_of == i), camera, background, "gsplat", max_pairs=max_pairs)
+                for i, camera in enumerate(cameras)]
+        return torch.stack([o.rgb for o in outs]), torch.stack([o.alpha for o in outs])
+    width, height = cameras[0].width, cameras[0].height
+    tensors = [camera_tensors(camera, device, gaussians.means.dtype) for camera in cameras]
+    viewmats = torch.stack([v for v, _ in tensors]).index_select(0, image_of)
+    Ks = torch.stack([k for _, k in tensors]).index_select(0, image_of)
+    proj = project_gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, viewmats, Ks,
+                             width, height)
+    rgb, alpha = rasterize(proj, gaussians.opacities, gaussians.colors, width, height, max_pairs, image_of, len(cameras))
+    rgb, alpha = rgb.reshape(len(cameras), height, width, 3), alpha.reshape(len(cameras), height, width, 1)
+    if background is not None:
+        rgb = rgb + (1.0 - alpha) * background.to(rgb)
+    return rgb, alpha
+
+
 def _tracked(means2d: torch.Tensor, track: bool) -> torch.Tensor | None:
     if not track:
         return None

@@ -38,6 +38,28 @@ def in_view(points: torch.Tensor, camera, margin: float = 0.15) -> torch.Tensor:
     return (z > 0.01) & (u > -mw) & (u < camera.width + mw) & (v > -mh) & (v < camera.height + mh)
 
 
+def reach_image(centres: torch.Tensor, radii: torch.Tensor, viewmat: torch.Tensor, K: torch.Tensor, width: int,
+                height: int, near: float = 0.01, eps2d: float = 0.3) -> torch.Tensor:
+    """(N,) bool, conservative: False only where no Gaussian lying with its 3.33-sigma extent inside the sphere of
+    `radii` (N,) about `centres` (N, 3) can touch the image under `project_gaussians`' rules (each with its own
+    camera: viewmat (N, 4, 4), K (N, 3, 3)). A point within r of a centre at depth z projects within
+    f r sqrt(1 + tan^2) / (z - r) pixels of it, and the EWA box of a Gaussian of extent r is as large at most;
+    the low-pass and the box's rounding add 3.33 sqrt(eps2d) + 1 pixels."""
+    cam = (viewmat[:, :3, :3] @ centres[:, :, None]).squeeze(-1) + viewmat[:, :3, 3]
+    x, y, z = cam.unbind(-1)
+    fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
+    front = z - radii  # the nearest depth a point of the sphere can have
+    straddles = front <= near  # part of it may be in front of the near plane: kept
+    depth = torch.where(straddles, torch.ones_like(front), front)
+    tan_x = torch.maximum((x.abs() + radii) / depth, (width + cx.abs()) / fx)  # the centre's and the field's
+    tan_y = torch.maximum((y.abs() + radii) / depth, (height + cy.abs()) / fy)
+    spread = torch.sqrt(1 + tan_x**2 + tan_y**2) * radii / depth + (MAX_EXTEND * eps2d**0.5 + 1) / torch.minimum(fx, fy)
+    u = fx * x / torch.where(straddles, torch.ones_like(z), z) + cx
+    v = fy * y / torch.where(straddles, torch.ones_like(z), z) + cy
+    inside = (u > -fx * spread) & (u < width + fx * spread) & (v > -fy * spread) & (v < height + fy * spread)
+    return (z + radii >= near) & (straddles | inside)
+
+
 def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
     """(N, 4) wxyz quaternions (normalised here) -> (N, 3, 3) rotation matrices."""
     w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
@@ -62,18 +84,18 @@ def project_gaussians(
     quats: torch.Tensor,
     scales: torch.Tensor,
     opacities: torch.Tensor,
-    viewmat: torch.Tensor,  # (4, 4) world-to-camera
-    K: torch.Tensor,  # (3, 3)
+    viewmat: torch.Tensor,  # (4, 4) world-to-camera, or (N, 4, 4): each Gaussian's own camera
+    K: torch.Tensor,  # (3, 3), or (N, 3, 3)
     width: int,
     height: int,
     near: float = 0.01,
     far: float = 1e10,
     eps2d: float = 0.3,
 ) -> Projected:
-    rot, trans = viewmat[:3, :3], viewmat[:3, 3]
-    mean_c = means @ rot.T + trans
-    cov_c = rot @ covariance_3d(quats, scales) @ rot.T
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    rot, trans = viewmat[..., :3, :3], viewmat[..., :3, 3]
+    mean_c = (means @ rot.T if rot.dim() == 2 else (rot @ means[:, :, None]).squeeze(-1)) + trans
+    cov_c = rot @ covariance_3d(quats, scales) @ rot.transpose(-1, -2)
+    fx, fy, cx, cy = K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2]
     x, y, z = mean_c.unbind(-1)
     in_depth = (z >= near) & (z <= far)
     z_safe = torch.where(in_depth, z, torch.ones_like(z))

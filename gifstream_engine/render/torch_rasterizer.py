@@ -24,8 +24,9 @@ MIN_TRANSMITTANCE = 1e-4
 DEFAULT_MAX_PAIRS = 4_000_000
 
 
-def _box_ranges(means2d, radii, y_lo: int, y_hi: int, width: int):
-    """Inclusive pixel ranges [x0, x1] x [y0, y1] of each Gaussian's box, clipped to columns and rows."""
+def _box_ranges(means2d, radii, y_lo: int, y_hi: int, width: int, rows=None):
+    """Inclusive pixel ranges [x0, x1] x [y0, y1] of each Gaussian's box, clipped to columns and rows [y_lo, y_hi)
+    and, with `rows` ((N,) first, (N,) last), to each Gaussian's own rows."""
     mx, my = means2d[:, 0].detach(), means2d[:, 1].detach()
     rx, ry = radii[:, 0].to(mx.dtype), radii[:, 1].to(mx.dtype)
     # pixel j has its centre at j + 0.5 and lies in the box when |j + 0.5 - m| <= r
@@ -33,6 +34,8 @@ def _box_ranges(means2d, radii, y_lo: int, y_hi: int, width: int):
     x1 = torch.clamp(torch.floor(mx + rx - 0.5), max=width - 1).long()
     y0 = torch.clamp(torch.ceil(my - ry - 0.5), min=y_lo).long()
     y1 = torch.clamp(torch.floor(my + ry - 0.5), max=y_hi - 1).long()
+    if rows is not None:
+        y0, y1 = torch.maximum(y0, rows[0]), torch.minimum(y1, rows[1])
     return x0, x1, y0, y1
 
 
@@ -162,23 +165,36 @@ def rasterize(
     width: int,
     height: int,
     max_pairs: int = DEFAULT_MAX_PAIRS,
+    image_of: torch.Tensor | None = None,  # (N,) long: each Gaussian's image, when several are rasterised at once
+    images: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Composite visible Gaussians: (H, W, F) accumulated features and (H, W, 1) alpha."""
+    """Composite visible Gaussians: (H, W, F) accumulated features and (H, W, 1) alpha.
+
+    With `image_of`, `images` images of one size at once (projected each with its own camera): they are stacked
+    as one canvas of images * H rows, each Gaussian shifted to its image's rows and its box clipped to them, so
+    the result is (images * H, W, F) and (images * H, W, 1): image i is rows i * H to (i + 1) * H."""
+    means2d, own_rows = proj.means2d, None
+    if image_of is not None:
+        first = image_of * height
+        means2d = means2d + torch.stack([torch.zeros_like(first), first], 1).to(means2d.dtype)
+        own_rows = (first, first + height - 1)
+    height = height * images
     ids = torch.nonzero(proj.visible, as_tuple=False).squeeze(1)
     ids = ids.index_select(0, torch.argsort(proj.depths.detach().index_select(0, ids), stable=True))  # front to back
-    x0, x1, y0, y1 = _box_ranges(proj.means2d[ids], proj.radii[ids], 0, height, width)
+    own_rows = None if own_rows is None else (own_rows[0][ids], own_rows[1][ids])
+    x0, x1, y0, y1 = _box_ranges(means2d[ids], proj.radii[ids], 0, height, width, own_rows)
     total = int(((x1 - x0 + 1).clamp(min=0) * (y1 - y0 + 1).clamp(min=0)).sum()) if ids.numel() else 0
     n_bands = max(1, min(height, math.ceil(total / max_pairs)))
     rows = math.ceil(height / n_bands)
     needs_grad = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (proj.means2d, proj.conics, opacities, features)
+        t.requires_grad for t in (means2d, proj.conics, opacities, features)
     )
     feature_rows, alpha_rows = [], []
     for y_lo in range(0, height, rows):
         y_hi = min(height, y_lo + rows)
-        bx0, bx1, by0, by1 = _box_ranges(proj.means2d[ids], proj.radii[ids], y_lo, y_hi, width)
+        bx0, bx1, by0, by1 = _box_ranges(means2d[ids], proj.radii[ids], y_lo, y_hi, width, own_rows)
         gid, px, py = _pairs(ids, bx0, bx1, by0, by1)
-        args = (proj.means2d, proj.conics, opacities, features, gid, px, py, y_lo, y_hi, width)
+        args = (means2d, proj.conics, opacities, features, gid, px, py, y_lo, y_hi, width)
         if needs_grad and n_bands > 1:
             out, acc = checkpoint(_composite_band, *args, use_reentrant=False)
         else:

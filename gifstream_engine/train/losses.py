@@ -10,12 +10,13 @@ from ..eval.motion import DILATE_PX, THRESHOLD, dilate_max
 
 def photometric(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
                 pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """(1 - w) L1 + w (1 - SSIM); pixel_weight (H, W) reweights the L1 term (normalised to mean 1)."""
+    """(1 - w) L1 + w (1 - SSIM) of images (H, W, 3), or the mean over a batch (B, H, W, 3) of images of one size;
+    pixel_weight (H, W) or (B, H, W) reweights the L1 term (normalised to mean 1 in each image)."""
     l1 = (pred - target).abs()
     if pixel_weight is None:
         l1 = l1.mean()
     else:
-        l1 = (pixel_weight[..., None] * l1).mean() / pixel_weight.mean()
+        l1 = ((pixel_weight[..., None] * l1).mean((-3, -2, -1)) / pixel_weight.mean((-2, -1))).mean()
     return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim(pred, target))
 
 

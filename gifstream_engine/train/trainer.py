@@ -16,7 +16,7 @@ from ..eval.motion import temporal_median
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
 from ..model.gifstream import DecodeState, GIFStreamModel
-from ..render import render
+from ..render import render, render_batch
 from . import densify
 from .checkpoint import load_model, load_state, save_state
 from .config import RunConfig
@@ -178,25 +178,30 @@ class GopTrainer:
 
     # --- one step ------------------------------------------------------------------------------
     def _photometric(self, rgb: torch.Tensor, target: torch.Tensor, median: torch.Tensor) -> torch.Tensor:
+        """The photometric loss of one image (H, W, 3) or the mean of a batch (B, H, W, 3) against its camera's
+        temporal median."""
         pixel_weight = None
         if self.tc.motion_weight > 0:  # what moves gets more of the loss (and so of the growth gradient)
             pixel_weight = motion_importance(target, median.to(self.device), self.tc.motion_weight)
         return photometric(rgb, target, self.tc.ssim_weight, pixel_weight)
 
     def _motion_patch_loss(self, state, values) -> torch.Tensor:
-        """Mean photometric loss of `motion_patches` windows on moving pixels of other (camera, frame) pairs."""
+        """Mean photometric loss of `motion_patches` windows on moving pixels of other (camera, frame) pairs, decoded
+        and rendered together (`decode_windows`, `render_batch`)."""
         if self.patches is None:
             cameras = [self.data.capture.cameras[i] for i in self.data.train_cams]
             self.patches = MotionPatchSampler(self.data.frames, self.data.medians, cameras, self.tc.motion_patch_size)
-        losses = []
-        for _ in range(0 if self.patches.empty else self.tc.motion_patches):  # none where nothing moves in the GOP
-            patch = self.patches.sample(self.generator)
-            gaussians = self.model.decode(patch.frame, patch.view, state, values=values)
-            if len(gaussians) == 0:
-                continue
-            out = render(gaussians, patch.camera, background=torch.zeros(3, device=self.device))
-            losses.append(self._photometric(out.rgb, patch.target.to(self.device), patch.median))
-        return torch.stack(losses).mean() if losses else torch.zeros((), device=self.device)
+        if self.patches.empty:  # nothing moves in the GOP
+            return torch.zeros((), device=self.device)
+        patches = [self.patches.sample(self.generator) for _ in range(self.tc.motion_patches)]
+        cameras = [patch.camera for patch in patches]
+        gaussians, slot = self.model.decode_windows([patch.frame for patch in patches], [patch.view for patch in patches],
+                                                    cameras, state, values)
+        if len(gaussians) == 0:
+            return torch.zeros((), device=self.device)
+        rgb, _ = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device))
+        return self._photometric(rgb, torch.stack([patch.target for patch in patches]).to(self.device),
+                                 torch.stack([patch.median for patch in patches]))
 
     def train_step(self) -> dict:
         tc, m = self.tc, self.model
