@@ -247,3 +247,13 @@ def test_motion_patches_are_centred_on_moving_pixels():
     assert empty.empty  # nothing moves: no windows
     with pytest.raises(ValueError, match="no moving pixels"):
         empty.sample(generator)
+    # with a reach of one frame, frame 3 gets windows too: where the square is in frames 2 and 4, on the background
+    reaching = MotionPatchSampler(frames, medians, cameras, 0.3, reach=1)
+    assert sorted(map(tuple, reaching.pairs.tolist())) == [(c, t) for c in (0, 1) for t in range(5)]
+    centres = set()
+    for _ in range(60):
+        patch = reaching.sample(generator)
+        if patch.frame == 3:
+            centres.add(int(12 - patch.camera.K[0, 2]) + 8)  # the window's centre column
+    # the square covers columns 10-13 in frame 2 and 18-21 in frame 4; a 16-px window in 24 starts at 0 to 8
+    assert centres and all(10 <= col <= 16 for col in centres)

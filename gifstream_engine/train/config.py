@@ -47,6 +47,8 @@ class TrainConfig:
     motion_patches: int = 0
     motion_patch_size: float = 0.3
     motion_patch_weight: float = 1.0
+    # a window of frame t is centred on pixels that move in frames t-motion_patch_frames..t+motion_patch_frames
+    motion_patch_frames: int = 0
     lambda_scale: float = 0.01
     lambda_mask: float = 0.0005
     lambda_temporal: float = 0.01
@@ -103,7 +105,7 @@ TRAIN_RULES: dict[str, dict] = {
     "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
     "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
     "max_anchors": {"minimum": 1}, "motion_weight": {"minimum": 0.0}, "motion_patches": {"minimum": 0, "maximum": 64},
-    "motion_patch_size": {"above": 0.0, "maximum": 1.0}, "motion_patch_weight": {"minimum": 0.0}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "track_prior": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "motion_patch_size": {"above": 0.0, "maximum": 1.0}, "motion_patch_weight": {"minimum": 0.0}, "motion_patch_frames": {"minimum": 0, "maximum": 1000}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "track_prior": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
     "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
     **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
     **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",

@@ -190,7 +190,8 @@ class GopTrainer:
         and rendered together (`decode_windows`, `render_batch`)."""
         if self.patches is None:
             cameras = [self.data.capture.cameras[i] for i in self.data.train_cams]
-            self.patches = MotionPatchSampler(self.data.frames, self.data.medians, cameras, self.tc.motion_patch_size)
+            self.patches = MotionPatchSampler(self.data.frames, self.data.medians, cameras, self.tc.motion_patch_size,
+                                              self.tc.motion_patch_frames)
         if self.patches.empty:  # nothing moves in the GOP
             return torch.zeros((), device=self.device)
         patches = [self.patches.sample(self.generator) for _ in range(self.tc.motion_patches)]
