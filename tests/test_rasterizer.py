@@ -208,6 +208,27 @@ def test_render_batch_equals_one_render_per_image():
         render_batch(g, image_of, [camera, windows[0], windows[1]], backend="torch")
 
 
+def test_render_batch_on_gsplat_renders_image_by_image(monkeypatch):
+    """The CUDA path of `render_batch`, on the CPU with the gsplat stand-in: each image is its Gaussians' own render,
+    and an image with none (a window nothing reaches) is its background."""
+    from gifstream_engine.render import api, gsplat_backend, render_batch
+
+    monkeypatch.setattr(gsplat_backend, "gsplat_rasterization", lambda: _gsplat_stand_in)
+    monkeypatch.setattr(api, "choose_backend", lambda requested, device: requested if requested == "torch" else "gsplat")
+    camera = pinhole(32, 24, f=30.0)
+    windows = [camera.cropped(0, 0, 16, 12), camera.cropped(16, 12, 16, 12), camera.cropped(8, 6, 16, 12)]
+    g = random_gaussians(120, seed=6)
+    image_of = torch.randint(2, (len(g),), generator=torch.Generator().manual_seed(0))  # none for image 2
+    rgb, alpha = render_batch(g, image_of, windows, backend="gsplat")  # (the stand-in composites no background)
+    reference, _ = render_batch(g, image_of, windows, backend="torch")
+    assert rgb.shape == (3, 12, 16, 3) and rgb[:2].amax() > 0.2 and torch.allclose(rgb, reference, atol=1e-5)
+    assert (alpha[2] == 0).all() and (rgb[2] == 0).all()
+    background = torch.tensor([0.1, 0.2, 0.3])
+    nothing = torch.full((len(g),), 5)  # no Gaussian in any of the three
+    rgb, alpha = render_batch(g, nothing, windows, background, backend="gsplat")
+    assert (alpha == 0).all() and torch.allclose(rgb, background.expand(3, 12, 16, 3))
+
+
 def test_reach_image_keeps_every_gaussian_that_shows():
     from gifstream_engine.render.projection import MAX_EXTEND, reach_image
 

@@ -88,11 +88,7 @@ def render(
         RenderResult: rgb (H, W, 3), alpha (H, W, 1), depth (H, W, 1) (expected depth), and `meta` with the
         projection per Gaussian: means2d (N, 2), radii (N, 2), visible (N,), depths (N,).
     """
-    if camera.distortion is not None and np.any(camera.distortion != 0):
-        raise RenderError(
-            f"camera {camera.name!r} has lens distortion {camera.distortion.tolist()}; the rasterisers are pinhole: "
-            f"undistort the footage first (e.g. COLMAP image_undistorter) and import the undistorted model"
-        )
+    _require_pinhole(camera)
     device = gaussians.device
     viewmat, K = camera_tensors(camera, device, gaussians.means.dtype)
     width, height = camera.width, camera.height
@@ -134,14 +130,22 @@ def render_batch(
     if len(sizes) != 1:
         raise RenderError(f"render_batch needs cameras of one image size, got {sorted(sizes)}")
     for camera in cameras:
-        if camera.distortion is not None and np.any(camera.distortion != 0):
-            raise RenderError(f"camera {camera.name!r} has lens distortion; the rasterisers are pinhole")
+        _require_pinhole(camera)
     device = gaussians.device
-    if choose_backend(backend, device) == "gsplat":
-        outs = [render(gaussians.select(image_of == i), camera, background, "gsplat", max_pairs=max_pairs)
-                for i, camera in enumerate(cameras)]
-        return torch.stack([o.rgb for o in outs]), torch.stack([o.alpha for o in outs])
     width, height = cameras[0].width, cameras[0].height
+    if choose_backend(backend, device) == "gsplat":
+        rgbs, alphas = [], []
+        for i, camera in enumerate(cameras):
+            shown = gaussians.select(image_of == i)
+            if len(shown) == 0:  # an empty window: its background
+                alpha = gaussians.means.new_zeros(height, width, 1)
+                rgb = alpha.expand(-1, -1, 3) + (0 if background is None else background.to(alpha))
+            else:
+                out = render(shown, camera, background, "gsplat", max_pairs=max_pairs)
+                rgb, alpha = out.rgb, out.alpha
+            rgbs.append(rgb)
+            alphas.append(alpha)
+        return torch.stack(rgbs), torch.stack(alphas)
     tensors = [camera_tensors(camera, device, gaussians.means.dtype) for camera in cameras]
     viewmats = torch.stack([v for v, _ in tensors]).index_select(0, image_of)
     Ks = torch.stack([k for _, k in tensors]).index_select(0, image_of)
@@ -152,6 +156,14 @@ def render_batch(
     if background is not None:
         rgb = rgb + (1.0 - alpha) * background.to(rgb)
     return rgb, alpha
+
+
+def _require_pinhole(camera: Camera) -> None:
+    if camera.distortion is not None and np.any(camera.distortion != 0):
+        raise RenderError(
+            f"camera {camera.name!r} has lens distortion {camera.distortion.tolist()}; the rasterisers are pinhole: "
+            f"undistort the footage first (e.g. COLMAP image_undistorter) and import the undistorted model"
+        )
 
 
 def _tracked(means2d: torch.Tensor, track: bool) -> torch.Tensor | None:
