@@ -199,7 +199,10 @@ def rasterize(
     ids = torch.nonzero(proj.visible, as_tuple=False).squeeze(1)
     ids = ids.index_select(0, torch.argsort(proj.depths.detach().index_select(0, ids), stable=True))  # front to back
     own_rows = None if own_rows is None else (own_rows[0][ids], own_rows[1][ids])
-    x0, x1, y0, y1 = _box_ranges(means2d[ids], proj.radii[ids], 0, height, width, own_rows)
+    # the visible Gaussians' screen tables (no gradient flows through the pairs), gathered once for all bands
+    means_v, radii_v = means2d.detach()[ids], proj.radii[ids]
+    conics_v, opacities_v = proj.conics.detach()[ids], opacities.detach()[ids]
+    x0, x1, y0, y1 = _box_ranges(means_v, radii_v, 0, height, width, own_rows)
     total = int(((x1 - x0 + 1).clamp(min=0) * (y1 - y0 + 1).clamp(min=0)).sum()) if ids.numel() else 0
     n_bands = max(1, min(height, math.ceil(total / max_pairs)))
     rows = math.ceil(height / n_bands)
@@ -209,8 +212,8 @@ def rasterize(
     feature_rows, alpha_rows = [], []
     for y_lo in range(0, height, rows):
         y_hi = min(height, y_lo + rows)
-        bx0, bx1, by0, by1 = _box_ranges(means2d[ids], proj.radii[ids], y_lo, y_hi, width, own_rows)
-        gid, px, py = _pairs(ids, bx0, bx1, by0, by1, means2d[ids], proj.conics[ids], opacities[ids])
+        bx0, bx1, by0, by1 = _box_ranges(means_v, radii_v, y_lo, y_hi, width, own_rows)
+        gid, px, py = _pairs(ids, bx0, bx1, by0, by1, means_v, conics_v, opacities_v)
         args = (means2d, proj.conics, opacities, features, gid, px, py, y_lo, y_hi, width)
         if needs_grad and n_bands > 1:
             out, acc = checkpoint(_composite_band, *args, use_reentrant=False)
