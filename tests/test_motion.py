@@ -183,12 +183,10 @@ def test_a_cropped_camera_renders_its_window_of_the_image():
         camera.cropped(40, 0, 20, 16)
 
 
-def test_windows_decoded_together_render_what_each_decoded_alone_renders():
-    """`decode_windows` + `render_batch` (the trainer's windows) against `decode` + `render` window by window, on
-    a model whose anchors move: same images, same gradients, and anchors that cannot reach a window left out."""
+def _moving_model_and_windows():
+    """A model whose anchors move (streams and motion on), in front of a 64x48 camera, and three windows of it at
+    frames 1, 4 and 4."""
     from conftest import pinhole
-    from gifstream_engine.model.gifstream import DecodeState
-    from gifstream_engine.render import render, render_batch
 
     gen = torch.Generator().manual_seed(0)
     xyz = (torch.rand(600, 3, generator=gen) - 0.5) * torch.tensor([4.0, 3.0, 1.0]) + torch.tensor([0, 0, 4.0])
@@ -202,10 +200,19 @@ def test_windows_decoded_together_render_what_each_decoded_alone_renders():
         model.log_scale[:, 3:] -= 1.0  # Gaussians a few pixels wide
     view = pinhole(64, 48, f=40.0)
     windows = [view.cropped(0, 0, 20, 16), view.cropped(30, 20, 20, 16), view.cropped(44, 32, 20, 16)]
-    frames = [1, 4, 4]
+    return model, view, windows, [1, 4, 4]
+
+
+def test_windows_decoded_together_render_what_each_decoded_alone_renders():
+    """`decode_windows` + `render_batch` (the trainer's windows) against `decode` + `render` window by window, on
+    a model whose anchors move: same images, same gradients, and anchors that cannot reach a window left out."""
+    from gifstream_engine.model.gifstream import DecodeState
+    from gifstream_engine.render import render, render_batch
+
+    model, view, windows, frames = _moving_model_and_windows()
     state = DecodeState(quantize="none")
     gaussians, slot = model.decode_windows(frames, [view] * 3, windows, state)
-    rgb, _ = render_batch(gaussians, slot, windows, background=torch.zeros(3), backend="torch")
+    rgb, _, _ = render_batch(gaussians, slot, windows, background=torch.zeros(3), backend="torch")
     params = [model.feat, model.stream, model.offsets, model.motion_mlp[2].weight]
     batched = torch.autograd.grad(rgb.sum(), params)
     alone = [render(model.decode(t, view, state), w, background=torch.zeros(3), backend="torch").rgb
@@ -216,6 +223,37 @@ def test_windows_decoded_together_render_what_each_decoded_alone_renders():
     for a, b in zip(batched, torch.autograd.grad(sum(image.sum() for image in alone), params)):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
     assert len(gaussians) < 0.5 * sum(len(model.decode(t, view, state)) for t in frames)
+
+
+def test_windows_feed_the_growth_statistics_as_renders_one_by_one():
+    """The windows' growth statistics (`densify.accumulate_windows`, from `render_batch`'s 2D gradients) are what
+    each window decoded and rendered on its own would add: per child slot the same gradient sums, maxima and
+    counts, and an anchor decoded for several windows counted once for each."""
+    from gifstream_engine.model.gifstream import DecodeState
+    from gifstream_engine.render import render, render_batch
+    from gifstream_engine.train import densify
+
+    model, view, windows, frames = _moving_model_and_windows()
+    state, k = DecodeState(quantize="none"), model.cfg.num_offsets
+    weights = torch.rand(3, 16, 20, 3, generator=torch.Generator().manual_seed(3))
+    gaussians, slot, aux = model.decode_windows(frames, [view] * 3, windows, state, return_aux=True)
+    rgb, _, meta = render_batch(gaussians, slot, windows, background=torch.zeros(3), backend="torch",
+                                track_means2d_grad=True)
+    (weights * rgb).sum().backward()
+    together = densify.GrowthStats.zeros(model.num_anchors, k, "cpu")
+    densify.accumulate_windows(together, aux, meta.means2d_grad(), meta.visible, 64, 48, k, weight=0.5)
+    alone = densify.GrowthStats.zeros(model.num_anchors, k, "cpu")
+    for i, (t, window) in enumerate(zip(frames, windows)):
+        shown, window_aux = model.decode(t, view, state, return_aux=True)
+        out = render(shown, window, background=torch.zeros(3), backend="torch", track_means2d_grad=True)
+        (weights[i] * out.rgb).sum().backward()
+        densify.accumulate(alone, window_aux, out.meta.means2d_grad(), out.meta.visible, 64, 48, k, weight=0.5)
+    assert together.seen.sum() > 100 and together.grad_sum.sum() > 0
+    assert torch.equal(together.seen, alone.seen)
+    assert torch.allclose(together.grad_sum, alone.grad_sum, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(together.grad_max, alone.grad_max, rtol=1e-4, atol=1e-7)
+    rows = torch.bincount(aux["anchor_idx"], minlength=model.num_anchors)
+    assert rows.max() >= 2 and torch.equal(together.anchor_seen, rows.float())
 
 
 def test_motion_patches_are_centred_on_moving_pixels():

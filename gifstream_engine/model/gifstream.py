@@ -316,17 +316,18 @@ class GIFStreamModel(nn.Module):
         return (gaussians, aux) if return_aux else gaussians
 
     def decode_windows(self, frames: list[int], views: list, windows: list, state: DecodeState = DecodeState(),
-                       values: AnchorValues | None = None) -> tuple[Gaussians, torch.Tensor]:
+                       values: AnchorValues | None = None, return_aux: bool = False):
         """The Gaussians of frames[i] that show in windows[i], a crop of camera views[i] (`Camera.cropped`), for
         several windows of one size in one pass (the trainer's windows on moving pixels, which
         `render.render_batch` renders together). What `decode(frames[i], views[i])` gives, less the Gaussians
         that cannot reach the window: the anchors in the view are placed by their decoded motion at that frame,
         and only those whose Gaussians can reach the window (a bound from their offsets and scales,
         `render.projection.reach_image`) are decoded further. Returns the Gaussians and (M,) long: the window
-        each belongs to."""
+        each belongs to; with `return_aux`, also `decode`'s aux over the (window, anchor) rows decoded (an anchor
+        decoded for two windows has two rows) and their window, anchor_slot (n,)."""
         anchors = [self.visible_anchors(view) for view in views]
-        gaussians, slot, _ = self._decode_rows(frames, anchors, state, values, windows)
-        return gaussians, slot
+        gaussians, slot, aux = self._decode_rows(frames, anchors, state, values, windows)
+        return (gaussians, slot, aux) if return_aux else (gaussians, slot)
 
     def _reach(self, idx: torch.Tensor, state: DecodeState, values: AnchorValues | None) -> torch.Tensor:
         """(n,) a bound on how far the 3.33-sigma extents of anchors idx's Gaussians reach from where the anchor
@@ -382,8 +383,9 @@ class GIFStreamModel(nn.Module):
                               opacity.reshape(-1)[keep], color.reshape(-1, 3)[keep])
         child_anchor = idx[:, None].expand(-1, k).reshape(-1)[keep]
         child_slot = slot[:, None].expand(-1, k).reshape(-1)[keep]
-        return gaussians, child_slot, {"anchor_idx": idx, "child_anchor": child_anchor, "child_keep": keep,
-                                       "opacity": opacity, "scales": scales, "masks": masks, "translation": translation}
+        return gaussians, child_slot, {"anchor_idx": idx, "anchor_slot": slot, "child_anchor": child_anchor,
+                                       "child_keep": keep, "opacity": opacity, "scales": scales, "masks": masks,
+                                       "translation": translation}
 
     def _reaches(self, idx, slot, translation, cameras, state, values) -> torch.Tensor:
         """(n,) bool: whether anchor idx[i], moved by translation[i], can show in cameras[slot[i]]'s image."""

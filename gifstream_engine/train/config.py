@@ -49,6 +49,10 @@ class TrainConfig:
     motion_patch_weight: float = 1.0
     # a window of frame t is centred on pixels that move in frames t-motion_patch_frames..t+motion_patch_frames
     motion_patch_frames: int = 0
+    # the windows' 2D gradients also feed the growth statistics (each window as one render; its gradients scaled to
+    # the training image's loss normalisation): what moves, which the training image shows in 1/T of the steps,
+    # grows anchors from every window that shows it
+    motion_patch_growth: bool = False
     lambda_scale: float = 0.01
     lambda_mask: float = 0.0005
     lambda_temporal: float = 0.01

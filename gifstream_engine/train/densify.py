@@ -45,10 +45,12 @@ class GrowthStats:
 
 
 @torch.no_grad()
-def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int, height: int, k: int) -> None:
-    """Add one step's gradients (pixel-space means2d grads, converted to NDC scale as in 3DGS)."""
+def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int, height: int,
+               k: int, weight: float = 1.0) -> None:
+    """Add one render's gradients (pixel-space means2d grads, converted to NDC scale of a width x height image as
+    in 3DGS, times `weight`); aux's anchors are distinct (`decode`'s)."""
     scale = torch.tensor([width / 2.0, height / 2.0], device=means2d_grad.device)
-    g = (means2d_grad * scale).norm(dim=-1) * visible
+    g = weight * (means2d_grad * scale).norm(dim=-1) * visible
     n_vis = len(aux["anchor_idx"])
     full = torch.zeros(n_vis * k, device=g.device)
     seen = torch.zeros(n_vis * k, device=g.device)
@@ -64,6 +66,24 @@ def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visibl
     stats.opacity_max[idx] = torch.maximum(stats.opacity_max[idx], opacity.mean(-1))
     stats.anchor_seen[idx] += 1
     stats.dyn_grad[idx] += full.view(n_vis, k).sum(-1)
+
+
+def accumulate_windows(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int,
+                       height: int, k: int, weight: float) -> None:
+    """Add the gradients of windows decoded together (`decode_windows`' aux, whose rows are grouped by window in
+    order, and so are their Gaussians) window by window, each as one render of a width x height image: an anchor
+    shown in two windows counts as seen twice, as over two steps."""
+    slot, keep = aux["anchor_slot"], aux["child_keep"].view(-1, k)
+    rows = torch.bincount(slot, minlength=int(slot.max()) + 1 if len(slot) else 0).tolist()
+    children = keep.sum(1)
+    row = child = 0
+    for count in rows:
+        shown = int(children[row:row + count].sum())
+        window_aux = {"anchor_idx": aux["anchor_idx"][row:row + count], "child_keep": keep[row:row + count].reshape(-1),
+                      "opacity": aux["opacity"][row:row + count]}
+        accumulate(stats, window_aux, means2d_grad[child:child + shown], visible[child:child + shown], width, height,
+                   k, weight)
+        row, child = row + count, child + shown
 
 
 def time_mixed_gradient(stats: GrowthStats, alpha: float) -> torch.Tensor:

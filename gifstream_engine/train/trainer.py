@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from ..capture import Capture
+from ..capture.types import Camera
 from ..eval.motion import temporal_median
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
 from ..model.gifstream import DecodeState, GIFStreamModel
-from ..render import render, render_batch
+from ..render import BatchMeta, render, render_batch
 from . import densify
 from .checkpoint import load_model, load_state, save_state
 from .config import RunConfig
@@ -58,6 +59,15 @@ def load_gop_frames(capture: Capture) -> GopData:
         raise ConfigError(f"{capture.root}: training cameras must share one image size, got {sorted(sizes)}")
     frames = np.stack([capture.frames(i) for i in train])
     return GopData(capture, train, torch.from_numpy(frames), torch.from_numpy(np.stack([temporal_median(f) for f in frames])))
+
+
+@dataclasses.dataclass
+class _DrawnWindows:
+    """What one step's windows drew, kept until backward for the growth statistics."""
+    aux: dict  # decode_windows' aux
+    meta: BatchMeta  # render_batch's
+    image: Camera  # a window's whole camera (all share one size)
+    window: Camera  # a window (all share one size)
 
 
 class GopTrainer:
@@ -185,24 +195,38 @@ class GopTrainer:
             pixel_weight = motion_importance(target, median.to(self.device), self.tc.motion_weight)
         return photometric(rgb, target, self.tc.ssim_weight, pixel_weight)
 
-    def _motion_patch_loss(self, state, values) -> torch.Tensor:
+    def _motion_patch_loss(self, state, values) -> tuple[torch.Tensor, _DrawnWindows | None]:
         """Mean photometric loss of `motion_patches` windows on moving pixels of other (camera, frame) pairs, decoded
-        and rendered together (`decode_windows`, `render_batch`)."""
+        and rendered together (`decode_windows`, `render_batch`), and, with `motion_patch_growth`, what they drew
+        (for the growth statistics, after backward)."""
+        tc = self.tc
         if self.patches is None:
             cameras = [self.data.capture.cameras[i] for i in self.data.train_cams]
-            self.patches = MotionPatchSampler(self.data.frames, self.data.medians, cameras, self.tc.motion_patch_size,
-                                              self.tc.motion_patch_frames)
+            self.patches = MotionPatchSampler(self.data.frames, self.data.medians, cameras, tc.motion_patch_size,
+                                              tc.motion_patch_frames)
         if self.patches.empty:  # nothing moves in the GOP
-            return torch.zeros((), device=self.device)
-        patches = [self.patches.sample(self.generator) for _ in range(self.tc.motion_patches)]
+            return torch.zeros((), device=self.device), None
+        patches = [self.patches.sample(self.generator) for _ in range(tc.motion_patches)]
         cameras = [patch.camera for patch in patches]
-        gaussians, slot = self.model.decode_windows([patch.frame for patch in patches], [patch.view for patch in patches],
-                                                    cameras, state, values)
+        gaussians, slot, aux = self.model.decode_windows([patch.frame for patch in patches],
+                                                         [patch.view for patch in patches], cameras, state, values,
+                                                         return_aux=True)
         if len(gaussians) == 0:
-            return torch.zeros((), device=self.device)
-        rgb, _ = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device))
-        return self._photometric(rgb, torch.stack([patch.target for patch in patches]).to(self.device),
+            return torch.zeros((), device=self.device), None
+        rgb, _, meta = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device),
+                                    track_means2d_grad=tc.motion_patch_growth)
+        loss = self._photometric(rgb, torch.stack([patch.target for patch in patches]).to(self.device),
                                  torch.stack([patch.median for patch in patches]))
+        return loss, (_DrawnWindows(aux, meta, patches[0].view, cameras[0]) if tc.motion_patch_growth else None)
+
+    def _accumulate_windows(self, drawn: _DrawnWindows) -> None:
+        """The windows' 2D gradients into the growth statistics, each window as one render of its camera's whole
+        image: a window's pixels weigh motion_patch_weight / (motion_patches * window pixels) in the loss against
+        1 / (image pixels) for the training image's, so its gradients are scaled back by the ratio."""
+        tc, image, window = self.tc, drawn.image, drawn.window
+        weight = tc.motion_patches * window.width * window.height / (tc.motion_patch_weight * image.width * image.height)
+        densify.accumulate_windows(self.stats, drawn.aux, drawn.meta.means2d_grad(), drawn.meta.visible, image.width,
+                                   image.height, self.model.cfg.num_offsets, weight)
 
     def train_step(self) -> dict:
         tc, m = self.tc, self.model
@@ -219,8 +243,10 @@ class GopTrainer:
         gaussians, aux = m.decode(t, camera, p.decode, return_aux=True, values=values)
         out = render(gaussians, camera, background=torch.zeros(3, device=self.device), track_means2d_grad=len(gaussians) > 0)
         loss_photo = self._photometric(out.rgb, target, self.data.medians[cam_slot])
+        drawn_windows = None
         if tc.motion_patches > 0:
-            loss_photo = loss_photo + tc.motion_patch_weight * self._motion_patch_loss(p.decode, values)
+            loss_windows, drawn_windows = self._motion_patch_loss(p.decode, values)
+            loss_photo = loss_photo + tc.motion_patch_weight * loss_windows
         idx, masks = aux["anchor_idx"], aux["masks"]
         loss = loss_photo + tc.lambda_scale * aux["scales"].mean()
         if p.decode.use_stream:
@@ -253,6 +279,8 @@ class GopTrainer:
         if len(gaussians) > 0:  # growth statistics from the rasteriser's 2D gradient (an error if it has none)
             densify.accumulate(self.stats, aux, out.meta.means2d_grad(), out.meta.visible, camera.width, camera.height,
                                m.cfg.num_offsets)
+        if drawn_windows is not None:
+            self._accumulate_windows(drawn_windows)
         grown = pruned = 0
         if p.densify:
             grown, pruned = self._densify()
