@@ -88,13 +88,16 @@ def test_knn_uses_kept_anchors_in_an_order_free_way():
     assert all(i not in row for i, row in enumerate(decoded.knn_index.numpy()))
 
 
-@pytest.mark.parametrize("tracking", [[], ["train.hull_cell=4", "train.track_motion=true", "train.motion_fit_steps=20"]],
-                         ids=["plain", "tracked"])
-def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path, tracking):
-    """Also with tracked objects: the track prior follows growth and pruning and is saved with the checkpoint."""
-    overrides = ["train.steps=40", "train.seed_frames=3"] + tracking  # 3 frames of SfM: the cost here is seeding
+@pytest.mark.parametrize("options", [[], ["train.hull_cell=4", "train.track_motion=true", "train.motion_fit_steps=20"],
+                                     ["train.motion_patch_growth=true"]],
+                         ids=["plain", "tracked", "window-growth"])
+def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path, options):
+    """Also with tracked objects: the track prior follows growth and pruning and is saved with the checkpoint; and
+    with the windows' gradients in the growth statistics."""
+    tracking = "train.track_motion=true" in options
+    overrides = ["train.steps=40", "train.seed_frames=3"] + options  # 3 frames of SfM: the cost here is seeding
     straight, cfg = _trainer(synth_loaded, overrides)
-    assert (straight.prior is not None) == bool(tracking)
+    assert (straight.prior is not None) == tracking
     if tracking:
         assert straight.prior.tracked.any() and len(straight.prior.tracked) == straight.model.num_anchors
     start = copy.deepcopy((straight.model, straight.prior))

@@ -74,7 +74,7 @@ def accumulate_windows(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor
     order, and so are their Gaussians) window by window, each as one render of a width x height image: an anchor
     shown in two windows counts as seen twice, as over two steps."""
     slot, keep = aux["anchor_slot"], aux["child_keep"].view(-1, k)
-    rows = torch.bincount(slot, minlength=int(slot.max()) + 1 if len(slot) else 0).tolist()
+    rows = torch.bincount(slot).tolist()  # anchors per window, in window order
     children = keep.sum(1)
     row = child = 0
     for count in rows:
