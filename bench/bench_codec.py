@@ -28,6 +28,7 @@ from gifstream_engine.codec.rate import estimated_bits
 from gifstream_engine.codec.video_planes import x265_sizes
 from gifstream_engine.eval.evaluate import evaluate
 from gifstream_engine.train.run_folder import load_run
+from results_io import write_results
 
 
 def main() -> None:
@@ -91,6 +92,7 @@ def main() -> None:
         print(f"{r['rate']:<5}" + "  ".join(f"{k} {v / 1024:.1f}" for k, v in r["budget"].items()))
     with open(os.path.join(args.out, "rd", "results.json"), "w") as f:
         json.dump(rows, f, indent=1)
+    write_results("bench_codec", rows)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from results_io import write_results  # noqa: E402  (bench/, this script's folder, is on sys.path)
+
 
 # ---- the part that runs inside Blender (this file, started again with --worker) -----------------------------------
 
@@ -49,7 +51,7 @@ def worker(spec: dict) -> dict:
     out["import_s"] = time.perf_counter() - tick
     out["rss_imported"] = rss_mb()
     if "camera" in spec:
-        from bl_ext.user_default.gifstream_blender import rig
+        from bl_ext.user_default.gifstream_blender.scene import rig
 
         cam = spec["camera"]
         data = bpy.data.cameras.new("bench")
@@ -61,7 +63,7 @@ def worker(spec: dict) -> dict:
         scene.render.resolution_x, scene.render.resolution_y = cam["width"], cam["height"]
         scene.render.resolution_percentage = 100
         proxy = next(o for o in scene.objects if "GIFStream" in o.modifiers)
-        sequence_scene = import_module("bl_ext.user_default.gifstream_blender.sequence_scene")
+        sequence_scene = import_module("bl_ext.user_default.gifstream_blender.scene.sequence_scene")
         sequence_scene.match_scene(proxy.modifiers["GIFStream"], scene)  # what Match Scene does
     first, again, first_cpu = [], [], []
     for visits in (first, again):
@@ -169,6 +171,7 @@ def main() -> None:
     os.makedirs(work, exist_ok=True)
     zip_path = build_addon.build(os.path.join(work, "dist"))
     home = os.path.join(work, "home")
+    rows = []
     if args.sizes:
         print("| Gaussians/frame | PLY MB | import s | frame change, new frame: wall ms (CPU ms) | revisited ms | "
               "RSS MB: imported / 1 frame / all frames |")
@@ -180,14 +183,19 @@ def main() -> None:
         mb = os.path.getsize(os.path.join(folder, "frame_00000.ply")) / 2**20
         print(f"| {n:,} | {mb:.1f} | {r['import_s']:.2f} | {r['first_ms']:.0f} ({r['first_cpu_ms']:.0f}) | {r['again_ms']:.0f} | "
               f"{r['rss_imported']:.0f} / {r['rss_one_frame']:.0f} / {r['rss_all_frames']:.0f} |")
+        rows.append({"table": "timeline", "gaussians": n, "frames": args.frames, "ply_mb": mb, "import_s": r["import_s"],
+                     "new_frame_wall_ms": r["first_ms"], "new_frame_cpu_ms": r["first_cpu_ms"],
+                     "revisited_ms": r["again_ms"], "rss_imported_mb": r["rss_imported"],
+                     "rss_one_frame_mb": r["rss_one_frame"], "rss_all_frames_mb": r["rss_all_frames"]})
     if args.fidelity or args.gifs:
-        fidelity(args, work, zip_path, home)
+        rows += fidelity(args, work, zip_path, home)
+    write_results("bench_proxy", rows)
 
 
-def fidelity(args, work: str, zip_path: str, home: str) -> None:
+def fidelity(args, work: str, zip_path: str, home: str) -> list[dict]:
     import torch
 
-    from gifstream_engine.capture.types import Camera
+    from gifstream_engine.capture.camera import Camera
     from gifstream_engine.imageio import read_png, write_png
     from gifstream_engine.plyio import write_gaussian_ply
     from gifstream_engine.render import Gaussians, render
@@ -222,6 +230,7 @@ def fidelity(args, work: str, zip_path: str, home: str) -> None:
                     "samples": args.samples}, home)
     engine = read_png(engine_png)
     images = [engine]
+    rows = []
     print(f"\nFidelity: {what}, {camera.width}x{camera.height}, {args.samples} samples")
     print("| Blender engine | PSNR vs engine rasteriser (dB) | render s |")
     print("|---|---|---|")
@@ -231,9 +240,13 @@ def fidelity(args, work: str, zip_path: str, home: str) -> None:
         if not display_blend:
             images.append(img)
         print(f"| {label} | {psnr(img, engine):.2f} | {r[os.path.basename(path)]:.1f} |")
+        rows.append({"table": "fidelity", "scene": what, "width": camera.width, "height": camera.height,
+                     "samples": args.samples, "engine": name, "display_blend_diagnostic": display_blend,
+                     "psnr_vs_engine": psnr(img, engine), "render_s": r[os.path.basename(path)]})
     side = os.path.join(work, "proxy_vs_engine.png")
     write_png(side, np.concatenate(images, axis=1))
     print(f"engine | Cycles | Eevee: {side}")
+    return rows
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import time
 import numpy as np
 import torch
 
-from gifstream_engine.capture.types import Camera
+from gifstream_engine.capture.camera import Camera
 from gifstream_engine.render import Gaussians, render
+from results_io import write_results
 
 
 def random_scene(n: int, seed: int, device: str) -> Gaussians:
@@ -34,6 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"{'gaussians':>10} {'size':>10} {'backend':>8} {'visible':>8} {'fwd ms':>9} {'fwd+bwd ms':>11}")
+    rows = []
     for size in args.size:
         width, height = map(int, size.split("x"))
         focal = 100.0 * width / 128
@@ -55,6 +57,11 @@ def main() -> None:
             fwd, both = fwd[1:], both[1:]
             print(f"{n:>10} {size:>10} {out.meta.backend:>8} {int(out.meta.visible.sum()):>8} "
                   f"{statistics.median(fwd) * 1e3:>9.1f} {statistics.median(both) * 1e3:>11.1f}")
+            rows.append({"gaussians": n, "size": size, "backend": out.meta.backend, "device": args.device,
+                         "threads": torch.get_num_threads(), "repeats": args.repeats,
+                         "visible": int(out.meta.visible.sum()), "forward_ms": statistics.median(fwd) * 1e3,
+                         "forward_backward_ms": statistics.median(both) * 1e3})
+    write_results("bench_rasterizer", rows)
 
 
 if __name__ == "__main__":

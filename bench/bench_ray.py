@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gifstream_engine.capture import load_capture  # noqa: E402
 from gifstream_engine.capture.synth import SynthConfig, render_synthetic_capture  # noqa: E402
 from gifstream_engine.train.config import load_config  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     import torch
 
     from gifstream_engine.scale.ray_backend import ParallelOptions, report_table, start_latencies, train_parallel
-    from gifstream_engine.train.trainer import Training
+    from gifstream_engine.train.driver import Training
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     capture_dir = os.path.join(args.out, "capture")
@@ -76,6 +77,16 @@ def main() -> None:
     overhead = [t.setup + latency[i] + t.returned for i, t in enumerate(tasks)]
     print(f"Ray overhead per GOP task (set-up + start latency + return): mean {sum(overhead) / len(overhead):.2f} s, "
           f"max {max(overhead):.2f} s; plus the cluster's start-up, {report.connect_seconds / gops:.2f} s per GOP of this run")
+    setup = {"gops": gops, "steps": args.steps, "frames": capture.num_frames, "cameras": len(capture.cameras),
+             "size": f"{capture.cameras[0].width}x{capture.cameras[0].height}", "cpus": os.cpu_count()}
+    results = [{"table": "runs", "run": name, "wall_s": seconds, "x_serial": seconds / serial, **setup}
+               for name, seconds in rows]
+    results.append({"table": "ray", "cluster_start_s": report.connect_seconds, "tasks": len(tasks),
+                    "overhead_mean_s": sum(overhead) / len(overhead), "overhead_max_s": max(overhead), **setup})
+    results += [{"table": "ray_tasks", "gop": t.gop, "train_s": t.outcome.ended - t.outcome.started, "setup_s": t.setup,
+                 "waited_s": t.waited, "start_latency_s": latency[i], "return_s": t.returned,
+                 "cuda_visible_devices": t.outcome.cuda_visible_devices} for i, t in enumerate(tasks)]
+    write_results("bench_ray", results)
 
 if __name__ == "__main__":
     main()

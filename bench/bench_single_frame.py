@@ -28,6 +28,7 @@ from gifstream_engine.capture.sfm_init import initial_point_cloud  # noqa: E402
 from gifstream_engine.eval.motion import moving_pixels  # noqa: E402
 from gifstream_engine.render.api import render  # noqa: E402
 from gifstream_engine.render.gaussians import Gaussians, gaussians_from_points  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 
 def main() -> None:
@@ -70,6 +71,7 @@ def main() -> None:
     moving = {c: torch.as_tensor(moving_pixels(full.frames(c))[args.frame]) for c in test}
     black = torch.zeros(3)
     print(f"{len(points)} Gaussians ({len(cloud.points)} SfM points of frame {args.frame}), {len(train)} training cameras")
+    rows = []
     print("| step | train PSNR | test PSNR | test moving-pixel PSNR | seconds |")
     print("|---|---|---|---|---|")
     start = time.time()
@@ -89,6 +91,10 @@ def main() -> None:
             moving_psnr = np.mean([psnr(err[c][moving[c]].mean()) for c in test if moving[c].any()] or [float("nan")])
             print(f"| {step + 1} | {train_psnr:.2f} | {test_psnr:.2f} | {moving_psnr:.2f} | {time.time() - start:.0f} |",
                   flush=True)
+            rows.append({"step": step + 1, "train_psnr": train_psnr, "test_psnr": test_psnr, "moving_psnr": moving_psnr,
+                         "seconds": time.time() - start, "frame": args.frame, "gaussians": len(points),
+                         "sfm_points": len(cloud.points), "capture": root})
+            write_results("bench_single_frame", rows)  # after every report: a run stopped early keeps its rows
 
 
 if __name__ == "__main__":

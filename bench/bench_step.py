@@ -20,7 +20,9 @@ import torch
 from gifstream_engine.capture import load_capture
 from gifstream_engine.train.config import apply_section
 from gifstream_engine.train.run_folder import RunFolder
-from gifstream_engine.train.trainer import GopTrainer, load_gop_frames
+from gifstream_engine.train.gop_data import load_gop_frames
+from gifstream_engine.train.trainer import GopTrainer
+from results_io import write_results
 
 
 def parse_variant(text: str) -> tuple[str, list[tuple[str, str, str]]]:
@@ -75,8 +77,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads; {args.rounds} x {args.steps} steps from "
           f"{folder.checkpoint(args.gop)} at step {args.step}")
     print(f"{'variant':<28}{'median s':>10}{'mean s':>9}{'min s':>8}")
+    rows = []
     for name, seconds in times.items():
         print(f"{name:<28}{statistics.median(seconds):>10.3f}{statistics.fmean(seconds):>9.3f}{min(seconds):>8.3f}")
+        rows.append({"variant": name, "overrides": [f"{s}.{k}={v}" for s, k, v in dict(variants)[name]],
+                     "median_s": statistics.median(seconds), "mean_s": statistics.fmean(seconds),
+                     "min_s": min(seconds), "timed_steps": len(seconds), "threads": args.threads,
+                     "run": args.run, "gop": args.gop, "step": args.step})
+    write_results("bench_step", rows)
 
 
 if __name__ == "__main__":

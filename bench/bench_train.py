@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+from results_io import write_results
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,6 +42,7 @@ def main() -> None:
         print(f"{name:<22}{ev['test_psnr']:>10.2f}{ev['dynamic_psnr']:>8.2f}{ev['frozen_psnr']:>8.2f}{ev['static_psnr']:>8.2f}"
               f"{ev['test_ssim']:>10.4f}{ev['train_psnr']:>11.2f}{ev['num_anchors']:>9}"
               f"{ev['dynamic_fraction'] * 100:>9.1f}{ev['train_seconds']:>9.0f}{ev['render_fps']:>11.1f}")
+    write_results("bench_train", [{"variant": name, **ev} for name, ev in rows])
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import torch
 
-from .capture.types import Camera
+from .capture.camera import Camera
 from .capture.video import write_video
 from .conventions import FRAME_DIGITS, FRAME_PREFIX
 from .errors import ConfigError, SequenceError
 from .fileio import atomic_path
 from .imageio import to_uint8, write_png
-from .model.gifstream import AnchorValues, DecodeState, GIFStreamModel
+from .model import AnchorValues, DecodeState, GIFStreamModel
 from .plyio import read_gaussian_ply, write_gaussian_ply
 from .render import render
 from .render.gaussians import Gaussians

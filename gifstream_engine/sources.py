@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from .capture import load_capture
-from .capture.types import Camera, Rig
+from .capture.camera import Camera, Rig
 from .codec.bitstream import DecodedStream
 from .codec.describe import bitrate_mbps
 from .eval.evaluate import evaluate

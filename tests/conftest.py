@@ -51,7 +51,7 @@ def random_gaussians(n, seed=0, depth=4.0, requires_grad=False, dtype=None):
 
 
 def pinhole(width=32, height=24, f=30.0, w2c=None, name="cam"):
-    from gifstream_engine.capture.types import Camera
+    from gifstream_engine.capture.camera import Camera
 
     K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
     return Camera(name, width, height, K, np.eye(4) if w2c is None else w2c)

@@ -16,9 +16,9 @@ from gifstream_engine.codec.container import VERSION, Container
 from gifstream_engine.codec.entropy_models import EntropyModels
 from gifstream_engine.codec.gop_coding import anchor_positions, coded_anchor_values
 from gifstream_engine.codec.rate import quantised_anchors
-from gifstream_engine.model.gifstream import DecodeState, GIFStreamModel, ModelConfig
+from gifstream_engine.model import DecodeState, GIFStreamModel, ModelConfig
 from gifstream_engine.sequence import SequenceGop
-from gifstream_engine.capture.types import Rig
+from gifstream_engine.capture.camera import Rig
 
 from conftest import pinhole
 

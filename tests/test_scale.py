@@ -22,8 +22,13 @@ OVERRIDES = ["train.steps=20", "train.gop_length=2", "train.max_anchors=500", "t
              "train.checkpoint_every=5", "train.densify_every=10"]
 
 
+# on the workers' path: its sitecustomize.py makes a worker die at GIFSTREAM_TEST_CRASH="GOP:STEP[:always]"
+FAULT_INJECTION = os.path.join(REPO, "tests", "fault_injection")
+
+
 def _env() -> dict:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    path = [REPO, FAULT_INJECTION, os.environ.get("PYTHONPATH", "")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path).rstrip(os.pathsep),
                 OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0", RAY_worker_niceness="0")
 
 
@@ -53,7 +58,7 @@ def _encode(run: str, path: str) -> bytes:
 @pytest.fixture(scope="module")
 def serial_gifs(synth_capture, tmp_path_factory) -> bytes:
     """The reference: every GOP in this process, one torch thread, then encoded."""
-    from gifstream_engine.train.trainer import Training
+    from gifstream_engine.train.driver import Training
 
     out = str(tmp_path_factory.mktemp("serial") / "run")
     threads = torch.get_num_threads()

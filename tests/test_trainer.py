@@ -13,7 +13,9 @@ from gifstream_engine.capture import load_capture
 from gifstream_engine.errors import ConfigError
 from gifstream_engine.train.config import load_config
 from gifstream_engine.train.schedule import plan
-from gifstream_engine.train.trainer import GopTrainer, initial_model, load_gop_frames
+from gifstream_engine.train.gop_data import load_gop_frames
+from gifstream_engine.train.seeding import initial_model
+from gifstream_engine.train.trainer import GopTrainer
 
 FAST = ["train.log_every=10", "train.checkpoint_every=10", "train.densify_every=10"]
 
@@ -52,22 +54,17 @@ def test_rate_presets_combine_with_a_dataset_preset():
 
 
 def _trainer(capture, overrides, model=None):
-    """model: None (seeded from the capture), or a (model, track prior) pair to start from a copy of."""
-    import copy
-
+    """model: None (seeded from the capture), or a model to start from a copy of."""
     cfg = load_config(["preview"], FAST + overrides)
     torch.manual_seed(cfg.train.seed)
-    if model is None:
-        model, prior = initial_model(capture, cfg, log=lambda *_: None)
-    else:
-        model, prior = copy.deepcopy(model)
+    model = initial_model(capture, cfg, log=lambda *_: None) if model is None else copy.deepcopy(model)
     torch.manual_seed(cfg.train.seed)  # the same random stream for training whichever way the model was made
-    return GopTrainer(cfg, load_gop_frames(capture), model, torch.device("cpu"), prior), cfg
+    return GopTrainer(cfg, load_gop_frames(capture), model, torch.device("cpu")), cfg
 
 
 def test_knn_uses_kept_anchors_in_an_order_free_way():
     """The decoder holds only the kept anchors, in its own order: it must find the trainer's neighbours."""
-    from gifstream_engine.model.gifstream import GIFStreamModel, ModelConfig
+    from gifstream_engine.model import GIFStreamModel, ModelConfig
 
     rng = np.random.default_rng(0)
     keys = np.unique(rng.integers(0, 12, (400, 3)), axis=0)  # a voxel grid: many equal distances
@@ -88,19 +85,10 @@ def test_knn_uses_kept_anchors_in_an_order_free_way():
     assert all(i not in row for i, row in enumerate(decoded.knn_index.numpy()))
 
 
-@pytest.mark.parametrize("options", [[], ["train.hull_cell=4", "train.track_motion=true", "train.motion_fit_steps=20"],
-                                     ["train.motion_patch_growth=true"]],
-                         ids=["plain", "tracked", "window-growth"])
-def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path, options):
-    """Also with tracked objects: the track prior follows growth and pruning and is saved with the checkpoint; and
-    with the windows' gradients in the growth statistics."""
-    tracking = "train.track_motion=true" in options
-    overrides = ["train.steps=40", "train.seed_frames=3"] + options  # 3 frames of SfM: the cost here is seeding
+def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path):
+    overrides = ["train.steps=40", "train.seed_frames=3"]  # 3 frames of SfM: the cost here is seeding
     straight, cfg = _trainer(synth_loaded, overrides)
-    assert (straight.prior is not None) == tracking
-    if tracking:
-        assert straight.prior.tracked.any() and len(straight.prior.tracked) == straight.model.num_anchors
-    start = copy.deepcopy((straight.model, straight.prior))
+    start = copy.deepcopy(straight.model)
     for _ in range(40):
         straight.train_step()
     first, _ = _trainer(synth_loaded, overrides, model=start)
@@ -116,8 +104,6 @@ def test_checkpoint_resume_is_bit_identical(synth_loaded, tmp_path, options):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    if tracking:
-        assert torch.equal(straight.prior.motion, resumed.prior.motion) and len(resumed.prior.tracked) == len(b["anchor_xyz"])
 
 
 def _static_copy(synth_capture, tmp_path):
@@ -205,7 +191,7 @@ def test_cli_train_cancel_resume_eval_render(synth_capture, tmp_path):
 def test_multi_gop_training_warm_starts_later_gops(synth_capture, tmp_path):
     from gifstream_engine.eval.evaluate import evaluate
     from gifstream_engine.train.run_folder import load_run
-    from gifstream_engine.train.trainer import Training
+    from gifstream_engine.train.driver import Training
 
     cfg = load_config(["preview"], FAST + ["train.steps=20", "train.gop_length=4", "train.max_anchors=500"])
     capture = load_capture(synth_capture)
@@ -215,7 +201,7 @@ def test_multi_gop_training_warm_starts_later_gops(synth_capture, tmp_path):
     assert os.path.isfile(os.path.join(run, "gop_000", "warm_start.pt"))
     trained = load_run(run)
     assert [(g.frame_offset, g.num_frames) for g in trained.gops] == [(0, 4), (4, 2)]
-    from gifstream_engine.train.trainer import warm_started
+    from gifstream_engine.train.seeding import warm_started
 
     warm_path = os.path.join(run, "gop_000", "warm_start.pt")
     warm = torch.load(warm_path, weights_only=False)

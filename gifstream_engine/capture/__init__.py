@@ -13,7 +13,8 @@ from .llff import is_llff, read_llff
 from .nerfstudio import is_nerfstudio, read_nerfstudio
 from .panoptic import is_panoptic, read_panoptic
 from ..frames import FrameRange, check_range, parse_frame_range
-from .types import Camera, Capture, Rig
+from .camera import Camera, Rig
+from .types import Capture
 
 # Checked in order: the first layout whose marker file exists reads the capture.
 READERS = (

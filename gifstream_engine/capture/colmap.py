@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
-from .types import Camera, Capture, bounds_from_points
+from .camera import Camera
+from .types import Capture, bounds_from_points
 from .video import ImageSequenceSource, VideoSource, check_equal_fps, check_equal_lengths
 
 _SPARSE_DIRS = ("sparse/0", "sparse")

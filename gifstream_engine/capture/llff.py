@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
-from .types import Camera, Capture, bounds_from_frusta
+from .camera import Camera
+from .types import Capture, bounds_from_frusta
 from .video import VideoSource, check_equal_fps, check_equal_lengths
 
 # LLFF columns (down, right, back) <-> OpenCV columns (right, down, forward)

@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
-from .types import Camera, Capture, bounds_from_frusta, invert_pose, read_json_object
+from .camera import Camera
+from .types import Capture, bounds_from_frusta, invert_pose, read_json_object
 from .video import IMAGE_EXTENSIONS, ImageSequenceSource, check_equal_lengths
 
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])

@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
-from .types import Camera, Capture, bounds_from_frusta, bounds_from_points, read_json_object
+from .camera import Camera
+from .types import Capture, bounds_from_frusta, bounds_from_points, read_json_object
 from .video import ImageSequenceSource, check_equal_lengths
 
 PANOPTIC_FPS = 30.0

@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from ..capture.types import Camera, Rig
+from ..capture.camera import Camera, Rig
 from ..errors import BitstreamError, ConfigError
 from ..frames import FrameRange, check_range
-from ..model.gifstream import ModelConfig
+from ..model import ModelConfig
 from ..render.gaussians import Gaussians
 from ..sequence import GopSequence, SequenceGop
 from .container import write_container

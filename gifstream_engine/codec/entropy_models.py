@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from ..model.gifstream import MASK_STEP, mlp
+from ..model import MASK_STEP, mlp
 
 CHUNK = 8  # feature channels per conditional chunk
 SIGMA_MIN = 0.11  # smallest sigma, in quantisation steps

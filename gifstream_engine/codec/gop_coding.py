@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import BitstreamError
-from ..model.gifstream import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel, ModelConfig
+from ..model import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel, ModelConfig
 from . import octree
 from .container import Container, decompress, pack_arrays, unpack_arrays
 from ..sequence import SequenceGop

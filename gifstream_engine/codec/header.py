@@ -13,9 +13,9 @@ import dataclasses
 import numpy as np
 
 from .. import validate
-from ..capture.types import Camera, Rig
+from ..capture.camera import Camera, Rig
 from ..errors import BitstreamError
-from ..model.gifstream import ModelConfig, validate_model
+from ..model import ModelConfig, validate_model
 from .container import Container
 
 FORMAT = "gifstream-4dgs"

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..model.gifstream import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel
+from ..model import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel
 from .entropy_models import CODED_MASKS, STREAM_CONTEXT, EntropyModels, quantize_steps
 from .sort2d import sort_to_grid
 

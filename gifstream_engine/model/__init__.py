@@ -1,5 +1,10 @@
 """The GIFStream model: anchors, feature streams, masks and decoders."""
 
-from .gifstream import DecodeState, GIFStreamModel, ModelConfig, voxelize
+from .anchors import voxelize
+from .config import AnchorValues, DecodeState, ModelConfig, validate_model
+from .gifstream import GIFStreamModel, mlp
+from .quantize import MASK_FLOOR, MASK_STEP
+from .time_code import time_code
 
-__all__ = ["DecodeState", "GIFStreamModel", "ModelConfig", "voxelize"]
+__all__ = ["AnchorValues", "DecodeState", "GIFStreamModel", "MASK_FLOOR", "MASK_STEP", "ModelConfig", "mlp", "time_code",
+           "validate_model", "voxelize"]

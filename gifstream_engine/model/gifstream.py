@@ -7,92 +7,21 @@ attributes already quantised elsewhere (by the entropy models' adaptive steps, o
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
-from .. import validate
-from ..errors import ConfigError, GIFStreamError
 from ..render.gaussians import Gaussians
 from ..render.api import camera_tensors
 from ..render.projection import MAX_EXTEND, in_view, quat_to_rotmat, reach_image
-
-MASK_NAMES = ("de", "dy", "knn", "p")  # feature-stream, dynamic-motion, KNN-blend, pruning masks
-MASK_STEP = 1.0 / 16.0
-MASK_FLOOR = 0.1
-OPEN_LOGIT = math.log(0.9 / 0.1)  # M_de, M_dy of anchors seeded on something that moves
-CLOSED_LOGIT = math.log(0.05 / 0.95)  # ... and of the others: quantised to 0 (under MASK_FLOOR - MASK_STEP / 2)
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    feat_dim: int = 24  # C: time-invariant anchor feature
-    stream_dim: int = 4  # P: per-frame feature stream
-    num_offsets: int = 5  # K: Gaussians per anchor
-    hidden: int = 24  # width of the decoders' hidden layer
-    knn: int = 6  # neighbours aggregated by the motion decoder
-    time_freqs: int = 8  # sin/cos pairs of the time embedding (16 dims)
-    voxel_size: float = 0.02  # anchor voxelisation of the initial cloud and of grown anchors
-
-
-# (minimum, maximum) of the model's dimensions; a bitstream header is held to the same bounds before allocating
-MODEL_RULES: dict[str, dict] = {
-    "feat_dim": {"minimum": 3, "maximum": 1024},  # the first 3 channels are seeded with the point colours
-    "stream_dim": {"minimum": 1, "maximum": 256}, "num_offsets": {"minimum": 1, "maximum": 64},
-    "hidden": {"minimum": 1, "maximum": 1024}, "knn": {"minimum": 1, "maximum": 64}, "time_freqs": {"minimum": 0, "maximum": 32},
-    "voxel_size": {"above": 0.0, "maximum": 1e6},
-}
-
-
-def validate_model(model: ModelConfig, origin: str = "model", error: type[GIFStreamError] = ConfigError) -> None:
-    validate.fields(model, origin, MODEL_RULES, error)
-
-
-@dataclasses.dataclass
-class DecodeState:
-    """How the schedule shapes decoding at this step (see train/schedule.py)."""
-
-    use_stream: bool = True  # False in the canonical phase: M_de = M_dy = 0, M_knn = 0.5
-    quantize: str = "none"  # "none", "noise" (uniform noise) or "round" (straight-through rounding)
-    feat_step: float = 1.0  # quantisation step of f and f_t
-    geo_step: float = 0.02  # quantisation step of scales and offsets
-    stream_window: int = 0  # f_t averaged over t±window (shrinks to 0 during training)
-
-
-@dataclasses.dataclass
-class AnchorValues:
-    """Quantised time-invariant anchor attributes that replace the model's own parameters when decoding."""
-
-    feat: torch.Tensor  # (N, C)
-    log_scale: torch.Tensor  # (N, 6)
-    offsets: torch.Tensor  # (N, K, 3)
-    masks: dict[str, torch.Tensor] | None = None  # de, dy, knn, p (N,) each; None: the model's own quantised masks
+from .anchors import initial_spacing
+from .config import AnchorValues, DecodeState, ModelConfig
+from .quantize import CLOSED_LOGIT, MASK_NAMES, OPEN_LOGIT, quantize_mask, quantize_values
+from .time_code import time_code, time_embedding
 
 
 def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, out))
-
-
-def quantize_values(x: torch.Tensor, step: float, mode: str) -> torch.Tensor:
-    """x in value units, quantised to multiples of `step`: uniform noise of one step (training), straight-through
-    rounding, or untouched ('none'). Its twin in step units is `codec.entropy_models.quantize_steps`."""
-    if mode == "noise":
-        return x + (torch.rand_like(x) - 0.5) * step
-    if mode == "round":
-        return x + (torch.round(x / step) * step - x).detach()  # straight-through estimator
-    return x
-
-
-def quantize_mask(m: torch.Tensor, active: bool) -> torch.Tensor:
-    """Masks are stored to 1/16 and values under 0.1 become exactly 0 (static anchors carry no stream)."""
-    if not active:
-        return m
-    q = torch.round(m / MASK_STEP) * MASK_STEP
-    q = torch.where(q < MASK_FLOOR, torch.zeros_like(q), q)
-    return m + (q - m).detach()
 
 
 def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -104,42 +33,6 @@ def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         aw * by - ax * bz + ay * bw + az * bx,
         aw * bz + ax * by - ay * bx + az * bw,
     ], -1)
-
-
-TIME_CODE_PER_FRAME = 0.5  # in feature units: two frames per quantisation step at the base feature step
-
-
-def time_code(occupancy: np.ndarray, stream_dim: int) -> torch.Tensor:
-    """(M, T, P) initial stream of anchors seeded where something moved, from the frames each is occupied in
-    (M, T) bool: channel 1 is the distance in frames to the nearest occupied frame (0 while occupied), channel 0
-    the same distance signed (negative before, positive after), half a unit per frame; the rest zero. A ramp
-    costs little to code (the stream's entropy model predicts frame t from t-1..t-3) and gives the opacity and
-    motion decoders a shared notion of "how far from when this anchor was seen"."""
-    occ = np.asarray(occupancy, bool)
-    m, t = occ.shape
-    before = np.full(m, -np.inf)  # the last occupied frame up to t, then the first from t on
-    after = np.full(m, np.inf)
-    last, following = np.empty((m, t)), np.empty((m, t))
-    for i in range(t):
-        before = np.where(occ[:, i], i, before)
-        last[:, i] = before
-        j = t - 1 - i
-        after = np.where(occ[:, j], j, after)
-        following[:, j] = after
-    frames = np.arange(t)[None, :]
-    since, until = frames - last, following - frames  # >= 0 each, inf where there is none
-    signed = np.where(since <= until, since, -until)
-    signed = torch.as_tensor(np.where(occ.any(1, keepdims=True), signed, 0.0), dtype=torch.float32)
-    code = torch.zeros(m, t, stream_dim)
-    code[..., 0] = TIME_CODE_PER_FRAME * signed
-    if stream_dim > 1:
-        code[..., 1] = TIME_CODE_PER_FRAME * signed.abs()
-    return code
-
-
-def time_embedding(t: float, freqs: int) -> torch.Tensor:
-    bands = 2.0 ** torch.arange(freqs, dtype=torch.float32) * math.pi
-    return torch.cat([torch.sin(bands * t), torch.cos(bands * t)])
 
 
 class GIFStreamModel(nn.Module):
@@ -316,18 +209,17 @@ class GIFStreamModel(nn.Module):
         return (gaussians, aux) if return_aux else gaussians
 
     def decode_windows(self, frames: list[int], views: list, windows: list, state: DecodeState = DecodeState(),
-                       values: AnchorValues | None = None, return_aux: bool = False):
+                       values: AnchorValues | None = None):
         """The Gaussians of frames[i] that show in windows[i], a crop of camera views[i] (`Camera.cropped`), for
         several windows of one size in one pass (the trainer's windows on moving pixels, which
         `render.render_batch` renders together). What `decode(frames[i], views[i])` gives, less the Gaussians
         that cannot reach the window: the anchors in the view are placed by their decoded motion at that frame,
         and only those whose Gaussians can reach the window (a bound from their offsets and scales,
         `render.projection.reach_image`) are decoded further. Returns the Gaussians and (M,) long: the window
-        each belongs to; with `return_aux`, also `decode`'s aux over the (window, anchor) rows decoded (an anchor
-        decoded for two windows has two rows) and their window, anchor_slot (n,)."""
+        each belongs to."""
         anchors = [self.visible_anchors(view) for view in views]
-        gaussians, slot, aux = self._decode_rows(frames, anchors, state, values, windows)
-        return (gaussians, slot, aux) if return_aux else (gaussians, slot)
+        gaussians, slot, _ = self._decode_rows(frames, anchors, state, values, windows)
+        return gaussians, slot
 
     def _reach(self, idx: torch.Tensor, state: DecodeState, values: AnchorValues | None) -> torch.Tensor:
         """(n,) a bound on how far the 3.33-sigma extents of anchors idx's Gaussians reach from where the anchor
@@ -383,7 +275,7 @@ class GIFStreamModel(nn.Module):
                               opacity.reshape(-1)[keep], color.reshape(-1, 3)[keep])
         child_anchor = idx[:, None].expand(-1, k).reshape(-1)[keep]
         child_slot = slot[:, None].expand(-1, k).reshape(-1)[keep]
-        return gaussians, child_slot, {"anchor_idx": idx, "anchor_slot": slot, "child_anchor": child_anchor,
+        return gaussians, child_slot, {"anchor_idx": idx, "child_anchor": child_anchor,
                                        "child_keep": keep, "opacity": opacity, "scales": scales, "masks": masks,
                                        "translation": translation}
 
@@ -400,29 +292,3 @@ class GIFStreamModel(nn.Module):
         return reach_image(centres, self._reach(idx, state, values), viewmats, Ks, width, height)
 
 
-def initial_spacing(points: np.ndarray, voxel: float) -> np.ndarray:
-    """Per-anchor scale seed: mean distance to the 3 nearest anchors (at least the voxel size)."""
-    from scipy.spatial import cKDTree
-
-    if len(points) < 2:
-        return np.full(len(points), voxel)
-    k = min(4, len(points))
-    dist, _ = cKDTree(points).query(points, k=k)
-    return np.maximum(dist[:, 1:].mean(1), voxel)
-
-
-def voxelize(points: np.ndarray, colors: np.ndarray, voxel: float,
-             occupancy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """One anchor per occupied voxel at the voxel's centre, with the mean colour of its points and the union of
-    their `occupancy` (N, T) bool, the frames each point was seen moving in (None when not given)."""
-    keys = np.floor(points / voxel).astype(np.int64)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    col = np.zeros((len(uniq), 3))
-    np.add.at(col, inverse, colors.astype(np.float64))
-    col /= np.bincount(inverse, minlength=len(uniq))[:, None]
-    occ = None
-    if occupancy is not None:
-        occ = np.zeros((len(uniq), occupancy.shape[1]), bool)
-        np.logical_or.at(occ, inverse, np.asarray(occupancy, bool))
-    return (uniq + 0.5) * voxel, col.astype(np.uint8), occ

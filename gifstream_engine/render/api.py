@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..capture.types import Camera
+from ..capture.camera import Camera
 from ..errors import RenderError
 from .gaussians import Gaussians
 from .gsplat_backend import gsplat_available, render_gsplat
@@ -37,33 +37,6 @@ class RenderMeta:
             raise RenderError(f"the {self.backend} backend's 2D means have no gradient: call backward() on a loss "
                               "that depends on the render first")
         return grad.reshape(self.means2d.shape)
-
-
-@dataclasses.dataclass
-class BatchMeta:
-    """What `render_batch` drew, per Gaussian of the batch: each render's meta and the batch's Gaussians it drew
-    (None: all of them, the PyTorch backend's one canvas; gsplat draws image by image)."""
-
-    parts: list[tuple[torch.Tensor | None, RenderMeta]]
-    like: torch.Tensor  # the batch's means (N, 3): its size, dtype and device
-
-    def _gathered(self, column, shape: tuple, dtype) -> torch.Tensor:
-        if len(self.parts) == 1 and self.parts[0][0] is None:
-            return column(self.parts[0][1])
-        out = torch.zeros((len(self.like), *shape), dtype=dtype, device=self.like.device)
-        for index, meta in self.parts:
-            out[index] = column(meta).to(dtype)
-        return out
-
-    @property
-    def visible(self) -> torch.Tensor:
-        """(N,) bool: drawn in its image."""
-        return self._gathered(lambda meta: meta.visible, (), torch.bool)
-
-    def means2d_grad(self) -> torch.Tensor:
-        """(N, 2) gradient of the loss w.r.t. each Gaussian's screen position in its image, after backward (as
-        `RenderMeta.means2d_grad`; zero for a Gaussian in no image)."""
-        return self._gathered(lambda meta: meta.means2d_grad(), (2,), self.like.dtype)
 
 
 @dataclasses.dataclass
@@ -148,12 +121,11 @@ def render_batch(
     background: torch.Tensor | None = None,
     backend: str = "auto",
     max_pairs: int = DEFAULT_MAX_PAIRS,
-    track_means2d_grad: bool = False,  # retain d loss / d means2d for densification (BatchMeta.means2d_grad)
-) -> tuple[torch.Tensor, torch.Tensor, BatchMeta]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Several images of one size at once, image i showing the Gaussians with image_of == i as cameras[i] sees
-    them: (B, H, W, 3) RGB, (B, H, W, 1) alpha, differentiable as `render`'s, and what was drawn (`BatchMeta`)
-    (what the trainer's windows on moving pixels use: one projection and one rasterisation instead of one per
-    window). The PyTorch backend rasterises them as one canvas; gsplat renders them one by one."""
+    them: (B, H, W, 3) RGB and (B, H, W, 1) alpha, differentiable as `render`'s (what the trainer's windows on
+    moving pixels use: one projection and one rasterisation instead of one per window). The PyTorch backend
+    rasterises them as one canvas; gsplat renders them one by one."""
     sizes = {(c.width, c.height) for c in cameras}
     if len(sizes) != 1:
         raise RenderError(f"render_batch needs cameras of one image size, got {sorted(sizes)}")
@@ -162,32 +134,28 @@ def render_batch(
     device = gaussians.device
     width, height = cameras[0].width, cameras[0].height
     if choose_backend(backend, device) == "gsplat":
-        rgbs, alphas, parts = [], [], []
+        rgbs, alphas = [], []
         for i, camera in enumerate(cameras):
             index = torch.nonzero(image_of == i).squeeze(1)
             if len(index) == 0:  # an empty window: its background
                 alpha = gaussians.means.new_zeros(height, width, 1)
                 rgb = alpha.expand(-1, -1, 3) + (0 if background is None else background.to(alpha))
             else:
-                out = render(gaussians.select(index), camera, background, "gsplat", max_pairs=max_pairs,
-                             track_means2d_grad=track_means2d_grad)
+                out = render(gaussians.select(index), camera, background, "gsplat", max_pairs=max_pairs)
                 rgb, alpha = out.rgb, out.alpha
-                parts.append((index, out.meta))
             rgbs.append(rgb)
             alphas.append(alpha)
-        return torch.stack(rgbs), torch.stack(alphas), BatchMeta(parts, gaussians.means)
+        return torch.stack(rgbs), torch.stack(alphas)
     tensors = [camera_tensors(camera, device, gaussians.means.dtype) for camera in cameras]
     viewmats = torch.stack([v for v, _ in tensors]).index_select(0, image_of)
     Ks = torch.stack([k for _, k in tensors]).index_select(0, image_of)
     proj = project_gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, viewmats, Ks,
                              width, height)
-    source = _tracked(proj.means2d, track_means2d_grad)
     rgb, alpha = rasterize(proj, gaussians.opacities, gaussians.colors, width, height, max_pairs, image_of, len(cameras))
     rgb, alpha = rgb.reshape(len(cameras), height, width, 3), alpha.reshape(len(cameras), height, width, 1)
     if background is not None:
         rgb = rgb + (1.0 - alpha) * background.to(rgb)
-    meta = RenderMeta("torch", proj.means2d, proj.radii, proj.visible, proj.depths, source)
-    return rgb, alpha, BatchMeta([(None, meta)], gaussians.means)
+    return rgb, alpha
 
 
 def _require_pinhole(camera: Camera) -> None:

@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from .. import validate
-from ..capture.types import Camera
+from ..capture.camera import Camera
 from ..errors import GIFStreamError
 from ..fileio import atomic_path
 

@@ -63,7 +63,7 @@ def train_gop(request: GopRequest, events: EventWriter | None = None, log=None, 
     """Train GOP `request.gop` of the run in `request.run` (its config.json must exist) in this process."""
     entered = entered or time.time()
     from ..capture import load_capture
-    from ..train.trainer import Training
+    from ..train.driver import Training
 
     set_threads(request.threads)
     cfg = saved_config(request.run)
@@ -103,7 +103,7 @@ def train_gop_of_run(capture: str, run: str, g: int, cfg: RunConfig | None, resu
     when given, must be the same). Every GOP continues what its own folder holds."""
     from ..capture import load_capture
     from ..errors import ConfigError
-    from ..train.trainer import Training
+    from ..train.driver import Training
 
     if g == 0:
         if cfg is None:

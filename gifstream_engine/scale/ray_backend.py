@@ -24,7 +24,7 @@ from ..errors import ConfigError, GIFStreamError, RunError
 from ..events import EventWriter, parse_event
 from ..train.config import RunConfig
 from ..train.run_folder import RunFolder
-from ..train.trainer import Training
+from ..train.driver import Training
 from .gop_job import EVENTS_FILE, GopOutcome, GopRequest, gop_folder, train_gop_logged
 
 RAY_MISSING = "--workers needs Ray, an optional dependency: pip install 'gifstream-engine[ray]' (or pip install ray)"

@@ -11,7 +11,7 @@ import torch
 from .. import validate
 from ..errors import RunError
 from ..fileio import atomic_open
-from ..model.gifstream import GIFStreamModel
+from ..model import GIFStreamModel
 
 # what every saved state holds (a checkpoint adds the optimiser, RNG states and growth statistics)
 REQUIRED = {"step": int, "elapsed": float, "config": dict, "num_frames": int, "model": dict}

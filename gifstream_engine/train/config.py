@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import validate
 from ..errors import ConfigError
-from ..model.gifstream import ModelConfig, validate_model
+from ..model import ModelConfig, validate_model
 
 # shipped inside the package (a wheel carries them); the repository's presets/ is a link to this folder
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "presets")
@@ -47,12 +47,6 @@ class TrainConfig:
     motion_patches: int = 0
     motion_patch_size: float = 0.3
     motion_patch_weight: float = 1.0
-    # a window of frame t is centred on pixels that move in frames t-motion_patch_frames..t+motion_patch_frames
-    motion_patch_frames: int = 0
-    # the windows' 2D gradients also feed the growth statistics (each window as one render; its gradients scaled to
-    # the training image's loss normalisation): what moves, which the training image shows in 1/T of the steps,
-    # grows anchors from every window that shows it
-    motion_patch_growth: bool = False
     lambda_scale: float = 0.01
     lambda_mask: float = 0.0005
     lambda_temporal: float = 0.01
@@ -72,16 +66,6 @@ class TrainConfig:
     prune_end_frac: float = 0.6667
     max_anchors: int = 1_000_000
     seed_frames: int = 1  # frames of the GOP (spread evenly, frame 0 first) whose SfM points seed the anchors
-    # the moving pixels' visual hull, carved in cells of this many anchor voxels, seeds anchors on what moves in
-    # every frame (train/carving.py; up to max_anchors / 2 of them); 0: SfM points only
-    hull_cell: float = 0.0
-    # link the hull's pieces over time into tracks (train/tracking.py): one canonical copy of each moving object,
-    # its motion decoder first fitted to the track for this many steps (train/motion_init.py); needs hull_cell > 0
-    track_motion: bool = False
-    motion_fit_steps: int = 300
-    # ... and held near the tracks by a least-squares prior (m^2) of this weight, fading to zero at this fraction
-    track_prior: float = 1.0
-    track_prior_end_frac: float = 0.5
     knn_every: int = 100
     # output
     checkpoint_every: int = 1000
@@ -97,8 +81,6 @@ class TrainConfig:
             raise ConfigError(
                 f"schedule fractions must satisfy 0 <= canonical_frac <= joint_end_frac <= round_frac <= 1, got {fr}"
             )
-        if self.track_motion and self.hull_cell <= 0:
-            raise ConfigError("train.track_motion follows the moving pixels' visual hull: set train.hull_cell > 0 too")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -109,13 +91,13 @@ TRAIN_RULES: dict[str, dict] = {
     "steps": {"minimum": 10}, "gop_length": {"minimum": 1}, "downscale": {"minimum": 1.0}, "seed": {"minimum": 0},
     "stream_window": {"minimum": 0}, "densify_every": {"minimum": 1}, "knn_every": {"minimum": 1},
     "max_anchors": {"minimum": 1}, "motion_weight": {"minimum": 0.0}, "motion_patches": {"minimum": 0, "maximum": 64},
-    "motion_patch_size": {"above": 0.0, "maximum": 1.0}, "motion_patch_weight": {"minimum": 0.0}, "motion_patch_frames": {"minimum": 0, "maximum": 1000}, "seed_frames": {"minimum": 1}, "hull_cell": {"minimum": 0.0}, "motion_fit_steps": {"minimum": 0}, "track_prior": {"minimum": 0.0}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
+    "motion_patch_size": {"above": 0.0, "maximum": 1.0}, "motion_patch_weight": {"minimum": 0.0}, "seed_frames": {"minimum": 1}, "checkpoint_every": {"minimum": 1}, "log_every": {"minimum": 1},
     "train_eval_stride": {"minimum": 1}, "feat_step": {"above": 0.0}, "geo_step": {"above": 0.0},
     **{name: {"above": 0.0} for name in ("lr_feat", "lr_stream", "lr_offsets", "lr_scale", "lr_mask", "lr_mlp", "lr_entropy")},
     **{name: {"minimum": 0.0} for name in ("lambda_scale", "lambda_mask", "lambda_temporal", "lambda_spatial",
                                            "lambda_entropy", "grad_threshold", "min_opacity")},
     **{name: _FRACTION for name in ("canonical_frac", "joint_end_frac", "round_frac", "entropy_start_frac",
-                                    "densify_start_frac", "densify_end_frac", "prune_start_frac", "prune_end_frac", "track_prior_end_frac",
+                                    "densify_start_frac", "densify_end_frac", "prune_start_frac", "prune_end_frac",
                                     "time_mix_alpha", "ssim_weight")},
 }
 @dataclasses.dataclass

@@ -1,4 +1,5 @@
-"""Anchor growing and pruning (Scaffold-GS rules) with GIFStream's time-mixed gradient statistic.
+"""Growth statistics and the rules that read them (Scaffold-GS rules with GIFStream's time-mixed gradient); when
+they apply is `growth.GrowthPolicy`'s business.
 
 Per child Gaussian slot (anchor, k) the 2D positional gradient is accumulated over the steps that saw it;
 as each step shows one frame, max over steps ~ max over time: g = alpha * max_t g_t + (1 - alpha) * mean_t g_t.
@@ -11,7 +12,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..model.gifstream import GIFStreamModel
+from ..model import GIFStreamModel
 
 
 @dataclasses.dataclass
@@ -46,11 +47,11 @@ class GrowthStats:
 
 @torch.no_grad()
 def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int, height: int,
-               k: int, weight: float = 1.0) -> None:
+               k: int) -> None:
     """Add one render's gradients (pixel-space means2d grads, converted to NDC scale of a width x height image as
-    in 3DGS, times `weight`); aux's anchors are distinct (`decode`'s)."""
+    in 3DGS); aux's anchors are distinct (`decode`'s)."""
     scale = torch.tensor([width / 2.0, height / 2.0], device=means2d_grad.device)
-    g = weight * (means2d_grad * scale).norm(dim=-1) * visible
+    g = (means2d_grad * scale).norm(dim=-1) * visible
     n_vis = len(aux["anchor_idx"])
     full = torch.zeros(n_vis * k, device=g.device)
     seen = torch.zeros(n_vis * k, device=g.device)
@@ -66,24 +67,6 @@ def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visibl
     stats.opacity_max[idx] = torch.maximum(stats.opacity_max[idx], opacity.mean(-1))
     stats.anchor_seen[idx] += 1
     stats.dyn_grad[idx] += full.view(n_vis, k).sum(-1)
-
-
-def accumulate_windows(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int,
-                       height: int, k: int, weight: float) -> None:
-    """Add the gradients of windows decoded together (`decode_windows`' aux, whose rows are grouped by window in
-    order, and so are their Gaussians) window by window, each as one render of a width x height image: an anchor
-    shown in two windows counts as seen twice, as over two steps."""
-    slot, keep = aux["anchor_slot"], aux["child_keep"].view(-1, k)
-    rows = torch.bincount(slot).tolist()  # anchors per window, in window order
-    children = keep.sum(1)
-    row = child = 0
-    for count in rows:
-        shown = int(children[row:row + count].sum())
-        window_aux = {"anchor_idx": aux["anchor_idx"][row:row + count], "child_keep": keep[row:row + count].reshape(-1),
-                      "opacity": aux["opacity"][row:row + count]}
-        accumulate(stats, window_aux, means2d_grad[child:child + shown], visible[child:child + shown], width, height,
-                   k, weight)
-        row, child = row + count, child + shown
 
 
 def time_mixed_gradient(stats: GrowthStats, alpha: float) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Photometric loss (the rate term lives with the entropy models in codec/rate.py)."""
+"""The training loss's terms: photometric (with the motion importance), the feature stream's priors, and their sum
+(the rate term comes from the entropy models, codec/rate.py)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,26 @@ def motion_importance(target: torch.Tensor, median: torch.Tensor, boost: float) 
     d = (target - median).abs().amax(-1)
     gamma = THRESHOLD / 2
     return 1 + boost * dilate_max(d**2 / (d**2 + gamma**2), DILATE_PX)
+
+
+def stream_regularisers(model, aux: dict, t: int) -> dict[str, torch.Tensor]:
+    """The feature stream's priors at frame t over the decoded anchors: masks kept small (sparsity), f_t close to
+    the next frame's (the previous at the clip's end) and to its canonical neighbours', both where M_de is open.
+    Unweighted: the trainer weighs them (lambda_mask, lambda_temporal, lambda_spatial)."""
+    idx, masks = aux["anchor_idx"], aux["masks"]
+    de = masks["de"][idx]
+    f_t = model.stream[idx, t]
+    t2 = min(t + 1, model.num_frames - 1) if t + 1 < model.num_frames else max(t - 1, 0)
+    neighbours = model.stream[model.knn_index[idx], t]
+    return {"masks": masks["de"].mean() + masks["dy"].mean(),
+            "temporal": (de[:, None] * (f_t - model.stream[idx, t2]) ** 2).mean(),
+            "spatial": (de[:, None, None] * (f_t[:, None] - neighbours) ** 2).mean()}
+
+
+def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss: the weighted terms summed in their order (the order the log lists them)."""
+    values = iter(terms.values())
+    loss = next(values)
+    for value in values:
+        loss = loss + value
+    return loss

@@ -13,7 +13,7 @@ import dataclasses
 
 import torch
 
-from ..capture.types import Camera
+from ..capture.camera import Camera
 from ..eval.motion import departs_from_median
 
 
@@ -36,12 +36,10 @@ class MotionPatchSampler:
     """Draws windows on moving pixels from one GOP's training footage.
 
     frames: (C, T, H, W, 3) uint8; medians: (C, H, W, 3) float, each camera's temporal median; cameras: the C
-    training cameras. reach: a window of frame t may also be centred where something moved in the `reach` frames
-    before and after t, where a copy of the object shown a frame early or late would sit over the background. The
-    (camera, frame) pairs with such pixels are found once; `empty` when there are none."""
+    training cameras. The (camera, frame) pairs with moving pixels are found once; `empty` when there are none."""
 
-    def __init__(self, frames: torch.Tensor, medians: torch.Tensor, cameras: list[Camera], size: float, reach: int = 0):
-        self.frames, self.medians, self.cameras, self.reach = frames, medians, cameras, reach
+    def __init__(self, frames: torch.Tensor, medians: torch.Tensor, cameras: list[Camera], size: float):
+        self.frames, self.medians, self.cameras = frames, medians, cameras
         self.width, self.height = patch_size(frames.shape[3], frames.shape[2], size)
         self.pairs = torch.tensor([(c, t) for c in range(frames.shape[0]) for t in range(frames.shape[1])
                                    if self._moving(c, t).any()], dtype=torch.long).reshape(-1, 2)
@@ -51,9 +49,8 @@ class MotionPatchSampler:
         return len(self.pairs) == 0
 
     def _moving(self, c: int, t: int) -> torch.Tensor:
-        """(H, W) bool: pixels of camera c that depart from its temporal median in frame t or within `reach` frames."""
-        lo, hi = max(0, t - self.reach), min(self.frames.shape[1], t + self.reach + 1)
-        return departs_from_median(self.frames[c, lo:hi].float() / 255.0, self.medians[c]).any(0)
+        """(H, W) bool: pixels of camera c that depart from its temporal median in frame t."""
+        return departs_from_median(self.frames[c, t].float() / 255.0, self.medians[c])
 
     def sample(self, generator: torch.Generator) -> MotionPatch:
         """A window centred on a moving pixel, both drawn uniformly (pair, then pixel), from `generator`."""

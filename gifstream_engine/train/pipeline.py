@@ -9,7 +9,7 @@ from ..eval.evaluate import evaluate, motion_summary
 from ..events import EventWriter
 from .config import RunConfig
 from .run_folder import RunFolder, TrainedRun
-from .trainer import Training
+from .driver import Training
 
 
 def evaluate_run(run: TrainedRun, capture: Capture | None = None) -> dict:

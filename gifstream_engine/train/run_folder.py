@@ -22,7 +22,7 @@ import shutil
 
 import torch
 
-from ..capture.types import Rig
+from ..capture.camera import Rig
 from ..codec.bitstream import CodableSequence
 from ..codec.entropy_models import EntropyModels
 from ..codec.gop_coding import coded_anchor_values

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..model.gifstream import DecodeState
+from ..model import DecodeState
 from .config import TrainConfig
 
 PHASES = ("canonical", "joint", "qat_noise", "qat_round")

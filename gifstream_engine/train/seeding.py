@@ -1,4 +1,5 @@
-"""Which seed points lie on something that moves.
+"""Where a GOP's anchors come from: SfM points of a few frames, marked where they lie on something that moves;
+GOP 0's model from them, and a later GOP's warm start from GOP 0.
 
 A point triangulated in frame k is on a moving object when, in most of the cameras that see it, it projects onto
 the footage's moving pixels of frame k (pixels that depart from the temporal median, eval/motion.py). Their
@@ -12,112 +13,78 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 from ..capture import Capture
 from ..capture.sfm_init import initial_point_cloud
 from ..eval.motion import moving_pixels
-from ..model.gifstream import voxelize
-from .carving import MovingHull, SolidHull, carve_moving, carve_solid
-from .tracking import track_pieces
+from ..model import GIFStreamModel, voxelize
+from .checkpoint import load_model, load_state
+from .config import RunConfig
 
 
 @dataclasses.dataclass
 class Seeds:
-    """Anchor seeds of one GOP: voxel centres, colours, the frames each was seen moving in, and for seeds on a
-    tracked object (train/tracking.py) the translation that carries them from their canonical place to each frame."""
+    """Anchor seeds of one GOP: voxel centres, colours and the frames each was seen moving in."""
 
     xyz: np.ndarray  # (N, 3)
     colors: np.ndarray  # (N, 3) uint8
     occupancy: np.ndarray  # (N, T) bool: the frames each seed was seen on something moving (none: static)
     description: str  # for the log: how many points of which frames
-    motion: np.ndarray | None = None  # (N, T, 3) float32 translation per frame (zero for untracked seeds); None: no tracking
-    tracked: np.ndarray | None = None  # (N,) bool: on a tracked object
 
     @property
     def moving(self) -> np.ndarray:
         return self.occupancy.any(1)
 
     def subset(self, keep: np.ndarray) -> "Seeds":
-        pick = lambda a: None if a is None else a[keep]  # noqa: E731
-        return Seeds(self.xyz[keep], self.colors[keep], self.occupancy[keep], self.description, pick(self.motion),
-                     pick(self.tracked))
+        return Seeds(self.xyz[keep], self.colors[keep], self.occupancy[keep], self.description)
 
 
-def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0, hull_cell: float = 0.0,
-                 max_hull: int = 0, track: bool = False) -> Seeds:
-    """SfM points of `num_seed_frames` frames of the capture (train/sfm_init.py), marked where they lie on
-    moving pixels, plus (with `hull_cell` > 0) up to `max_hull` surface voxels of the moving pixels' visual hull
-    carved in cells of `hull_cell` anchor voxels (train/carving.py); voxelised into one seed per voxel.
-
-    With `track` (and `hull_cell` > 0), the hull's pieces are linked over time (train/tracking.py) and every
-    moving seed on a track is moved to the track's reference frame: one canonical copy of each object, present
-    from the track's first frame to its last, with the translation per frame in `Seeds.motion`."""
+def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0) -> Seeds:
+    """SfM points of `num_seed_frames` frames of the capture (capture/sfm_init.py), marked where they lie on
+    moving pixels, voxelised into one seed per voxel."""
     cloud = initial_point_cloud(capture, seed=seed, num_seed_frames=num_seed_frames)
     frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
     on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
     occupancy = np.zeros((len(frames), capture.num_frames), bool)
     occupancy[np.nonzero(on_moving)[0], frames[on_moving]] = True
-    points, colors = cloud.points, cloud.colors
-    hull = MovingHull.empty(capture.num_frames, voxel)
-    solid = None
-    if hull_cell > 0 and max_hull > 0 and cloud.source != "random":
-        solid = carve_solid(capture, hull_cell * voxel, cloud.points)
-        hull = carve_moving(capture, hull_cell * voxel, cloud.points, max_hull, seed=seed, solid=solid)
-    if track and solid is not None:
-        return _tracked_seeds(capture, cloud, frames, on_moving, occupancy, hull, solid, voxel)
-    points = np.concatenate([points, hull.xyz])
-    colors = np.concatenate([colors, hull.colors])
-    occupancy = np.concatenate([occupancy, hull.occupancy])
-    xyz, colors, occupancy = voxelize(points, colors, voxel, occupancy)
+    xyz, colors, occupancy = voxelize(np.asarray(cloud.points, np.float64), cloud.colors, voxel, occupancy)
     description = (f"{len(xyz)} from {len(cloud.points)} {cloud.source} points of frames {sorted(set(frames.tolist()))} "
-                   f"(voxel {voxel}) and {len(hull.xyz)} cells of the moving pixels' hull (cell {hull.voxel:.3g}), "
-                   f"{int(occupancy.any(1).sum())} on something that moves")
+                   f"(voxel {voxel}), {int(occupancy.any(1).sum())} on something that moves")
     return Seeds(xyz, colors, occupancy, description)
 
 
-def _tracked_seeds(capture: Capture, cloud, frames: np.ndarray, on_moving: np.ndarray, occupancy: np.ndarray,
-                   hull: MovingHull, solid: SolidHull, voxel: float) -> Seeds:
-    """Seeds with the moving SfM points and hull cells of each track moved to its reference frame and voxelised
-    per track (two objects' canonical copies may overlap in space); the rest as in `seed_anchors`."""
-    num_frames = capture.num_frames
-    tracks = track_pieces(solid)
-    # a track's hull cells in its reference frame are its surface there (the hull of other frames, seen from other
-    # sides of a rig on one side, would only thicken the canonical copy); its SfM points come from every frame
-    cell_idx, cell_frame = np.nonzero(hull.occupancy)
-    hull_points, hull_colors = hull.xyz[cell_idx], hull.colors[cell_idx]
-    hull_track = tracks.label_points(solid, hull_points, cell_frame)
-    off_reference = (hull_track >= 0) & (cell_frame != tracks.reference[np.maximum(hull_track, 0)])
-    hull_track[off_reference] = -2  # neither a track's nor loose
-    point_track = np.full(len(cloud.points), -1, np.int64)
-    point_track[on_moving] = tracks.label_points(solid, cloud.points[on_moving], frames[on_moving])
+def gop_seeds(capture: Capture, cfg: RunConfig) -> Seeds:
+    return seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed)
 
-    groups = []  # (xyz, colours, occupancy, track) per group: untracked, then one per track
-    untracked = point_track < 0
-    loose = hull_track == -1  # hull cells on no track keep the time code of the frames they are occupied in
-    loose_cells = np.unique(cell_idx[loose])
-    xyz, col, occ = voxelize(np.concatenate([cloud.points[untracked], hull.xyz[loose_cells]]),
-                             np.concatenate([cloud.colors[untracked], hull.colors[loose_cells]]), voxel,
-                             np.concatenate([occupancy[untracked], hull.occupancy[loose_cells]]))
-    groups.append((xyz, col, occ, np.full(len(xyz), -1)))
-    for j in range(tracks.count):
-        mine_points, mine_cells = point_track == j, hull_track == j
-        if not (mine_points.any() or mine_cells.any()):
-            continue
-        seen = np.concatenate([frames[mine_points], cell_frame[mine_cells]])
-        moved = np.concatenate([cloud.points[mine_points], hull_points[mine_cells]])
-        moved = moved - (tracks.centres[j, seen] - tracks.centres[j, tracks.reference[j]])
-        xyz, col, _ = voxelize(moved, np.concatenate([cloud.colors[mine_points], hull_colors[mine_cells]]), voxel)
-        groups.append((xyz, col, np.repeat(tracks.present[j][None], len(xyz), 0), np.full(len(xyz), j)))
-    xyz, colors, occupancy, track = (np.concatenate(parts) for parts in zip(*groups))
-    tracked = track >= 0
-    motion = np.zeros((len(xyz), num_frames, 3), np.float32)
-    motion[tracked] = tracks.translation(track[tracked])
-    travel = [float(np.linalg.norm(np.diff(tracks.centres[j], axis=0), axis=1).sum()) for j in range(tracks.count)]
-    description = (f"{len(xyz)} from {len(cloud.points)} {cloud.source} points of frames {sorted(set(frames.tolist()))} "
-                   f"(voxel {voxel}) and {len(hull.xyz)} cells of the moving pixels' hull (cell {hull.voxel:.3g}); "
-                   f"{tracks.count} tracks over {', '.join(f'{d:.2f}' for d in travel)} m carry {int(tracked.sum())} "
-                   f"anchors, {int((occupancy.any(1) & ~tracked).sum())} more on something that moves")
-    return Seeds(xyz, colors, occupancy, description, motion, tracked)
+
+def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
+    """GOP 0's model from its seeds (a random `max_anchors` of them where there are more)."""
+    seeds = gop_seeds(capture, cfg)
+    if len(seeds.xyz) > cfg.train.max_anchors:
+        seeds = seeds.subset(np.random.default_rng(cfg.train.seed).choice(len(seeds.xyz), cfg.train.max_anchors, replace=False))
+    log(f"initial anchors: {seeds.description}")
+    return GIFStreamModel(seeds.xyz, seeds.colors, capture.num_frames, cfg.model, seeds.occupancy)
+
+
+def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) -> GIFStreamModel:
+    """A later GOP's model: GOP 0's early state with a fresh feature stream of this GOP's length, plus anchors
+    seeded where this GOP's frames see something move in voxels GOP 0 left empty."""
+    state = load_state(warm_path, device)
+    model = load_model(state, cfg, warm_path)
+    model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, capture.num_frames, cfg.model.stream_dim,
+                                                  device=model.feat.device))
+    model.num_frames = capture.num_frames
+    seeds = gop_seeds(capture, cfg)
+    occupied = {tuple(v) for v in np.floor(model.anchor_xyz.cpu().numpy() / cfg.model.voxel_size).astype(np.int64)}
+    keys = np.floor(seeds.xyz / cfg.model.voxel_size).astype(np.int64)
+    new = seeds.moving & np.array([tuple(k) not in occupied for k in keys], bool)
+    new &= np.cumsum(new) <= max(0, cfg.train.max_anchors - model.num_anchors)
+    if new.any():
+        fresh = seeds.subset(new)
+        model.append_anchors(GIFStreamModel(fresh.xyz, fresh.colors, capture.num_frames, cfg.model, fresh.occupancy).to(device))
+    log(f"warm start: {model.num_anchors} anchors, {int(new.sum())} of them seeded on this GOP's moving pixels")
+    return model
 
 
 def moving_points(capture: Capture, points: np.ndarray, frames: np.ndarray, min_views: int = 2) -> np.ndarray:

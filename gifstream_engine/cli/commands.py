@@ -1,0 +1,262 @@
+"""The `gifstream` subcommands: each `cmd_*` takes the parsed arguments and does one job."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from ..errors import GIFStreamError
+from ..fileio import output_dir, output_file
+
+def _load(args):
+    from ..capture import load_capture
+    from ..frames import parse_frame_range
+
+    return load_capture(args.path, downscale=args.downscale, frames=parse_frame_range(args.frames))
+
+
+def cmd_capture_info(args) -> None:
+    from ..capture import rig_table
+
+    info = _load(args).info()
+    print(json.dumps(info) if args.json else rig_table(info))
+
+
+def _synth_config(args):
+    from ..capture.synth import SynthConfig
+
+    return SynthConfig(num_cameras=args.cameras, num_frames=args.num_frames, width=args.width,
+                       height=args.height, samples=args.samples, denoise=args.denoise, fps=args.fps, seed=args.seed, motion=args.motion)
+
+
+def cmd_capture_synth(args) -> None:
+    from ..capture.synth import render_synthetic_capture
+
+    output_dir(args.out, "capture folder")
+    start = time.time()
+    render_synthetic_capture(args.out, _synth_config(args), python=args.blender_python)
+    print(f"wrote {args.out} in {time.time() - start:.1f} s")
+
+
+def cmd_capture_points(args) -> None:
+    from ..capture.sfm_init import initial_point_cloud
+    from ..plyio import write_point_ply
+
+    output_file(args.out, "point cloud")
+    cloud = initial_point_cloud(_load(args), use_capture_points=not args.sfm)
+    write_point_ply(args.out, cloud.points, cloud.colors)
+    print(f"{len(cloud.points)} points ({cloud.source}) -> {args.out} {cloud.stats or ''}")
+
+
+def cmd_demo(args) -> None:
+    """Render the embedded capture, load it, seed points, render them from the test camera, print the rig; then
+    train, encode, decode and evaluate (unless --no-train)."""
+    from ..demo import run_demo
+
+    run_demo(args.out, _synth_config(args), python=args.blender_python, train=not args.no_train, steps=args.steps,
+             log=print, progress_bar=sys.stderr.isatty())
+
+
+def _train_overrides(args) -> list[str]:
+    """--set values plus the shortcuts (--steps, --device, --no-stream)."""
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.device is not None:
+        overrides.append(f"train.device={args.device}")
+    if args.no_stream:
+        overrides.append("train.disable_stream=true")
+    return overrides
+
+
+def cmd_train(args) -> None:
+    from ..capture import load_capture
+    from ..events import EventWriter
+    from ..train.config import load_config
+    from ..train.pipeline import train_and_evaluate
+    from ..train.run_folder import RunFolder
+
+    overrides = _train_overrides(args)
+    if args.resume and args.overwrite:
+        raise GIFStreamError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
+    folder = RunFolder(args.out)
+    if args.resume and folder.has_config() and not (args.preset or overrides):
+        cfg = folder.read_config()  # a plain --resume continues with the run's settings
+    else:
+        cfg = load_config(args.preset or ["preview"], overrides)
+    output_dir(args.out, "run folder")
+    events = EventWriter(enabled=args.events)
+    log = (lambda msg: events.log(msg)) if args.events else print
+    if args.gop is not None:  # one GOP of a run (a farm task): no evaluation, that is `gifstream assemble`'s
+        from ..scale.gop_job import train_gop_of_run
+
+        if args.workers:
+            raise GIFStreamError("--gop N trains one GOP in this process; it cannot be combined with --workers")
+        given = cfg if (args.preset or overrides or args.gop == 0) else None
+        outcome = train_gop_of_run(args.capture, args.out, args.gop, given, args.resume, args.overwrite, args.threads,
+                                   events, log, progress_bar=sys.stderr.isatty() and not args.events)
+        if outcome.status == "cancelled":
+            raise KeyboardInterrupt
+        events.result({"status": "finished", "run": args.out, "gop": args.gop, "seconds": outcome.seconds})
+        return
+    if args.threads and not args.workers:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    train = None
+    if args.workers:  # the GOPs in parallel on Ray
+        from ..scale.ray_backend import ParallelOptions, train_parallel
+
+        parallel = ParallelOptions(args.workers, args.threads or 1, args.retries)
+        train = lambda: train_parallel(capture, cfg, args.out, parallel, events, log, resume=args.resume,  # noqa: E731
+                                       overwrite=args.overwrite).status
+    result = train_and_evaluate(capture, cfg, args.out, events, log, resume=args.resume, overwrite=args.overwrite,
+                                progress_bar=sys.stderr.isatty() and not args.events, train=train)
+    if result is not None:
+        events.result({"status": "finished", "run": args.out, "eval": result})
+
+
+def cmd_assemble(args) -> None:
+    from ..capture import load_capture
+    from ..scale.assemble import check_complete
+    from ..train.pipeline import evaluate_and_report
+    from ..train.run_folder import RunFolder
+
+    gops = check_complete(args.run)
+    saved = RunFolder(args.run).read_saved()
+    capture = load_capture(args.capture or saved.capture, downscale=saved.run_config().train.downscale)
+    print(f"{args.run}: all {gops} GOPs trained")
+    evaluate_and_report(capture, args.run, print)
+    if args.output:
+        encode_to(args.run, args.output, as_json=False)
+
+
+def cmd_farm_job(args) -> None:
+    from ..capture import load_capture
+    from ..scale.farm_job import missing_defaults, write_farm_job
+    from ..train.config import load_config
+
+    presets = [os.path.abspath(p) if os.path.isfile(p) else p for p in args.preset or ["preview"]]  # TOML files by path
+    cfg = load_config(presets, _train_overrides(args))
+    capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    output_file(args.output, "job template")
+    job = write_farm_job(args.output, capture, os.path.abspath(args.capture), os.path.abspath(args.out), presets,
+                         _train_overrides(args), cfg, command=args.command)
+    params = "".join(f" -p {name}={path}" for name, path in missing_defaults(job.template).items())
+    print(f"{args.output}: OpenJD job, {job.num_gops} GOPs ({job.gop_tasks} tasks after GOP 0) -> {args.out}; "
+          f"check it with `openjd check {args.output}`, run it locally with "
+          f"`openjd run --step Assemble --run-dependencies{params} {args.output}`")
+
+
+def cmd_eval(args) -> None:
+    from ..sources import evaluate_source
+
+    result = evaluate_source(args.source, args.capture)
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def camera_from_json(path: str):
+    """A camera from a JSON file {name?, width, height, K (3x3), w2c (4x4, OpenCV)} -- e.g. one entry of capture info."""
+    from ..capture.camera import Camera
+
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+        return Camera.from_json(spec, default_name="pose")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise GIFStreamError(f"{path}: expected JSON with width, height, K (3x3) and w2c (4x4): {exc}") from exc
+
+
+def cmd_render(args) -> None:
+    from ..sequence import render_views
+    from ..sources import open_sequence, pick_cameras, rig_of
+
+    output_dir(args.out)
+    source, start, stop = open_sequence(args.source, args.frames)
+    if args.pose:
+        cameras, fps = [camera_from_json(args.pose)], source.fps
+    else:
+        rig = rig_of(source, args.source)
+        cameras, fps = pick_cameras(rig, args.camera, args.source), rig.fps
+    for camera in cameras:
+        count = render_views(source, camera, start, stop, args.out, fps)
+        print(f"{camera.name}: {count} frames -> {args.out}")
+
+
+def cmd_encode(args) -> None:
+    encode_to(args.run, args.output, args.json)
+
+
+def encode_to(run_dir: str, output: str, as_json: bool) -> None:
+    from ..codec.bitstream import encode_run
+    from ..codec.describe import bitrate_mbps
+    from ..sources import rig_of
+    from ..train.run_folder import RunFolder
+
+    output_file(output, "bitstream")
+    run = RunFolder(run_dir).load()
+    rig = rig_of(run, run_dir)
+    result = encode_run(run, output, rig)
+    result |= {"output": output, "frames": run.num_frames, "mbps": bitrate_mbps(result["bytes"], run.num_frames, rig.fps)}
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"{output}: {result['bytes']} bytes for {run.num_frames} frames at {rig.fps:g} fps "
+          f"({result['mbps']:.3f} Mbps), encoded in {result['seconds']:.2f} s")
+
+
+def cmd_decode(args) -> None:
+    from ..sequence import write_frames
+    from ..sources import is_bitstream, open_sequence
+
+    if not is_bitstream(args.stream):
+        raise GIFStreamError(f"{args.stream}: not a .gifs file")
+    output_dir(args.out)
+    begin = time.perf_counter()
+    stream, start, stop = open_sequence(args.stream, args.frames)
+    seconds = {"decode": 0.0, "write": 0.0}
+
+    def count(_t: int, decode_s: float, write_s: float) -> None:
+        seconds["decode"] += decode_s
+        seconds["write"] += write_s
+
+    write_frames(stream, args.out, start, stop, args.format, count)
+    total = stream.decode_seconds + seconds["decode"]
+    print(f"decoded frames {start}:{stop} -> {args.out} ({args.format}); bitstream + Gaussians {total:.3f} s "
+          f"= {(stop - start) / total:.1f} frames/s, files written in {seconds['write']:.2f} s; "
+          f"total {time.perf_counter() - begin:.2f} s")
+
+
+def cmd_render_layer(args) -> None:
+    from ..events import EventWriter
+    from ..layer import render_layer
+
+    events = EventWriter(enabled=True) if args.events else None
+    summary = render_layer(args.sequence, args.cameras, args.out, events, backend=args.backend, device=args.device,
+                           prefix=args.prefix)
+    if events is not None:
+        events.result(summary)
+    else:
+        print(f"{summary['frames']} frames -> {summary['out']} in {summary['seconds']:.1f} s")
+
+
+def cmd_info(args) -> None:
+    from ..codec.container import Container
+    from ..codec.describe import describe
+    from ..codec.header import FORMAT, StreamHeader
+
+    container = Container(args.file)
+    container.verify()
+    kind = container.header.get("format", "container")
+    # a GIFStream header is checked before it is described; another format's container is only measured
+    header = StreamHeader.parse(container.header, args.file, container.size) if kind == FORMAT else None
+    sizes = container.sizes()
+    total = os.path.getsize(args.file)
+    if args.json:
+        print(json.dumps({"header": container.header, "sections": sizes, "bytes": total}))
+        return
+    print(describe(header, str(kind), container.version, sizes, total, args.sections))
+

@@ -1,0 +1,81 @@
+"""Everything the trainer keeps one row of per anchor, behind one owner that resizes it all together.
+
+An anchor's rows live in the model (its parameters and canonical position), in Adam's moments of those
+parameters, in the growth statistics, and in the rate's grid of dynamic anchors (model indices). Growth and
+pruning change the anchor set only through `AnchorState.extend` and `AnchorState.select`, so no part can fall
+out of step with the others (gsplat's `strategy.ops` plays this part for its Gaussians).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..codec.rate import TrainingStreamGrid
+from ..model import GIFStreamModel
+from .densify import GrowthStats
+
+# the model's per-anchor parameters and the learning rate (a TrainConfig field) of each one's optimiser group
+PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_feat", "stream": "lr_stream",
+                 "mask_logits": "lr_mask"}
+# what a new anchor copies from its parent (the rest starts fresh: one voxel's scale, offsets at the centre)
+INHERITED = ("feat", "stream", "mask_logits")
+
+
+class AnchorState:
+    """The model's per-anchor parameters and positions, their optimiser state, the growth statistics and the
+    stream grid of one GOP's trainer. The optimiser's per-anchor groups are named after the parameter
+    (`PER_ANCHOR_LR`); its other groups (decoders, entropy models) are left alone."""
+
+    def __init__(self, model: GIFStreamModel, optimizer: torch.optim.Optimizer, stats: GrowthStats):
+        self.model, self.optimizer, self.stats = model, optimizer, stats
+        self.stream_grid: TrainingStreamGrid | None = None  # dynamic anchors on the 2D grid, None until (re)built
+
+    @property
+    def count(self) -> int:
+        return self.model.num_anchors
+
+    @torch.no_grad()
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep the anchors `keep` ((N,) bool) in every per-anchor table, in order."""
+        self._rebuild(lambda rows: rows[keep])
+        self.model.anchor_xyz = self.model.anchor_xyz[keep]
+        self.stats = self.stats.select(keep)
+
+    @torch.no_grad()
+    def extend(self, parents: torch.Tensor, centres: torch.Tensor) -> None:
+        """Append one anchor at each of `centres` (G, 3) whose feature, stream and masks are copies of anchor
+        parents[i]'s; the rest starts fresh (scale of one voxel, offsets at the centre, zero moments and
+        statistics)."""
+        m, grown = self.model, len(parents)
+        fresh = {"log_scale": torch.full((grown, 6), math.log(m.cfg.voxel_size)),
+                 "offsets": torch.zeros(grown, m.cfg.num_offsets, 3)}
+        rows = {name: getattr(m, name)[parents] if name in INHERITED else fresh[name] for name in PER_ANCHOR_LR}
+        self._rebuild(lambda rows: rows, rows)
+        m.anchor_xyz = torch.cat([m.anchor_xyz, centres.to(m.anchor_xyz)])
+        self.stats = self.stats.extend(grown)
+
+    def _rebuild(self, pick, appended: dict[str, torch.Tensor] | None = None) -> None:
+        """Each per-anchor parameter as a new Parameter of the rows `pick` keeps (plus `appended`), with Adam's
+        moments picked alike (zero for appended rows)."""
+        for group in self.optimizer.param_groups:
+            name = group["name"]
+            if name not in PER_ANCHOR_LR:
+                continue
+            old = group["params"][0]
+            value = pick(old.data)
+            if appended is not None:
+                value = torch.cat([value, appended[name].to(value)])
+            param = torch.nn.Parameter(value)
+            state = self.optimizer.state.pop(old, None)
+            if state:
+                for key in ("exp_avg", "exp_avg_sq"):
+                    moment = pick(state[key])
+                    if appended is not None:
+                        moment = torch.cat([moment, torch.zeros_like(appended[name]).to(moment)])
+                    state[key] = moment
+                self.optimizer.state[param] = state
+            group["params"][0] = param
+            setattr(self.model, name, param)
+        self.stream_grid = None  # anchor indices changed
