@@ -1,7 +1,7 @@
 """Build the installable Blender extension: dist/gifstream_blender-<version>.zip.
 
 The zip holds blender_addon/'s files at its root (blender_manifest.toml beside __init__.py), as Blender 4.2+
-extensions expect. Usage: python build_addon.py [--out DIR]
+extensions expect, with its sub-packages (core/, scene/, ui/) as folders. Usage: python build_addon.py [--out DIR]
 """
 
 from __future__ import annotations

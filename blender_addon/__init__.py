@@ -1,36 +1,42 @@
-"""GIFStream for Blender (bpy/mathutils only; the engine runs in its own process)."""
+"""GIFStream for Blender (bpy/mathutils only; the engine runs in its own process).
+
+Three parts: `core` (no bpy: the engine's process, the jobs, sequence files, conventions), `scene` (what the
+add-on builds in Blender) and `ui` (operators, panels, preferences, menus). Everything is registered here.
+"""
 
 import atexit
 
 import bpy
 
-from . import compositing_layer, import_capture, import_sequence, preferences, sequence_ui, train_ui
-
-CLASSES = (
-    preferences.GIFSTREAM_OT_check_engine,
-    preferences.GIFStreamPreferences,
-    import_capture.IMPORT_SCENE_OT_gifstream_capture,
-)
+from . import ui
 
 
-def _stop_engine_at_exit():
-    for job in (train_ui.current_job(), import_sequence.current_decode(), compositing_layer.current_layer_job()):
-        if job is not None and job.status == "running":
+def _stop_jobs():
+    """Never leave an orphan engine process (a cancelled training keeps its checkpoint)."""
+    for job in ui.session_jobs():
+        if job is not None and job.running:
             job.cancel()
 
 
 def register():
-    for cls in CLASSES:
+    for cls in ui.CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.TOPBAR_MT_file_import.append(import_capture.menu_import)
-    train_ui.register()
-    sequence_ui.register()
-    atexit.register(_stop_engine_at_exit)
+    for name, group in ui.SCENE_PROPERTIES.items():
+        setattr(bpy.types.Scene, name, bpy.props.PointerProperty(type=group))
+    for menu in ui.IMPORT_MENUS:
+        bpy.types.TOPBAR_MT_file_import.append(menu)
+    atexit.register(_stop_jobs)
 
 
 def unregister():
-    sequence_ui.unregister()
-    train_ui.unregister()
-    bpy.types.TOPBAR_MT_file_import.remove(import_capture.menu_import)
-    for cls in reversed(CLASSES):
+    atexit.unregister(_stop_jobs)
+    _stop_jobs()
+    for timer in ui.TIMERS:
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
+    for menu in reversed(ui.IMPORT_MENUS):
+        bpy.types.TOPBAR_MT_file_import.remove(menu)
+    for name in ui.SCENE_PROPERTIES:
+        delattr(bpy.types.Scene, name)
+    for cls in reversed(ui.CLASSES):
         bpy.utils.unregister_class(cls)

@@ -40,7 +40,7 @@ def trained(synth_capture, tmp_path_factory):
     from gifstream_engine.capture import load_capture
     from gifstream_engine.train.run_folder import load_run
     from gifstream_engine.train.config import load_config
-    from gifstream_engine.train.trainer import Training
+    from gifstream_engine.train.driver import Training
 
     cfg = load_config(["preview"], ["train.steps=12", "train.max_anchors=400", "train.log_every=100",
                                     "train.checkpoint_every=100", "train.densify_every=5"])
@@ -667,12 +667,12 @@ def test_saved_states_load_without_running_code(trained):
 
 # --- the net ---------------------------------------------------------------------------------------------------
 def test_unexpected_exception_is_one_line_and_a_crash_log(tmp_path, capsys, monkeypatch):
-    import gifstream_engine.cli as cli
+    from gifstream_engine.cli import commands
 
     def broken(args):
         raise ZeroDivisionError("a bug\nover two lines")
 
-    monkeypatch.setattr(cli, "cmd_info", broken)
+    monkeypatch.setattr(commands, "cmd_info", broken)
     crash = str(tmp_path / "crashes")
     code, _, err = run_main(["info", "whatever.gifs"], crash, capsys, monkeypatch)
     lines = err.strip().splitlines()
@@ -695,8 +695,8 @@ def _addon_module(name):
 
 
 def test_addon_reports_the_engines_one_line(synth_capture, tmp_path):
-    engine_client = _addon_module("engine_client")
-    training = _addon_module("training")
+    engine_client = _addon_module("core.engine_client")
+    training = _addon_module("core.training")
     with pytest.raises(engine_client.EngineError) as info:
         engine_client.run_engine(sys.executable, ["capture", "info", synth_capture, "--frames", "2"])
     assert str(info.value).startswith("frame range '2' is not of the form START:STOP")

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("bpy")
 
 import build_addon
-from blender_addon import sequence_files
+from blender_addon.core import sequence_files
 from gifstream_engine.imageio import read_png
 from gifstream_engine.plyio import read_gaussian_ply, write_gaussian_ply, write_point_ply
 
@@ -230,7 +230,7 @@ def test_import_gifs_decodes_out_of_process_into_the_cache(addon_zip, stream, tm
 
 
 def test_decode_job_progress_and_cancel(stream, tmp_path):
-    from blender_addon.decode_job import DecodeJob
+    from blender_addon.core.decode_job import DecodeJob
 
     done = DecodeJob(sys.executable, stream, str(tmp_path / "done"), 6)
     done.wait()

@@ -22,7 +22,7 @@ from gifstream_engine.train.run_folder import load_run
 from gifstream_engine.eval.metrics import psnr
 from gifstream_engine.render import render
 from gifstream_engine.train.config import load_config
-from gifstream_engine.train.trainer import Training
+from gifstream_engine.train.driver import Training
 
 STEPS = 150
 

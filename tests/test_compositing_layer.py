@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from gifstream_engine.capture.types import Camera
+from gifstream_engine.capture.camera import Camera
 from gifstream_engine.plyio import write_gaussian_ply
 from gifstream_engine.render import exr_layer
 from gifstream_engine.render.exr_layer import BACKGROUND_DEPTH, CHANNELS, LayerError, read_exr
@@ -117,7 +117,7 @@ def test_capture_placement_scales_depth_and_moves_the_camera(tmp_path):
 
 
 def test_stream_frame_matches_the_addons_mapping():
-    from blender_addon import sequence_files
+    from blender_addon.core import sequence_files
 
     for args in [(f, 3, 12.0, 24.0, 4) for f in range(-2, 20)] + [(f, 1, 30.0, 24.0, 50) for f in range(0, 80, 7)]:
         assert exr_layer.stream_frame(*args) == sequence_files.stream_frame(*args)
@@ -154,7 +154,7 @@ def test_render_layer_bad_inputs_give_one_message(tmp_path):
 
 
 def test_layer_job_progress_cancel_and_failure(tmp_path):
-    from blender_addon.layer_job import CAMERAS_FILE, LayerJob
+    from blender_addon.core.layer_job import CAMERAS_FILE, LayerJob
 
     seq = one_gaussian_folder(str(tmp_path / "seq"))
     cameras = json.load(open(cameras_file(str(tmp_path / "cams.json"), [1, 2, 3])))

@@ -27,4 +27,5 @@ def test_build_addon_zip_is_an_extension(tmp_path):
     assert path.endswith(f"gifstream_blender-{build_addon.addon_version()}.zip")
     names = zipfile.ZipFile(path).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert {"core/__init__.py", "core/engine_job.py", "scene/__init__.py", "ui/__init__.py"} <= set(names)
     assert not any("__pycache__" in n for n in names)

@@ -101,8 +101,8 @@ def test_the_import_walk_sees_relative_and_late_imports(tmp_path):
 
 def test_conventions_copies_are_identical():
     engine = open(os.path.join(PACKAGE, "conventions.py"), "rb").read()
-    addon = open(os.path.join(ROOT, "blender_addon", "conventions.py"), "rb").read()
-    assert engine == addon, "gifstream_engine/conventions.py and blender_addon/conventions.py differ: copy one over the other"
+    addon = open(os.path.join(ROOT, "blender_addon", "core", "conventions.py"), "rb").read()
+    assert engine == addon, "gifstream_engine/conventions.py and blender_addon/core/conventions.py differ: copy one over the other"
 
 
 def test_camera_conversion_round_trips():

@@ -61,3 +61,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gifstream: {message}", file=sys.stderr)
         events.error(message)
         return EXIT_INTERNAL_ERROR
+    return 0

@@ -6,8 +6,7 @@ import argparse
 
 from .. import __version__
 from ..conventions import ERROR_PREFIX
-from .commands import (cmd_assemble, cmd_capture_info, cmd_capture_points, cmd_capture_synth, cmd_decode, cmd_demo,
-                       cmd_encode, cmd_eval, cmd_farm_job, cmd_info, cmd_render, cmd_render_layer, cmd_train)
+from . import commands
 from .exit_codes import EXIT_USER_ERROR
 
 
@@ -53,16 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     info = capture.add_parser("info", help="describe a capture's camera rig")
     _capture_args(info)
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    info.set_defaults(func=cmd_capture_info)
+    info.set_defaults(func=commands.cmd_capture_info)
     synth = capture.add_parser("synth", help="render the embedded dynamic scene with Blender's Cycles (N3DV layout)")
     synth.add_argument("out")
     _synth_args(synth)
-    synth.set_defaults(func=cmd_capture_synth)
+    synth.set_defaults(func=commands.cmd_capture_synth)
     points = capture.add_parser("points", help="initial point cloud (SfM of frame 0) as PLY")
     _capture_args(points)
     points.add_argument("--out", required=True, help="output .ply")
     points.add_argument("--sfm", action="store_true", help="triangulate even if the capture ships points")
-    points.set_defaults(func=cmd_capture_points)
+    points.set_defaults(func=commands.cmd_capture_points)
 
     train = sub.add_parser("train", help="train a GIFStream model on a capture")
     train.add_argument("capture")
@@ -85,13 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch CPU threads per GOP (default: torch's own here, 1 per Ray task); on the CPU the "
                             "same thread count gives the same models")
     train.add_argument("--retries", type=int, default=3, help="with --workers: retries of a GOP whose worker died")
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=commands.cmd_train)
     asm = sub.add_parser("assemble", help="a run trained GOP by GOP (farm, --gop): check every GOP finished, evaluate "
                          "(RUN/eval.json) and optionally encode")
     asm.add_argument("run")
     asm.add_argument("--capture", default=None, help="the capture (default: the path saved in RUN/config.json)")
     asm.add_argument("-o", "--output", default=None, help="also encode the run into this .gifs file")
-    asm.set_defaults(func=cmd_assemble)
+    asm.set_defaults(func=commands.cmd_assemble)
     farm = sub.add_parser("farm-job", help="write an Open Job Description template that trains a run on a render farm")
     farm.add_argument("capture")
     farm.add_argument("--out", required=True, help="the run folder (on storage every farm worker sees)")
@@ -103,30 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
     farm.add_argument("--command", default=None, help="the gifstream executable on the farm's workers "
                       "(default: this installation's)")
     farm.add_argument("-o", "--output", required=True, help="the job template to write (.yaml or .json)")
-    farm.set_defaults(func=cmd_farm_job)
+    farm.set_defaults(func=commands.cmd_farm_job)
     ev = sub.add_parser("eval", help="evaluate a trained run (writes RUN/eval.json) or a .gifs bitstream on test cameras")
     ev.add_argument("source", help="run folder or .gifs file")
     ev.add_argument("--capture", default=None, help="the capture to compare with (required for a bitstream)")
     ev.add_argument("--json", action="store_true")
-    ev.set_defaults(func=cmd_eval)
+    ev.set_defaults(func=commands.cmd_eval)
     rend = sub.add_parser("render", help="render a trained run or a .gifs bitstream from its cameras or a free pose")
     rend.add_argument("source", help="run folder or .gifs file")
     rend.add_argument("--camera", action="append", help="camera name (default: the test cameras); repeatable")
     rend.add_argument("--pose", default=None, help="JSON file with width, height, K and w2c of a free camera")
     rend.add_argument("--frames", default=None, help="START:STOP")
     rend.add_argument("--out", required=True)
-    rend.set_defaults(func=cmd_render)
+    rend.set_defaults(func=commands.cmd_render)
     enc = sub.add_parser("encode", help="compress a trained run into one .gifs bitstream")
     enc.add_argument("run")
     enc.add_argument("-o", "--output", required=True, help="output .gifs file")
     enc.add_argument("--json", action="store_true")
-    enc.set_defaults(func=cmd_encode)
+    enc.set_defaults(func=commands.cmd_encode)
     dec = sub.add_parser("decode", help="decode a .gifs bitstream into per-frame Gaussians (3DGS PLY or NPZ)")
     dec.add_argument("stream")
     dec.add_argument("--frames", default=None, help="START:STOP (default: all)")
     dec.add_argument("--format", choices=["ply", "npz"], default="ply")
     dec.add_argument("--out", required=True)
-    dec.set_defaults(func=cmd_decode)
+    dec.set_defaults(func=commands.cmd_decode)
 
     layer = sub.add_parser("render-layer", help="rasterise a sequence from per-frame cameras into a multilayer EXR "
                            "sequence (RGBA + Z) for Blender's compositor")
@@ -138,19 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     layer.add_argument("--backend", choices=["auto", "gsplat", "torch"], default="auto")
     layer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     layer.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
-    layer.set_defaults(func=cmd_render_layer)
+    layer.set_defaults(func=commands.cmd_render_layer)
 
     info_cmd = sub.add_parser("info", help="header and per-section byte budget of a .gifs bitstream")
     info_cmd.add_argument("file")
     info_cmd.add_argument("--json", action="store_true", help="the whole header and every section's size as JSON")
     info_cmd.add_argument("--sections", action="store_true", help="list every section instead of summing per-frame ones")
-    info_cmd.set_defaults(func=cmd_info)
+    info_cmd.set_defaults(func=commands.cmd_info)
 
     demo = sub.add_parser("demo", help="end-to-end run on the embedded synthetic capture")
     demo.add_argument("out", nargs="?", default="demo_run")
     demo.add_argument("--no-train", action="store_true", help="stop after the capture and its point cloud")
     demo.add_argument("--steps", type=int, default=None, help="training steps (default: the preview preset's)")
     _synth_args(demo)
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=commands.cmd_demo)
     return parser
 

@@ -39,7 +39,7 @@ LAYER, COMBINED, DEPTH = "ViewLayer", "Combined", "Depth"
 CHANNELS = tuple(f"{LAYER}.{COMBINED}.{c}" for c in "RGBA") + (f"{LAYER}.{DEPTH}.Z",)
 BACKGROUND_DEPTH = 1e10  # what Blender's Z pass holds where nothing was hit
 MIN_ALPHA = 1e-6  # below this a pixel is background: its depth would be noise
-FRAME_EPSILON = 1e-4  # as blender_addon/sequence_files.py: a scene frame landing on a stream frame up to float error
+FRAME_EPSILON = 1e-4  # as blender_addon/core/sequence_files.py: a scene frame landing on a stream frame up to float error
 DEFAULT_PREFIX = "layer_"
 SIMILARITY_TOLERANCE = 1e-4
 

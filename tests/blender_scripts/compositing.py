@@ -98,7 +98,7 @@ def projection_error(case):
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Euler, Vector
 
-    rig = import_module("bl_ext.user_default.gifstream_blender.rig")
+    rig = import_module("bl_ext.user_default.gifstream_blender.scene.rig")
     data = bpy.data.cameras.new("check")
     cam = bpy.data.objects.new("check", data)
     scene.collection.objects.link(cam)

@@ -104,7 +104,7 @@ if objects:
     if spec.get("cache_check"):
         from importlib import import_module
 
-        sequence_scene = import_module(f"{ADDON}.sequence_scene")
+        sequence_scene = import_module(f"{ADDON}.scene.sequence_scene")
         try:
             sequence_scene.check_cache(obj.modifiers["GIFStream"])
             result["cache_error"] = ""

@@ -12,7 +12,7 @@ import bpy
 
 zip_path, capture, run_dir, out_json, mode = sys.argv[1:6]
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-module = next(m for name, m in sys.modules.items() if name.endswith("gifstream_blender.train_ui"))
+module = next(m for name, m in sys.modules.items() if name.endswith("gifstream_blender.ui.train_panel"))
 s = bpy.context.scene.gifstream_train
 s.capture_path, s.output_dir, s.preset, s.device, s.steps = capture, run_dir, "preview", "cpu", 40
 s.extra_args = "--set train.max_anchors=600 --set train.log_every=2 --set train.checkpoint_every=1000"

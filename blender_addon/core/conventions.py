@@ -1,7 +1,7 @@
 """Conventions shared by the engine and the Blender add-on, in plain Python (no bpy, mathutils, numpy or torch).
 
 The add-on cannot import the engine, so this file exists twice, byte for byte: gifstream_engine/conventions.py
-(the CLI; the synthetic-scene script, which loads it by path inside Blender) and blender_addon/conventions.py
+(the CLI; the synthetic-scene script, which loads it by path inside Blender) and blender_addon/core/conventions.py
 (the add-on). tests/test_layers.py fails when the copies differ: edit one, copy it over the other.
 """
 

@@ -2,11 +2,21 @@
 
 import bpy
 
-from . import engine_client
+from ..core import engine_client
+from ..scene import paths
+from .common import fail
+
+ADDON_ID = __package__.rpartition(".")[0]  # the add-on's package (this is its `ui` sub-package)
 
 
 def addon_preferences(context):
-    return context.preferences.addons[__package__].preferences
+    return context.preferences.addons[ADDON_ID].preferences
+
+
+def engine_python(context) -> str:
+    """The engine's Python: the preference, else $GIFSTREAM_ENGINE_PYTHON ('//' = next to the .blend), else a
+    Python that imports the engine; `EngineError` when there is none."""
+    return engine_client.find_engine_python(addon_preferences(context).engine_python, abspath=paths.absolute)
 
 
 class GIFSTREAM_OT_check_engine(bpy.types.Operator):
@@ -17,17 +27,16 @@ class GIFSTREAM_OT_check_engine(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            python = engine_client.find_engine_python(addon_preferences(context).engine_python)
+            python = engine_python(context)
             version = engine_client.run_engine(python, ["--version"]).strip()
         except engine_client.EngineError as exc:
-            self.report({"ERROR"}, f"GIFStream: {exc}")
-            return {"CANCELLED"}
+            return fail(self, exc)
         self.report({"INFO"}, f"GIFStream: {version} at {python}")
         return {"FINISHED"}
 
 
 class GIFStreamPreferences(bpy.types.AddonPreferences):
-    bl_idname = __package__
+    bl_idname = ADDON_ID
 
     engine_python: bpy.props.StringProperty(
         name="Engine Python",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bpy
 
-from .sequence_files import FRAME_EPSILON
+from ..core.sequence_files import FRAME_EPSILON
 
 TREE_NAME = "GIFStream Gaussian proxy"
 MATERIAL_NAME = "GIFStream Gaussian"

@@ -1,13 +1,15 @@
-"""Train panel (3D view sidebar), its settings, Start/Cancel/Log operators and the progress timer."""
+"""Train panel (3D view sidebar), its settings, Start/Cancel/Log operators and the progress timer (the training
+itself: core.training)."""
 
 import bpy
 
-from . import engine_client
-from .job_operators import POLL_SECONDS
-from .preferences import addon_preferences
-from .training import TrainingJob
+from ..core import engine_client
+from ..core.training import TrainingJob
+from .common import POLL_SECONDS, SidebarPanel, fail, is_running, set_status_bar, start_timer
+from .preferences import engine_python
 
 JOB = {"current": None}  # the one training job of this Blender session
+LOG_TEXT = "GIFStream log"
 
 
 class GIFStreamTrainSettings(bpy.types.PropertyGroup):
@@ -26,12 +28,9 @@ def current_job():
     return JOB["current"]
 
 
-def _set_status_bar(text):
-    for window in getattr(bpy.context.window_manager, "windows", []):
-        try:
-            window.workspace.status_text_set(text)
-        except (AttributeError, RuntimeError):
-            pass
+def log_text():
+    """The text datablock 'GIFStream log' (open it in a Text Editor)."""
+    return bpy.data.texts.get(LOG_TEXT) or bpy.data.texts.new(LOG_TEXT)
 
 
 def poll_training():
@@ -44,10 +43,9 @@ def poll_training():
         settings = scene.gifstream_train
         settings.status = job.status_line()
         settings.progress = 100.0 * job.step / job.total if job.total else 0.0
-    _set_status_bar(job.status_line() if running else None)
+    set_status_bar(job.status_line() if running else None)
     if not running:
-        text = bpy.data.texts.get("GIFStream log") or bpy.data.texts.new("GIFStream log")
-        text.from_string("\n".join(job.log))
+        log_text().from_string("\n".join(job.log))
         if job.status == "failed":
             print(f"GIFStream training failed: {job.message}")
         return None
@@ -62,23 +60,18 @@ class GIFSTREAM_OT_train_start(bpy.types.Operator):
 
     def execute(self, context):
         s = context.scene.gifstream_train
-        job = current_job()
-        if job is not None and job.status == "running":
-            self.report({"ERROR"}, "GIFStream: a training is already running; cancel it first")
-            return {"CANCELLED"}
+        if is_running(current_job()):
+            return fail(self, "a training is already running; cancel it first")
         if not s.capture_path or not s.output_dir:
-            self.report({"ERROR"}, "GIFStream: set the capture folder and the output folder")
-            return {"CANCELLED"}
+            return fail(self, "set the capture folder and the output folder")
         try:
-            python = engine_client.find_engine_python(addon_preferences(context).engine_python)
+            python = engine_python(context)
         except engine_client.EngineError as exc:
-            self.report({"ERROR"}, f"GIFStream: {exc}")
-            return {"CANCELLED"}
+            return fail(self, exc)
         JOB["current"] = TrainingJob(python, bpy.path.abspath(s.capture_path), bpy.path.abspath(s.output_dir),
                                      s.preset, s.device, s.steps, s.extra_args, s.resume)
         s.status = "GIFStream: starting"
-        if not bpy.app.timers.is_registered(poll_training):
-            bpy.app.timers.register(poll_training, first_interval=POLL_SECONDS)
+        start_timer(poll_training)
         self.report({"INFO"}, "GIFStream: training started")
         return {"FINISHED"}
 
@@ -91,7 +84,7 @@ class GIFSTREAM_OT_train_cancel(bpy.types.Operator):
 
     def execute(self, context):
         job = current_job()
-        if job is None or job.status != "running":
+        if not is_running(job):
             self.report({"WARNING"}, "GIFStream: no training is running")
             return {"CANCELLED"}
         job.cancel()
@@ -108,7 +101,7 @@ class GIFSTREAM_OT_show_log(bpy.types.Operator):
 
     def execute(self, context):
         job = current_job()
-        text = bpy.data.texts.get("GIFStream log") or bpy.data.texts.new("GIFStream log")
+        text = log_text()
         text.from_string("\n".join(job.log) if job else "no training has run in this session")
         for area in context.screen.areas if context.screen else []:
             if area.type == "TEXT_EDITOR":
@@ -116,10 +109,7 @@ class GIFSTREAM_OT_show_log(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class VIEW3D_PT_gifstream_train(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "GIFStream"
+class VIEW3D_PT_gifstream_train(SidebarPanel, bpy.types.Panel):
     bl_label = "Train"
 
     def draw(self, context):
@@ -127,9 +117,8 @@ class VIEW3D_PT_gifstream_train(bpy.types.Panel):
         layout = self.layout
         for name in ("capture_path", "preset", "output_dir", "device", "steps", "extra_args", "resume"):
             layout.prop(s, name)
-        job = current_job()
         row = layout.row()
-        running = job is not None and job.status == "running"
+        running = is_running(current_job())
         row.enabled = not running
         row.operator(GIFSTREAM_OT_train_start.bl_idname, icon="PLAY")
         row = layout.row()
@@ -142,20 +131,4 @@ class VIEW3D_PT_gifstream_train(bpy.types.Panel):
 
 CLASSES = (GIFStreamTrainSettings, GIFSTREAM_OT_train_start, GIFSTREAM_OT_train_cancel, GIFSTREAM_OT_show_log,
            VIEW3D_PT_gifstream_train)
-
-
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.gifstream_train = bpy.props.PointerProperty(type=GIFStreamTrainSettings)
-
-
-def unregister():
-    job = current_job()
-    if job is not None and job.status == "running":
-        job.cancel()  # never leave an orphan engine process
-    if bpy.app.timers.is_registered(poll_training):
-        bpy.app.timers.unregister(poll_training)
-    del bpy.types.Scene.gifstream_train
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+SCENE_PROPERTIES = {"gifstream_train": GIFStreamTrainSettings}  # bpy.types.Scene.<name>: PointerProperty(type=...)

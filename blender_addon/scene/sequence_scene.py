@@ -1,4 +1,5 @@
-"""Blender glue for a Gaussian sequence: the empty, the proxy object with its Geometry Nodes modifier, its settings.
+"""Blender glue for a Gaussian sequence: the empty, the proxy object with its Geometry Nodes modifier, its settings,
+built from a PLY folder or a decoded stream's cache, and pointed at another cache folder.
 
 All or nothing: `build_sequence` either returns the finished objects or removes what it created and raises.
 """
@@ -11,8 +12,8 @@ import os
 
 import bpy
 
-from . import proxy_nodes
-from .sequence_files import SequenceError, SequencePattern
+from ..core.sequence_files import SequenceError, SequencePattern, check_sequence, find_pattern
+from . import paths, proxy_nodes
 
 MODIFIER_NAME = "GIFStream"
 SOURCE_PROP = "gifstream_sequence"  # on the proxy object: where the sequence came from
@@ -31,29 +32,24 @@ class SequenceSettings:
 
 def blender_dir(path: str) -> str:
     """The folder as the node tree stores it: relative to the .blend ('//') when saved, '/'-separated, ending in '/'."""
-    path = os.path.abspath(path)
-    if bpy.data.filepath:
-        try:
-            path = bpy.path.relpath(path)
-        except ValueError:  # another drive on Windows
-            pass
-    return path.replace("\\", "/").rstrip("/") + "/"
+    return paths.relative(os.path.abspath(path)).replace("\\", "/").rstrip("/") + "/"
+
+
+def _current(blocks, name: str, build):
+    """The datablock `name` when this add-on version built it, else a new one from `build()`."""
+    block = blocks.get(name)
+    if block is None or block.get("gifstream_version") != TREE_VERSION:
+        block = build()
+        block["gifstream_version"] = TREE_VERSION
+    return block
 
 
 def proxy_tree():
-    tree = bpy.data.node_groups.get(proxy_nodes.TREE_NAME)
-    if tree is None or tree.get("gifstream_version") != TREE_VERSION:
-        tree = proxy_nodes.build_proxy_tree()
-        tree["gifstream_version"] = TREE_VERSION
-    return tree
+    return _current(bpy.data.node_groups, proxy_nodes.TREE_NAME, proxy_nodes.build_proxy_tree)
 
 
 def proxy_material():
-    mat = bpy.data.materials.get(proxy_nodes.MATERIAL_NAME)
-    if mat is None or mat.get("gifstream_version") != TREE_VERSION:
-        mat = proxy_nodes.build_proxy_material()
-        mat["gifstream_version"] = TREE_VERSION
-    return mat
+    return _current(bpy.data.materials, proxy_nodes.MATERIAL_NAME, proxy_nodes.build_proxy_material)
 
 
 def input_ids(tree) -> dict[str, str]:
@@ -75,6 +71,18 @@ def get_input(modifier, name: str):
 def sequence_modifier(obj):
     mod = obj.modifiers.get(MODIFIER_NAME) if obj is not None else None
     return mod if mod is not None and mod.type == "NODES" and mod.node_group is not None else None
+
+
+def sequence_objects(scene) -> list:
+    return [obj for obj in scene.objects if sequence_modifier(obj) is not None]
+
+
+def sequence_object(context):
+    """The active object when it is a sequence, else the scene's first sequence object (None if it has none)."""
+    obj = context.active_object
+    if sequence_modifier(obj) is not None:
+        return obj
+    return next(iter(sequence_objects(context.scene)), None)
 
 
 def scene_fps(scene) -> float:
@@ -151,7 +159,7 @@ def remove_block(block) -> None:
 
 
 def resolved_directory(modifier) -> str:
-    return os.path.abspath(bpy.path.abspath(get_input(modifier, "Directory")))
+    return paths.absolute(get_input(modifier, "Directory"))
 
 
 def sequence_pattern(modifier) -> SequencePattern:
@@ -170,3 +178,50 @@ def check_cache(modifier) -> None:
     if missing:
         raise SequenceError(f"the cache folder {pattern.directory} lacks {len(missing)} of {pattern.count} frames, "
                             f"first {pattern.filename(missing[0])}")
+
+
+def relocate(modifier, folder: str) -> None:
+    """Point the modifier at the PLY sequence in `folder`, every frame's header checked first (`SequenceError`)."""
+    pattern = find_pattern(folder)
+    check_sequence(pattern)
+    set_inputs(modifier, {"Directory": blender_dir(folder), "Prefix": pattern.prefix, "Digits": pattern.digits,
+                          "First Number": pattern.first, "Suffix": pattern.suffix, "Frames": pattern.count})
+
+
+# -- import --------------------------------------------------------------------------------------------------------
+
+def default_cache_dir(stream: str) -> str:
+    """Next to the .blend when it is saved (so '//' paths travel with it), else next to the stream."""
+    stem = os.path.splitext(os.path.basename(stream))[0]
+    if bpy.data.filepath:
+        return os.path.join(os.path.dirname(bpy.data.filepath), "gifstream_cache", stem)
+    return os.path.join(os.path.dirname(os.path.abspath(stream)), f"{stem}_cache")
+
+
+def build_from_folder(context, settings: SequenceSettings, folder: str):
+    """Check every frame's header, then build; nothing is created when a file is wrong."""
+    pattern = find_pattern(folder)
+    check_sequence(pattern)
+    return build_sequence(context, pattern, settings)
+
+
+def import_folder(context, path: str, fps: float, start_frame: int, viewport_density: float) -> SequenceSettings:
+    """Build the PLY sequence in `path` (a folder or a PLY inside it); `SequenceError` when it is not one."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    name = os.path.basename(os.path.normpath(folder)) or "gaussians"
+    settings = SequenceSettings(name, folder, fps, start_frame, viewport_density)
+    build_from_folder(context, settings, folder)
+    return settings
+
+
+def build_decoded(context, job, settings: SequenceSettings) -> str:
+    """After a decode job (core.decode_job) ended: build the scene from its cache; returns the message for the
+    artist (the job fails when its cache does not hold the sequence)."""
+    if job.status != "finished":
+        return job.status_line()
+    try:
+        build_from_folder(context, settings, job.cache_dir)
+    except SequenceError as exc:
+        job.status, job.message = "failed", str(exc)
+        return job.status_line()
+    return f"GIFStream: imported {settings.name}, {job.total} frames from {job.cache_dir}"

@@ -1,6 +1,7 @@
 """Render-farm bundle: a folder with a copy of the .blend, every sequence's per-frame cache under `cache/` and every
 compositing layer's EXR sequence under `layers/`, referenced by '//' paths, that renders with no add-on, no engine,
-no GPU and scripts disabled: `blender -b --factory-startup --disable-autoexec BUNDLE/NAME.blend -a`."""
+no GPU and scripts disabled: `blender -b --factory-startup --disable-autoexec BUNDLE/NAME.blend -a`.
+(Operator: ui.sequence_panel.)"""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import shutil
 
 import bpy
 
-from . import compositing_layer, sequence_scene
-from .sequence_files import SequenceError
+from ..core.sequence_files import SequenceError
+from . import compositing, paths, sequence_scene
 
-_LAYER_FILE = re.compile(rf"^{re.escape(compositing_layer.PREFIX)}\d+\.exr$")
+_LAYER_FILE = re.compile(rf"^{re.escape(compositing.PREFIX)}\d+\.exr$")
+DEFAULT_BLEND_NAME = "gifstream_scene.blend"  # the bundle's .blend when the open one was never saved
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +28,8 @@ class BundleReport:
     layers: int = 0
 
 
-def sequence_objects(scene):
-    return [obj for obj in scene.objects if sequence_scene.sequence_modifier(obj) is not None]
-
-
 def _folder_name(name: str, taken: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "sequence"
+    base = compositing.safe_name(name)
     folder, i = base, 1
     while folder in taken:
         i += 1
@@ -42,12 +40,12 @@ def _folder_name(name: str, taken: set[str]) -> str:
 
 def layer_images():
     """The compositing layers' image sequences in use (the compositor of some scene shows them)."""
-    return [image for image in bpy.data.images if compositing_layer.IMAGE_PROP in image and image.users > 0]
+    return [image for image in bpy.data.images if compositing.IMAGE_PROP in image and image.users > 0]
 
 
 def layer_files(image) -> list[str]:
     """The EXR files of a compositing layer; `SequenceError` when its folder is gone."""
-    first = os.path.abspath(bpy.path.abspath(image.filepath))
+    first = paths.absolute(image.filepath)
     folder = os.path.dirname(first)
     files = sorted(name for name in os.listdir(folder) if _LAYER_FILE.match(name)) if os.path.isdir(folder) else []
     if not os.path.isfile(first) or not files:
@@ -56,9 +54,11 @@ def layer_files(image) -> list[str]:
     return [os.path.join(folder, name) for name in files]
 
 
-def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
-    """Checks every cache and layer first (a missing one raises `SequenceError` before anything is written)."""
-    objects = sequence_objects(scene)
+def export_bundle(scene, directory: str, blend_name: str = "") -> BundleReport:
+    """Checks every cache and layer first (a missing one raises `SequenceError` before anything is written). The
+    bundle's .blend is `blend_name`, else the open file's name."""
+    blend_name = blend_name or os.path.basename(bpy.data.filepath) or DEFAULT_BLEND_NAME
+    objects = sequence_scene.sequence_objects(scene)
     modifiers = [sequence_scene.sequence_modifier(obj) for obj in objects]
     for modifier in modifiers:
         sequence_scene.check_cache(modifier)
@@ -85,17 +85,17 @@ def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
                 size += os.path.getsize(pattern.path(t))
             originals.append((modifier, sequence_scene.get_input(modifier, "Directory")))
             sequence_scene.set_inputs(modifier, {"Directory": f"//cache/{folder}/"})
-        for image, paths in layers:
-            target = os.path.join(directory, "layers", _folder_name(image.get(compositing_layer.IMAGE_PROP) or image.name,
+        for image, exrs in layers:
+            target = os.path.join(directory, "layers", _folder_name(image.get(compositing.IMAGE_PROP) or image.name,
                                                                     taken_layers))
             os.makedirs(target, exist_ok=True)
-            for path in paths:
+            for path in exrs:
                 shutil.copy2(path, os.path.join(target, os.path.basename(path)))
                 files += 1
                 size += os.path.getsize(path)
             image_paths.append((image, image.filepath))
             # relative to the open .blend (save_as_mainfile remaps it to the bundle), or absolute when unsaved
-            image.filepath = compositing_layer.blender_path(os.path.join(target, os.path.basename(bpy.path.abspath(image.filepath))))
+            image.filepath = paths.relative(os.path.join(target, os.path.basename(bpy.path.abspath(image.filepath))))
         blend = os.path.join(directory, blend_name)
         bpy.ops.wm.save_as_mainfile(filepath=blend, copy=True, relative_remap=True, compress=False)
     finally:
@@ -104,30 +104,3 @@ def export_bundle(scene, directory: str, blend_name: str) -> BundleReport:
         for image, original in image_paths:
             image.filepath = original
     return BundleReport(blend, len(objects), files, size, len(layers))
-
-
-class GIFSTREAM_OT_export_farm_bundle(bpy.types.Operator):
-    """Write a folder (the .blend and its Gaussian caches, relative paths) that renders without the add-on"""
-
-    bl_idname = "gifstream.export_farm_bundle"
-    bl_label = "Export Render-farm Bundle"
-
-    directory: bpy.props.StringProperty(subtype="DIR_PATH")
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
-    def execute(self, context):
-        if not self.directory:
-            self.report({"ERROR"}, "GIFStream: choose a folder for the bundle")
-            return {"CANCELLED"}
-        name = os.path.basename(bpy.data.filepath) or "gifstream_scene.blend"
-        try:
-            report = export_bundle(context.scene, bpy.path.abspath(self.directory), name)
-        except (SequenceError, OSError) as exc:
-            self.report({"ERROR"}, f"GIFStream: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"GIFStream: bundle {report.blend}: {report.sequences} sequence(s), {report.layers} "
-                              f"compositing layer(s), {report.files} frame files, {report.bytes / 2**20:.1f} MiB")
-        return {"FINISHED"}

@@ -5,6 +5,8 @@ The scene camera is exported per frame (its animation, lens and shift included) 
 convention; the sequence's placement (its empty, i.e. the proxy object's world matrix) goes along, so the engine
 renders the capture where the artist put it and writes depth in world units. The proxy stays in the scene for
 reflections but is hidden from camera rays, so it does not show twice.
+
+Here: the cameras file, the engine job's start, the compositor wired to its result (operators: ui.compositing_layer).
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ import re
 
 import bpy
 
-from . import engine_client, rig, sequence_scene
-from .job_operators import POLL_SECONDS, cancel_job, run_job
-from .layer_job import LayerJob
-from .preferences import addon_preferences
+from ..core.layer_job import LayerJob
+from . import paths, rig, sequence_scene
 
-LAYER = {"job": None, "scene": None, "object": None, "hide_proxy": True}  # the one layer render of this session
 CAMERAS_FORMAT, CAMERAS_VERSION = "gifstream-layer-cameras", 1  # gifstream_engine/render/exr_layer.py reads it
 PREFIX = "layer_"
 IMAGE_PROP = "gifstream_layer"  # on the image datablock: the sequence object it shows (the farm bundle looks for it)
@@ -30,10 +29,6 @@ TREE_NAME = "GIFStream Compositing"
 
 class LayerSetupError(ValueError):
     """The scene cannot be rendered as a layer (no camera, an orthographic one, ...); the message says why."""
-
-
-def current_layer_job():
-    return LAYER["job"]
 
 
 def safe_name(name: str) -> str:
@@ -103,21 +98,19 @@ def engine_source(obj) -> str:
     """What the engine rasterises: the `.gifs` the sequence came from when it is still there (the model's own
     view-dependent colours for this camera), else the per-frame PLY cache the proxy reads."""
     source = obj.get(sequence_scene.SOURCE_PROP, "")
-    if source and source.lower().endswith(".gifs") and os.path.isfile(bpy.path.abspath(source)):
-        return os.path.abspath(bpy.path.abspath(source))
+    if source and source.lower().endswith(".gifs") and os.path.isfile(paths.absolute(source)):
+        return paths.absolute(source)
     modifier = sequence_scene.sequence_modifier(obj)
     sequence_scene.check_cache(modifier)
     return sequence_scene.resolved_directory(modifier)
 
 
-def blender_path(path: str) -> str:
-    """'//'-relative once the .blend is saved (so the layer travels with it), else absolute."""
-    if bpy.data.filepath:
-        try:
-            return bpy.path.relpath(path)
-        except ValueError:  # another drive on Windows
-            pass
-    return path
+def start_layer(python: str, scene, obj, directory: str = "") -> LayerJob:
+    """Export the cameras and start the engine on the sequence object `obj` (`LayerSetupError`, `SequenceError`,
+    `OSError` when it cannot start); the EXRs go to `directory`, else `default_folder(obj)`."""
+    folder = paths.absolute(directory) if directory else default_folder(obj)
+    source = engine_source(obj)
+    return LayerJob(python, source, export_cameras(scene, obj), folder, PREFIX)
 
 
 # -- compositor ----------------------------------------------------------------------------------------------------
@@ -173,7 +166,7 @@ def layer_image(obj, first_file: str):
     """The EXR sequence as an image datablock (one per sequence object, reloaded when it exists)."""
     name = f"GIFStream layer {obj.name}"
     image = bpy.data.images.get(name)
-    path = blender_path(first_file)
+    path = paths.relative(first_file)
     if image is None:
         image = bpy.data.images.load(os.path.abspath(first_file), check_existing=False)
         image.name = name
@@ -217,21 +210,11 @@ def wire_compositor(scene, obj, folder: str, frames: list[int]):
     return tree
 
 
-# -- job and operators ---------------------------------------------------------------------------------------------
-
-def sequence_object(context):
-    obj = context.active_object
-    if sequence_scene.sequence_modifier(obj) is not None:
-        return obj
-    return next((o for o in context.scene.objects if sequence_scene.sequence_modifier(o) is not None), None)
-
-
-def finish_layer() -> str:
+def finish_layer(job: LayerJob, scene_name: str, object_name: str, hide_proxy: bool) -> str:
     """After the job ended: wire the compositor, hide the proxy from the camera; the message for the artist."""
-    job = LAYER["job"]
     if job.status != "finished":
         return job.status_line()
-    scene, obj = bpy.data.scenes.get(LAYER["scene"]), bpy.data.objects.get(LAYER["object"])
+    scene, obj = bpy.data.scenes.get(scene_name), bpy.data.objects.get(object_name)
     if scene is None or obj is None:
         job.status, job.message = "failed", "the scene or the sequence object was removed while the layer rendered"
         return job.status_line()
@@ -241,75 +224,6 @@ def finish_layer() -> str:
     except (KeyError, RuntimeError, TypeError) as exc:  # a compositor this Blender lays out differently
         job.status, job.message = "failed", f"the layer is in {job.folder} but the compositor could not be wired: {exc}"
         return job.status_line()
-    if LAYER["hide_proxy"]:
+    if hide_proxy:
         obj.visible_camera = False
     return f"GIFStream: compositing layer of {obj.name}: {job.total} frames in {job.folder}, wired into the compositor"
-
-
-def poll_layer():
-    """Timer while the engine renders (never while Blender renders): progress, then the compositor wired."""
-    job = current_layer_job()
-    if job is None:
-        return None
-    running = job.poll()
-    for window in getattr(bpy.context.window_manager, "windows", []):
-        try:
-            window.workspace.status_text_set(job.status_line() if running else None)
-        except (AttributeError, RuntimeError):
-            pass
-    if running:
-        return POLL_SECONDS
-    message = finish_layer()
-    print(message)
-    if job.status == "finished":
-        job.message = message
-        bpy.ops.ed.undo_push(message="GIFStream compositing layer")
-    return None
-
-
-class GIFSTREAM_OT_render_compositing_layer(bpy.types.Operator):
-    """Have the engine rasterise the sequence from the scene camera over the frame range (multilayer EXR, RGBA + Z)
-    and composite it with the render by depth"""
-
-    bl_idname = "gifstream.render_compositing_layer"
-    bl_label = "Render Compositing Layer"
-    bl_options = {"REGISTER"}
-
-    directory: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", default="",
-                                        description="Where the EXRs go (empty: gifstream_layer/NAME/ next to the .blend)")
-    hide_proxy: bpy.props.BoolProperty(name="Hide Proxy from Camera", default=True,
-                                       description="The layer replaces the proxy in the camera's view; reflections keep it")
-
-    @classmethod
-    def poll(cls, context):
-        return sequence_object(context) is not None
-
-    def execute(self, context):
-        job = current_layer_job()
-        if job is not None and job.status == "running":
-            self.report({"ERROR"}, "GIFStream: a compositing layer is already rendering; cancel it first")
-            return {"CANCELLED"}
-        scene, obj = context.scene, sequence_object(context)
-        folder = os.path.abspath(bpy.path.abspath(self.directory)) if self.directory else default_folder(obj)
-        try:
-            python = engine_client.find_engine_python(addon_preferences(context).engine_python)
-            source = engine_source(obj)
-            cameras = export_cameras(scene, obj)
-            job = LayerJob(python, source, cameras, folder, PREFIX)
-        except (engine_client.EngineError, LayerSetupError, ValueError, OSError) as exc:
-            self.report({"ERROR"}, f"GIFStream: {exc}")
-            return {"CANCELLED"}
-        LAYER.update(job=job, scene=scene.name, object=obj.name, hide_proxy=self.hide_proxy)
-        return run_job(self, job, finish_layer, poll_layer,
-                       f"GIFStream: rendering the compositing layer of {obj.name}, {job.total} frames, "
-                       f"from {os.path.basename(source)}")
-
-
-class GIFSTREAM_OT_layer_cancel(bpy.types.Operator):
-    """Stop rendering the compositing layer; the previous layer (if any) stays"""
-
-    bl_idname = "gifstream.layer_cancel"
-    bl_label = "Cancel Compositing Layer"
-
-    def execute(self, context):
-        return cancel_job(self, current_layer_job(), "GIFStream: no compositing layer is rendering")

@@ -1,4 +1,4 @@
-"""Talks to the engine in its own process: finds its Python and runs `gifstream` commands (no torch here)."""
+"""Talks to the engine in its own process: finds its Python and runs `gifstream` commands (no torch, no bpy here)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .conventions import ERROR_PREFIX
 
 ENV_VAR = "GIFSTREAM_ENGINE_PYTHON"
 ENGINE_MODULE = "gifstream_engine.cli"
+REPORT_PREFIX = "gifstream: "  # the first word of every line the engine's CLI reports on stderr
 
 
 class EngineError(RuntimeError):
@@ -26,11 +27,12 @@ def can_import_engine(python: str) -> bool:
     return proc.returncode == 0
 
 
-def find_engine_python(preference: str = "") -> str:
-    """The preference, else $GIFSTREAM_ENGINE_PYTHON, else a Python on this machine that imports the engine."""
+def find_engine_python(preference: str = "", abspath=os.path.abspath) -> str:
+    """The preference, else $GIFSTREAM_ENGINE_PYTHON, else a Python on this machine that imports the engine.
+    `abspath` resolves the first two (in Blender: '//' relative to the .blend)."""
     for label, candidate in (("add-on preference 'Engine Python'", preference), (f"${ENV_VAR}", os.environ.get(ENV_VAR, ""))):
         if candidate:
-            path = bpy_abspath(candidate)
+            path = abspath(candidate)
             if not os.path.isfile(path):
                 raise EngineError(f"{label} points to {path}, which does not exist")
             if not can_import_engine(path):
@@ -42,15 +44,6 @@ def find_engine_python(preference: str = "") -> str:
     raise EngineError(
         f"no Python with gifstream_engine found: set the add-on preference 'Engine Python' or ${ENV_VAR}"
     )
-
-
-def bpy_abspath(path: str) -> str:
-    try:
-        import bpy
-
-        return os.path.abspath(bpy.path.abspath(path))
-    except ImportError:
-        return os.path.abspath(path)
 
 
 def run_engine(python: str, args: list[str], timeout: float = 600) -> str:
@@ -69,7 +62,7 @@ def engine_message(text: str) -> str:
     """The engine's one-line report (its last line on stderr) for the artist, without the program prefix: a user
     error as it is, a bug as "internal error: ...; the traceback is in <crash log>"."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].removeprefix(ERROR_PREFIX).removeprefix("gifstream: ") if lines else ""
+    return lines[-1].removeprefix(ERROR_PREFIX).removeprefix(REPORT_PREFIX) if lines else ""
 
 
 def capture_info(python: str, path: str) -> dict:

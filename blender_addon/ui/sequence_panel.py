@@ -1,0 +1,100 @@
+"""Sequence panel (3D view sidebar > GIFStream): decode progress and cancel, the active sequence's settings,
+its cache status, Match Scene, Relocate, the compositing layer and the farm bundle."""
+
+import bpy
+
+from ..core.sequence_files import SequenceError
+from ..scene import farm_bundle, paths, sequence_scene
+from . import compositing_layer, import_sequence
+from .common import ChooseFolder, SidebarPanel, fail
+
+SETTINGS_SHOWN = ("Start Frame", "Stream FPS", "Scene FPS", "Pixel Angle", "Viewport Density", "Extent", "Directory")
+
+
+class _SequenceOperator:
+    """An operator on the active object's sequence modifier (unavailable without one): `apply` changes it."""
+
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return sequence_scene.sequence_modifier(context.active_object) is not None
+
+    def execute(self, context):
+        try:
+            self.apply(context, sequence_scene.sequence_modifier(context.active_object))
+        except SequenceError as exc:
+            return fail(self, exc)
+        context.active_object.update_tag()
+        return {"FINISHED"}
+
+
+class GIFSTREAM_OT_relocate_sequence(_SequenceOperator, ChooseFolder, bpy.types.Operator):
+    """Point the active sequence at another cache folder (e.g. after the .blend or the cache moved)"""
+
+    bl_idname = "gifstream.relocate_sequence"
+    bl_label = "Relocate Cache"
+
+    def apply(self, context, modifier):
+        sequence_scene.relocate(modifier, paths.absolute(self.directory))
+
+
+class GIFSTREAM_OT_match_scene(_SequenceOperator, bpy.types.Operator):
+    """Take the scene's frame rate and its camera's pixel size into the active sequence"""
+
+    bl_idname = "gifstream.match_scene"
+    bl_label = "Match Scene"
+
+    def apply(self, context, modifier):
+        sequence_scene.match_scene(modifier, context.scene)
+
+
+class GIFSTREAM_OT_export_farm_bundle(ChooseFolder, bpy.types.Operator):
+    """Write a folder (the .blend and its Gaussian caches, relative paths) that renders without the add-on"""
+
+    bl_idname = "gifstream.export_farm_bundle"
+    bl_label = "Export Render-farm Bundle"
+
+    def execute(self, context):
+        if not self.directory:
+            return fail(self, "choose a folder for the bundle")
+        try:
+            report = farm_bundle.export_bundle(context.scene, bpy.path.abspath(self.directory))
+        except (SequenceError, OSError) as exc:
+            return fail(self, exc)
+        self.report({"INFO"}, f"GIFStream: bundle {report.blend}: {report.sequences} sequence(s), {report.layers} "
+                              f"compositing layer(s), {report.files} frame files, {report.bytes / 2**20:.1f} MiB")
+        return {"FINISHED"}
+
+
+def _job_row(layout, job, cancel_idname: str) -> None:
+    """A job's status line, with its Cancel button while it runs."""
+    if job is not None:
+        row = layout.row()
+        row.label(text=job.status_line())
+        if job.running:
+            row.operator(cancel_idname, icon="CANCEL", text="")
+
+
+class VIEW3D_PT_gifstream_sequence(SidebarPanel, bpy.types.Panel):
+    bl_label = "Sequence"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator(import_sequence.IMPORT_SCENE_OT_gifstream_sequence.bl_idname, icon="IMPORT")
+        _job_row(layout, import_sequence.current_decode(), import_sequence.GIFSTREAM_OT_decode_cancel.bl_idname)
+        modifier = sequence_scene.sequence_modifier(context.active_object)
+        if modifier is not None:
+            ids = sequence_scene.input_ids(modifier.node_group)
+            for name in SETTINGS_SHOWN:
+                layout.prop(modifier, f'["{ids[name]}"]', text=name)
+            try:
+                sequence_scene.check_cache(modifier)
+            except SequenceError as exc:
+                layout.label(text=str(exc), icon="ERROR")
+            row = layout.row()
+            row.operator(GIFSTREAM_OT_match_scene.bl_idname, icon="SCENE_DATA")
+            row.operator(GIFSTREAM_OT_relocate_sequence.bl_idname, icon="FILE_FOLDER")
+        layout.operator(compositing_layer.GIFSTREAM_OT_render_compositing_layer.bl_idname, icon="NODE_COMPOSITING")
+        _job_row(layout, compositing_layer.current_layer_job(), compositing_layer.GIFSTREAM_OT_layer_cancel.bl_idname)
+        layout.operator(GIFSTREAM_OT_export_farm_bundle.bl_idname, icon="EXPORT")
