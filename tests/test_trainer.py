@@ -218,3 +218,35 @@ def test_multi_gop_training_warm_starts_later_gops(synth_capture, tmp_path):
     assert start.stream[n:, :, 1].any(1).all() and (torch.sigmoid(start.mask_logits[n:, :2]) > 0.85).all()
     result = evaluate(trained, capture)
     assert result["frames"] == 6 and result["gops"] == 2
+
+
+def test_a_cpu_trainer_leaves_deterministic_mode_as_it_found_it(synth_loaded):
+    trainer, _ = _trainer(synth_loaded, ["train.steps=20", "train.seed_frames=2"])
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        for mode in ((False, False), (True, True)):
+            torch.use_deterministic_algorithms(mode[0], warn_only=mode[1])
+            trainer.train_step()
+            assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == mode
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_a_run_resumes_on_another_device_but_not_with_other_settings(synth_capture, tmp_path, capsys):
+    """The device is where a run trains, not what it trains: --resume --device continues it (cpu -> auto here);
+    any other change is refused."""
+    from gifstream_engine.cli import EXIT_USER_ERROR, main
+    from gifstream_engine.train.driver import Training
+    from gifstream_engine.train.run_folder import RunFolder
+
+    cfg = load_config(["preview"], FAST + ["train.steps=20", "train.seed_frames=2", "train.device=cpu"])
+    run = str(tmp_path / "run")
+    training = Training(load_capture(synth_capture), cfg, run, log=lambda *_: None)
+    training.step_callbacks.append(lambda done: training.request_stop() if done.step == 10 else None)
+    assert training.run() == "cancelled"
+    assert main(["train", synth_capture, "--out", run, "--resume", "--set", "train.steps=30"]) == EXIT_USER_ERROR
+    assert "only train.device may change" in capsys.readouterr().err
+    assert main(["train", synth_capture, "--out", run, "--resume", "--device", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "GOP 0: resuming at step 10" in out
+    assert RunFolder(run).read_config().train.device == "auto" and RunFolder(run).status() == "finished"

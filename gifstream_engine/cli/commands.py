@@ -74,7 +74,7 @@ def _train_overrides(args) -> list[str]:
 def cmd_train(args) -> None:
     from ..capture import load_capture
     from ..events import EventWriter
-    from ..train.config import load_config
+    from ..train.config import apply_overrides, load_config
     from ..train.pipeline import train_and_evaluate
     from ..train.run_folder import RunFolder
 
@@ -82,8 +82,9 @@ def cmd_train(args) -> None:
     if args.resume and args.overwrite:
         raise GIFStreamError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
     folder = RunFolder(args.out)
-    if args.resume and folder.has_config() and not (args.preset or overrides):
-        cfg = folder.read_config()  # a plain --resume continues with the run's settings
+    if args.resume and folder.has_config() and not args.preset:
+        # --resume continues with the run's settings; --set/--device on top (only the device may differ)
+        cfg = apply_overrides(folder.read_config(), overrides)
     else:
         cfg = load_config(args.preset or ["preview"], overrides)
     output_dir(args.out, "run folder")
@@ -260,3 +261,9 @@ def cmd_info(args) -> None:
         return
     print(describe(header, str(kind), container.version, sizes, total, args.sections))
 
+
+def cmd_doctor(args) -> None:
+    from ..render.environment import diagnose
+
+    report = diagnose()
+    print(json.dumps(report.to_json()) if args.json else report.table())

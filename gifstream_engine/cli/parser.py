@@ -151,5 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=None, help="training steps (default: the preview preset's)")
     _synth_args(demo)
     demo.set_defaults(func=commands.cmd_demo)
+
+    doctor = sub.add_parser("doctor", help="what this machine trains and renders with (torch, CUDA, GPUs, gsplat's "
+                                           "kernels and their build tools) and what to do about each problem")
+    doctor.add_argument("--json", action="store_true", help="one JSON object: checks, rasteriser per device, problems")
+    doctor.set_defaults(func=commands.cmd_doctor)
     return parser
 

@@ -169,6 +169,28 @@ def preset_path(name: str) -> str:
     return path
 
 
+# where a run trains, not what it trains: a run may resume with other values of these (e.g. on another device)
+PLACEMENT = {"train": ("device",)}
+
+
+def run_identity(config: dict) -> dict:
+    """A run's configuration (`RunConfig.to_dict()`) without its placement: what must match for --resume."""
+    return {section: {k: v for k, v in values.items() if k not in PLACEMENT.get(section, ())}
+            if isinstance(values, dict) else values for section, values in config.items()}
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """`section.key=value` overrides applied to `cfg` (in place), then every value checked."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. train.steps=2000)")
+        apply_section(cfg, {section: {name: value.strip()}}, "--set")
+    cfg.validate()
+    return cfg
+
+
 def load_config(presets: list[str], overrides: list[str] = ()) -> RunConfig:
     """Presets applied left to right (e.g. 'n3dv', 'r1'), then `section.key=value` overrides."""
     cfg = RunConfig()
@@ -180,11 +202,4 @@ def load_config(presets: list[str], overrides: list[str] = ()) -> RunConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"preset {path} is not valid TOML: {exc}") from exc
         apply_section(cfg, data, path)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. train.steps=2000)")
-        apply_section(cfg, {section: {name: value.strip()}}, "--set")
-    cfg.validate()
-    return cfg
+    return apply_overrides(cfg, list(overrides))

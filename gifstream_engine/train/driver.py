@@ -15,7 +15,7 @@ from ..capture import Capture
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
 from .checkpoint import save_state
-from .config import RunConfig
+from .config import RunConfig, run_identity
 from .gop_data import load_gop_frames
 from .progress import reporter_for
 from .run_folder import RunFolder
@@ -91,8 +91,9 @@ class Training:
     def write_config(self, resume: bool) -> None:
         os.makedirs(self.out, exist_ok=True)
         if resume and self.folder.has_config():
-            if self.folder.read_saved().config != self.cfg.to_dict():
-                raise ConfigError(f"{self.folder.config_path}: --resume with a different configuration; use the run's own settings")
+            if run_identity(self.folder.read_saved().config) != run_identity(self.cfg.to_dict()):
+                raise ConfigError(f"{self.folder.config_path}: --resume with a different configuration; use the run's "
+                                  "own settings (only train.device may change)")
         self.folder.write_config(self.cfg, self.capture.root, self.capture.num_frames, self.capture.rig())
 
     def gop_folder(self, g: int) -> str:

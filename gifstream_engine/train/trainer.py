@@ -9,6 +9,7 @@ bit-identically.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -33,15 +34,29 @@ from .schedule import StepPlan, plan
 CHECKPOINT_FIELDS = {"entropy": dict, "optimizer": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor, "stats": dict}
 
 
+@contextlib.contextmanager
+def deterministic_on_cpu(device: torch.device):
+    """Deterministic algorithms for the duration of a CPU step, as the process had them before afterwards: CPU
+    scatter-adds (index backward) are otherwise summed in thread order, and a resumed run would not be
+    bit-identical. CUDA steps are left as they are (cuBLAS refuses deterministic mode without its workspace
+    setting)."""
+    if device.type != "cpu":
+        yield
+        return
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 class GopTrainer:
     """Trains one GOP: owns the model's anchors (`AnchorState`), the optimiser, the entropy models and the
     random generator the step draws from."""
 
     def __init__(self, cfg: RunConfig, data: GopData, model: GIFStreamModel, device: torch.device):
         self.cfg, self.tc, self.data, self.device = cfg, cfg.train, data, device
-        if device.type == "cpu":
-            # CPU scatter-adds (index backward) are otherwise summed in thread order: resume would not be bit-identical
-            torch.use_deterministic_algorithms(True)
         self.model = model.to(device)
         self.entropy = EntropyModels(cfg.model.feat_dim, cfg.model.stream_dim, cfg.model.num_offsets).to(device)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
@@ -62,6 +77,10 @@ class GopTrainer:
 
     # --- one step ------------------------------------------------------------------------------
     def train_step(self) -> dict:
+        with deterministic_on_cpu(self.device):
+            return self._train_step()
+
+    def _train_step(self) -> dict:
         tc, m = self.tc, self.model
         p = plan(self.step, tc)
         self.growth.before_step(p, self.anchors)
@@ -148,7 +167,9 @@ class GopTrainer:
                 "num_frames": self.model.num_frames, "model": self.model.state_dict(), "entropy": self.entropy.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "stats": dataclasses.asdict(self.anchors.stats),
-                "stream_grid": None if grid is None else grid.cells}
+                "stream_grid": None if grid is None else grid.cells,
+                # the quantisation noise of a CUDA step comes from the device's generator
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
 
     def save(self, path: str) -> None:
         save_state(self.state(), path)
@@ -162,6 +183,8 @@ class GopTrainer:
             trainer.optimizer.load_state_dict(state["optimizer"])
             trainer.generator.set_state(state["generator"].cpu())
             torch.set_rng_state(state["torch_rng"].cpu())
+            if device.type == "cuda" and isinstance(state.get("cuda_rng"), torch.Tensor):  # same device kind only
+                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
             trainer.anchors.stats = GrowthStats(**{k: v.to(device) for k, v in state["stats"].items()})
             if state.get("stream_grid") is not None:
                 trainer.anchors.stream_grid = TrainingStreamGrid(state["stream_grid"].to(device))

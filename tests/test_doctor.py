@@ -1,0 +1,46 @@
+"""`gifstream doctor`: what this machine trains and renders with, and one line of what to do per problem."""
+
+import json
+
+import torch
+
+from gifstream_engine.cli import main
+from gifstream_engine.render import environment
+
+
+def test_doctor_on_a_cpu_machine_says_cpu_and_torch(capsys, monkeypatch):
+    monkeypatch.setattr(environment, "cuda_devices", lambda: [])
+    assert main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert not checks["cuda devices"]["ok"] and "none" in checks["cuda devices"]["detail"]
+    assert report["rasterizers"] == {"cpu": "torch"}
+    if torch.version.cuda is None:  # a CPU build on a CPU machine: nothing to fix
+        assert report["problems"] == []
+    assert main(["doctor"]) == 0 and "rasteriser on cpu: torch" in capsys.readouterr().out
+
+
+def test_doctor_names_missing_kernels_and_build_tools(capsys, monkeypatch):
+    """A GPU machine (stand-in) whose gsplat kernels were never built and that has no nvcc or ninja."""
+    monkeypatch.setattr(environment, "cuda_devices", lambda: ["NVIDIA H100 80GB HBM3"])
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(environment, "gsplat_kernels", lambda: ("missing", "not built yet (would be /x/gsplat_cuda.so)"))
+    monkeypatch.setattr(environment, "find_nvcc", lambda: None)
+    monkeypatch.setattr(environment.shutil, "which", lambda name: None if name == "ninja" else f"/usr/bin/{name}")
+    assert main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rasterizers"] == {"cpu": "torch", "cuda": "torch"}
+    problems = "\n".join(report["problems"])
+    assert "compile on the first CUDA training" in problems
+    assert "nvidia-cuda-nvcc-cu12" in problems and "CUDA_HOME" in problems
+    assert "pip install ninja" in problems
+    assert not any("compiler" in p for p in report["problems"])  # g++ was found
+
+
+def test_doctor_uses_built_kernels_that_load(capsys, monkeypatch):
+    monkeypatch.setattr(environment, "cuda_devices", lambda: ["NVIDIA H100"])
+    monkeypatch.setattr(environment, "gsplat_kernels", lambda: ("built", "/x/gsplat_cuda.so"))
+    monkeypatch.setattr(environment, "gsplat_kernels_load", lambda: (True, "loaded"))
+    assert main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rasterizers"]["cuda"] == "gsplat" and report["problems"] == []
