@@ -29,7 +29,7 @@ def run_blender(tmp_path, *args, env_extra=None):
 
 def test_import_capture_builds_an_exact_rig(synth_capture, tmp_path):
     result, _ = run_blender(tmp_path, synth_capture)
-    assert result["enabled"] and result["status"] == ["FINISHED"]
+    assert result["enabled"] and result["status"] == ["FINISHED"] and result["check_engine"] == ["FINISHED"]
     cap = load_capture(synth_capture)
     assert result["scene"]["fps"] == pytest.approx(cap.fps)
     assert (result["scene"]["frame_start"], result["scene"]["frame_end"]) == (1, cap.num_frames)

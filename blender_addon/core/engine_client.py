@@ -65,6 +65,25 @@ def engine_message(text: str) -> str:
     return lines[-1].removeprefix(ERROR_PREFIX).removeprefix(REPORT_PREFIX) if lines else ""
 
 
+def doctor(python: str) -> dict:
+    """`gifstream doctor --json`: checks, the rasteriser per device, and one line per problem (what to do)."""
+    out = run_engine(python, ["doctor", "--json"], timeout=120)
+    try:
+        report = json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise EngineError("the engine printed no environment report (gifstream doctor --json)") from exc
+    if not isinstance(report, dict) or not isinstance(report.get("rasterizers"), dict):
+        raise EngineError("the engine's environment report has no rasterisers")
+    return report
+
+
+def doctor_summary(report: dict) -> str:
+    """One line: the rasteriser each device would use, and how many problems there are."""
+    devices = ", ".join(f"{device}: {name}" for device, name in sorted(report["rasterizers"].items()))
+    problems = report.get("problems") or []
+    return f"rasteriser {devices}; " + (f"{len(problems)} problem(s), see the Info log" if problems else "no problems")
+
+
 def capture_info(python: str, path: str) -> dict:
     out = run_engine(python, ["capture", "info", path, "--json"])
     try:

@@ -20,7 +20,8 @@ def engine_python(context) -> str:
 
 
 class GIFSTREAM_OT_check_engine(bpy.types.Operator):
-    """Find the engine's Python and check that it imports gifstream_engine"""
+    """Find the engine's Python, check that it imports gifstream_engine, and report what it trains and renders
+    with (gifstream doctor): the rasteriser per device and what to do about each problem"""
 
     bl_idname = "gifstream.check_engine"
     bl_label = "Check Engine"
@@ -29,9 +30,12 @@ class GIFSTREAM_OT_check_engine(bpy.types.Operator):
         try:
             python = engine_python(context)
             version = engine_client.run_engine(python, ["--version"]).strip()
+            report = engine_client.doctor(python)
         except engine_client.EngineError as exc:
             return fail(self, exc)
-        self.report({"INFO"}, f"GIFStream: {version} at {python}")
+        for problem in report.get("problems") or []:
+            self.report({"WARNING"}, f"GIFStream: {problem}")
+        self.report({"INFO"}, f"GIFStream: {version} at {python}; {engine_client.doctor_summary(report)}")
         return {"FINISHED"}
 
 

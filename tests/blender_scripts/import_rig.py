@@ -21,6 +21,10 @@ try:
     result["status"] = sorted(bpy.ops.import_scene.gifstream_capture(filepath=capture))
 except RuntimeError as exc:  # an operator that reports an ERROR raises here when called from Python
     result["status"], result["error"] = ["CANCELLED"], str(exc)
+try:  # the engine's version and environment report (gifstream doctor)
+    result["check_engine"] = sorted(bpy.ops.gifstream.check_engine())
+except RuntimeError as exc:
+    result["check_engine"] = ["CANCELLED", str(exc)]
 scene = bpy.context.scene
 result["scene"] = {"fps": scene.render.fps / scene.render.fps_base, "frame_start": scene.frame_start,
                    "frame_end": scene.frame_end, "resolution": [scene.render.resolution_x, scene.render.resolution_y]}
