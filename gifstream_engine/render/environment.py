@@ -135,9 +135,8 @@ def _build_tools(torch_cuda: str | None) -> list[Check]:
     version = nvcc_version(nvcc) if nvcc else None
     major = (torch_cuda or "").split(".")[0]
     nvcc_ok = bool(version) and version.split(".")[0] == major
-    wheel = f"nvidia-cuda-nvcc-cu{major}" if major else "nvidia-cuda-nvcc"
     checks = [Check("nvcc", nvcc_ok, f"{nvcc} (CUDA {version})" if nvcc else "not found",
-                    "" if nvcc_ok else f"install the CUDA {major} toolkit (or pip install {wheel}) and set CUDA_HOME")]
+                    "" if nvcc_ok else f"install the CUDA {major} toolkit (nvcc) and set CUDA_HOME to it")]
     compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
     checks.append(Check("c++ compiler", compiler is not None, compiler or "not found", "install g++ (or set CXX)"))
     ninja = shutil.which("ninja")
