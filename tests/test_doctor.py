@@ -62,3 +62,21 @@ def test_the_addons_check_engine_reads_the_report():
     report = engine_client.doctor(sys.executable)
     assert report["rasterizers"]["cpu"] == "torch"
     assert engine_client.doctor_summary(report).startswith("rasteriser cpu: torch")
+
+
+def test_cuda_training_builds_missing_kernels_first_or_says_what_to_do(monkeypatch):
+    import pytest
+
+    from gifstream_engine.errors import RenderError
+
+    logged = []
+    monkeypatch.setattr(environment, "gsplat_kernels", lambda: ("missing", "not built yet"))
+    monkeypatch.setattr(environment, "gsplat_kernels_load", lambda: (True, "loaded"))
+    environment.prepare_gsplat(logged.append)
+    assert logged[0].startswith("compiling gsplat's CUDA kernels") and logged[-1] == "gsplat's CUDA kernels are ready"
+    monkeypatch.setattr(environment, "gsplat_kernels_load", lambda: (False, "gsplat disabled them (no CUDA toolkit)"))
+    with pytest.raises(RenderError, match=r"could not be built \(gsplat disabled them.*gifstream doctor"):
+        environment.prepare_gsplat(logged.append)
+    monkeypatch.setattr(environment, "gsplat_kernels", lambda: ("unavailable", "gsplat is not installed"))
+    with pytest.raises(RenderError, match="CUDA training needs gsplat: gsplat is not installed"):
+        environment.prepare_gsplat(logged.append)

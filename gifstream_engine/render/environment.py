@@ -146,3 +146,22 @@ def _build_tools(torch_cuda: str | None) -> list[Check]:
     checks.append(Check("Python.h", os.path.isfile(header), header,
                         "install this Python's development headers (e.g. python3-dev)"))
     return checks
+
+
+def prepare_gsplat(log) -> None:
+    """Before CUDA training: gsplat's kernels loaded, built first where they are missing (a phase of its own, said
+    in the log, not counted as training time); a RenderError naming `gifstream doctor` when they cannot be built
+    or loaded."""
+    from ..errors import RenderError
+
+    state, where = gsplat_kernels()
+    if state == "unavailable":
+        raise RenderError(f"CUDA training needs gsplat: {where}; run `gifstream doctor` for what to install")
+    if state == "missing":
+        log("compiling gsplat's CUDA kernels (once per machine, a few minutes; not counted as training time)")
+    loads, why = gsplat_kernels_load()
+    if not loads:
+        raise RenderError(f"gsplat's CUDA kernels could not be {'built' if state == 'missing' else 'loaded'} ({why}); "
+                          "run `gifstream doctor` for what is missing, or train with --device cpu")
+    if state == "missing":
+        log("gsplat's CUDA kernels are ready")

@@ -14,6 +14,7 @@ import torch
 from ..capture import Capture
 from ..errors import ConfigError, RunError
 from ..events import EventWriter
+from ..render.environment import prepare_gsplat
 from .checkpoint import save_state
 from .config import RunConfig, run_identity
 from .gop_data import load_gop_frames
@@ -139,6 +140,8 @@ class Training:
         if os.path.isfile(final):
             self.log(f"GOP {g}: already trained")
             return "finished"
+        if self.device.type == "cuda":
+            prepare_gsplat(self.log)  # before seeding: a machine that cannot train on CUDA says so at once
         trainer, resumed = self._start(g)
         if self.handle_signals:
             # (again) after SfM: importing pycolmap installs glog's failure handlers, which would abort on SIGTERM
