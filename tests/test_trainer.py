@@ -45,6 +45,10 @@ def test_bad_configs_are_rejected_clearly():
         load_config(["preview"], ["train.steps=many"])
     with pytest.raises(ConfigError, match="at least 10"):
         load_config(["preview"], ["train.steps=3"])
+    with pytest.raises(ConfigError, match="train.rasterizer must be auto, gsplat or torch"):
+        load_config(["preview"], ["train.rasterizer=cycles"])
+    with pytest.raises(ConfigError, match="rasterizer=gsplat needs CUDA"):
+        load_config(["preview"], ["train.rasterizer=gsplat", "train.device=cpu"])
 
 
 def test_rate_presets_combine_with_a_dataset_preset():
@@ -246,7 +250,7 @@ def test_a_run_resumes_on_another_device_but_not_with_other_settings(synth_captu
     assert training.run() == "cancelled"
     assert main(["train", synth_capture, "--out", run, "--resume", "--set", "train.steps=30"]) == EXIT_USER_ERROR
     assert "only train.device may change" in capsys.readouterr().err
-    assert main(["train", synth_capture, "--out", run, "--resume", "--device", "auto"]) == 0
+    assert main(["train", synth_capture, "--out", run, "--resume", "--device", "auto", "--set", "train.rasterizer=torch"]) == 0
     out = capsys.readouterr().out
     assert "GOP 0: resuming at step 10" in out
     assert RunFolder(run).read_config().train.device == "auto" and RunFolder(run).status() == "finished"

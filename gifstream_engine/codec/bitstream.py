@@ -30,8 +30,8 @@ def gop_prefix(g: int) -> str:
 
 class CodableSequence(GopSequence):
     """A trained sequence the encoder can code: its GOPs with the entropy models trained alongside each
-    (None: trained by an older engine, not codable), the model configuration and the training settings
-    (written to the header for reference)."""
+    (None: trained by an older engine, not codable), the model configuration and the training settings (what
+    was trained, not where: written to the header for reference)."""
 
     def __init__(self, gops: list[SequenceGop], entropy: list[EntropyModels | None], model_cfg: ModelConfig,
                  train_settings: dict, what: str, fps: float | None):
@@ -56,8 +56,8 @@ def encode_run(run: CodableSequence, path: str, rig: Rig) -> dict:
             raise ConfigError(f"{run.what}: GOP {g} cannot be encoded: {exc}") from exc
         gop_headers.append(header)
         sections |= gop_sections
-    train = {k: v for k, v in run.train_settings.items() if k != "device"}
-    header = StreamHeader(num_frames=run.num_frames, model=run.model_cfg, train=train, rig=rig, gops=gop_headers)
+    header = StreamHeader(num_frames=run.num_frames, model=run.model_cfg, train=run.train_settings, rig=rig,
+                          gops=gop_headers)
     size = write_container(path, header.to_json(), sections)
     return {"bytes": size, "seconds": time.perf_counter() - start, "sections": {k: len(v) for k, v in sections.items()}}
 

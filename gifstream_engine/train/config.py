@@ -22,6 +22,9 @@ class TrainConfig:
     downscale: float = 1.0
     seed: int = 0
     device: str = "auto"  # auto, cpu or cuda
+    # auto: gsplat on CUDA, PyTorch on the CPU; torch: the PyTorch rasteriser on any device (slower on a GPU: for a
+    # machine whose gsplat kernels cannot be built, and for comparing the two); gsplat: CUDA only
+    rasterizer: str = "auto"
     # schedule (fractions of steps)
     canonical_frac: float = 0.05
     joint_end_frac: float = 0.2  # uniform-noise quantisation from here
@@ -83,6 +86,10 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.rasterizer not in ("auto", "gsplat", "torch"):
+            raise ConfigError(f"train.rasterizer must be auto, gsplat or torch, got {self.rasterizer!r}")
+        if self.rasterizer == "gsplat" and self.device == "cpu":
+            raise ConfigError("train.rasterizer=gsplat needs CUDA: use device=cuda, or rasterizer=auto or torch")
 
 
 # field -> bounds for `validate.number` (`integer` follows the field's type); other numeric fields: finite
@@ -170,7 +177,7 @@ def preset_path(name: str) -> str:
 
 
 # where a run trains, not what it trains: a run may resume with other values of these (e.g. on another device)
-PLACEMENT = {"train": ("device",)}
+PLACEMENT = {"train": ("device", "rasterizer")}
 
 
 def run_identity(config: dict) -> dict:

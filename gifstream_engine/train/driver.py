@@ -140,8 +140,10 @@ class Training:
         if os.path.isfile(final):
             self.log(f"GOP {g}: already trained")
             return "finished"
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and self.cfg.train.rasterizer != "torch":
             prepare_gsplat(self.log)  # before seeding: a machine that cannot train on CUDA says so at once
+        elif self.device.type == "cuda":
+            self.log("training on CUDA with the PyTorch rasteriser (train.rasterizer=torch): slower than gsplat")
         trainer, resumed = self._start(g)
         if self.handle_signals:
             # (again) after SfM: importing pycolmap installs glog's failure handlers, which would abort on SIGTERM

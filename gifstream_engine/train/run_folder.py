@@ -31,7 +31,7 @@ from ..errors import ConfigError, RunError
 from ..fileio import write_json
 from ..sequence import SequenceGop
 from .checkpoint import load_model, load_state
-from .config import RunConfig
+from .config import RunConfig, run_identity
 from .schedule import final_decode_state
 
 LOCK = ".gifstream.lock"
@@ -261,7 +261,8 @@ class TrainedRun(CodableSequence):
 
     def __init__(self, folder: str, cfg: RunConfig, capture_root: str, rig: Rig | None, gops: list[SequenceGop],
                  entropy: list[EntropyModels | None]):
-        super().__init__(gops, entropy, cfg.model, dataclasses.asdict(cfg.train), folder, None if rig is None else rig.fps)
+        super().__init__(gops, entropy, cfg.model, run_identity(cfg.to_dict())["train"], folder,
+                         None if rig is None else rig.fps)
         self.folder, self.cfg, self.capture_root, self.rig = folder, cfg, capture_root, rig
 
     def statistics(self) -> dict:

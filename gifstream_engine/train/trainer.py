@@ -92,7 +92,8 @@ class GopTrainer:
         if p.decode.quantize != "none":  # QAT: the entropy models' adaptive steps quantise the anchors
             values, anchor_bits = quantised_anchors(m, self.entropy, p.decode)
         gaussians, aux = m.decode(t, camera, p.decode, return_aux=True, values=values)
-        out = render(gaussians, camera, background=torch.zeros(3, device=self.device), track_means2d_grad=len(gaussians) > 0)
+        out = render(gaussians, camera, background=torch.zeros(3, device=self.device), backend=tc.rasterizer,
+                     track_means2d_grad=len(gaussians) > 0)
         terms = {"photometric": self._photometric(out.rgb, target, self.data.medians[cam_slot])}
         if tc.motion_patches > 0:
             terms["windows"] = tc.motion_patch_weight * self._windows_loss(p, values)
@@ -143,7 +144,7 @@ class GopTrainer:
                                                     cameras, p.decode, values)
         if len(gaussians) == 0:
             return torch.zeros((), device=self.device)
-        rgb, _ = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device))
+        rgb, _ = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device), backend=tc.rasterizer)
         return self._photometric(rgb, torch.stack([patch.target for patch in patches]).to(self.device),
                                  torch.stack([patch.median for patch in patches]))
 
