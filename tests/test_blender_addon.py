@@ -30,6 +30,10 @@ def run_blender(tmp_path, *args, env_extra=None):
 def test_import_capture_builds_an_exact_rig(synth_capture, tmp_path):
     result, _ = run_blender(tmp_path, synth_capture)
     assert result["enabled"] and result["status"] == ["FINISHED"] and result["check_engine"] == ["FINISHED"]
+    # the footage is display-referred sRGB: the import shows it as captured, unless told to keep the scene's look
+    assert result["colour"]["before"] == "AgX"
+    assert result["colour"]["after_import"] == ["Standard", "None", 0.0, 1.0, "sRGB"]
+    assert result["colour"]["kept"] == ["AgX", 1.5] and result["colour"]["fixed"] == ["Standard", 0.0]
     cap = load_capture(synth_capture)
     assert result["scene"]["fps"] == pytest.approx(cap.fps)
     assert (result["scene"]["frame_start"], result["scene"]["frame_end"]) == (1, cap.num_frames)

@@ -14,6 +14,7 @@ CLASSES = (
     import_sequence.GIFSTREAM_OT_decode_cancel,
     sequence_panel.GIFSTREAM_OT_relocate_sequence,
     sequence_panel.GIFSTREAM_OT_match_scene,
+    sequence_panel.GIFSTREAM_OT_show_as_captured,
     compositing_layer.GIFSTREAM_OT_render_compositing_layer,
     compositing_layer.GIFSTREAM_OT_layer_cancel,
     sequence_panel.GIFSTREAM_OT_export_farm_bundle,

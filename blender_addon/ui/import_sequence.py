@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 
 import bpy
-from bpy.props import FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core import engine_client
 from ..core.decode_job import DecodeJob
 from ..core.sequence_files import SequenceError
-from ..scene import paths, sequence_scene
+from ..scene import colour, paths, sequence_scene
 from .common import ImportFile, cancel_job, fail, follow_job, is_running, run_job
+from .import_capture import AS_CAPTURED
 from .preferences import engine_python
 
 DECODE = {"job": None, "settings": None}  # the one decode of this Blender session and what to build from it
@@ -49,6 +50,7 @@ class IMPORT_SCENE_OT_gifstream_sequence(ImportFile, bpy.types.Operator):
     start_frame: IntProperty(name="Start Frame", default=-1, description="Scene frame of the first frame (-1: scene start)")
     viewport_density: FloatProperty(name="Viewport Density", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
                                     description="Fraction of Gaussians drawn in the viewport; renders draw all")
+    show_as_captured: BoolProperty(name="Show As Captured", default=True, description=AS_CAPTURED)
 
     def execute(self, context):
         path = paths.absolute(self.filepath)
@@ -61,7 +63,8 @@ class IMPORT_SCENE_OT_gifstream_sequence(ImportFile, bpy.types.Operator):
             settings = sequence_scene.import_folder(context, path, self.fps, start, self.viewport_density)
         except SequenceError as exc:
             return fail(self, exc)
-        self.report({"INFO"}, f"GIFStream: imported {settings.name} from {settings.source}")
+        changed = colour.show_as_captured(context.scene) if self.show_as_captured else []
+        self.report({"INFO"}, f"GIFStream: imported {settings.name} from {settings.source}{colour.report(changed)}")
         return {"FINISHED"}
 
     def import_stream(self, context, path, start):
@@ -76,8 +79,9 @@ class IMPORT_SCENE_OT_gifstream_sequence(ImportFile, bpy.types.Operator):
         cache = paths.absolute(self.cache_dir) if self.cache_dir else sequence_scene.default_cache_dir(path)
         DECODE["settings"] = sequence_scene.SequenceSettings(name, path, float(header["fps"]), start, self.viewport_density)
         DECODE["job"] = job = DecodeJob(python, path, cache, int(header["num_frames"]))
+        changed = colour.show_as_captured(context.scene) if self.show_as_captured else []  # in this undo step
         return run_job(self, job, lambda: finish_decode(context), poll_decode,
-                       f"GIFStream: decoding {header['num_frames']} frames into {cache}")
+                       f"GIFStream: decoding {header['num_frames']} frames into {cache}{colour.report(changed)}")
 
 
 class GIFSTREAM_OT_decode_cancel(bpy.types.Operator):

@@ -4,7 +4,7 @@ its cache status, Match Scene, Relocate, the compositing layer and the farm bund
 import bpy
 
 from ..core.sequence_files import SequenceError
-from ..scene import farm_bundle, paths, sequence_scene
+from ..scene import colour, farm_bundle, paths, sequence_scene
 from . import compositing_layer, import_sequence
 from .common import ChooseFolder, SidebarPanel, fail
 
@@ -49,6 +49,21 @@ class GIFSTREAM_OT_match_scene(_SequenceOperator, bpy.types.Operator):
         sequence_scene.match_scene(modifier, context.scene)
 
 
+class GIFSTREAM_OT_show_as_captured(bpy.types.Operator):
+    """Set the scene's colour management to show the capture as captured (Standard view, no look, exposure 0,
+    gamma 1, sRGB display)"""
+
+    bl_idname = "gifstream.show_as_captured"
+    bl_label = "Show As Captured"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        changed = colour.show_as_captured(context.scene)
+        self.report({"INFO"}, "GIFStream: colour management shows the capture as captured"
+                              + (f" (was {', '.join(changed)})" if changed else ""))
+        return {"FINISHED"}
+
+
 class GIFSTREAM_OT_export_farm_bundle(ChooseFolder, bpy.types.Operator):
     """Write a folder (the .blend and its Gaussian caches, relative paths) that renders without the add-on"""
 
@@ -85,6 +100,11 @@ class VIEW3D_PT_gifstream_sequence(SidebarPanel, bpy.types.Panel):
         _job_row(layout, import_sequence.current_decode(), import_sequence.GIFSTREAM_OT_decode_cancel.bl_idname)
         modifier = sequence_scene.sequence_modifier(context.active_object)
         if modifier is not None:
+            altered = colour.altered(context.scene)
+            if altered:  # one line: what alters the capture's colours, and the button that undoes it
+                row = layout.row()
+                row.label(text=f"Colours differ from the capture: {', '.join(altered)}", icon="ERROR")
+                row.operator(GIFSTREAM_OT_show_as_captured.bl_idname, text="", icon="COLOR")
             ids = sequence_scene.input_ids(modifier.node_group)
             for name in SETTINGS_SHOWN:
                 layout.prop(modifier, f'["{ids[name]}"]', text=name)

@@ -17,10 +17,14 @@ bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
 result["enabled"] = any("gifstream" in name for name in bpy.context.preferences.addons.keys())
 for obj in list(bpy.data.objects):  # Blender's startup scene (cube, light, camera) is not part of the capture
     bpy.data.objects.remove(obj)
+result["colour"] = {"before": bpy.context.scene.view_settings.view_transform}  # a new scene's default (AgX)
 try:
     result["status"] = sorted(bpy.ops.import_scene.gifstream_capture(filepath=capture))
 except RuntimeError as exc:  # an operator that reports an ERROR raises here when called from Python
     result["status"], result["error"] = ["CANCELLED"], str(exc)
+view = bpy.context.scene.view_settings
+result["colour"]["after_import"] = [view.view_transform, view.look, view.exposure, view.gamma,
+                                    bpy.context.scene.display_settings.display_device]
 try:  # the engine's version and environment report (gifstream doctor)
     result["check_engine"] = sorted(bpy.ops.gifstream.check_engine())
 except RuntimeError as exc:
@@ -63,5 +67,11 @@ if len(sys.argv) > 5:
     scene.render.filepath = png
     bpy.ops.render.render(write_still=True)
     result["rendered_camera"] = scene.camera.name
+if result["status"] == ["FINISHED"]:
+    view.view_transform, view.exposure = "AgX", 1.5  # an artist's choice for the CG: kept by an import told so
+    bpy.ops.import_scene.gifstream_capture(filepath=capture, show_as_captured=False)
+    result["colour"]["kept"] = [view.view_transform, view.exposure]
+    bpy.ops.gifstream.show_as_captured()  # the Sequence panel's button
+    result["colour"]["fixed"] = [view.view_transform, view.exposure]
 with open(out_json, "w") as f:
     json.dump(result, f)
