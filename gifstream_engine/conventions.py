@@ -11,6 +11,11 @@ ERROR_PREFIX = "gifstream: error: "
 # `gifstream decode` writes frame t of a sequence as FRAME_PREFIX + t in FRAME_DIGITS digits + ".ply" (or ".npz")
 FRAME_PREFIX, FRAME_DIGITS = "frame_", 5
 
+# An output still being written ends in PART_SUFFIX: the engine's temporaries `<path>.<pid>-<random>.part` (a file, or
+# the folder `gifstream decode` writes its frames into) and the add-on's jobs' `<folder>.part`. Only a whole output
+# is renamed to its name; a reader refuses a `.part` folder as an incomplete sequence.
+PART_SUFFIX = ".part"
+
 # OpenCV camera axes (x right, y down, z forward) -> Blender camera axes (x right, y up, z backwards)
 CV_TO_BLENDER_CAMERA = ((1.0, 0.0, 0.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, -1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
 

@@ -11,11 +11,11 @@ import torch
 
 from .codec.header import StreamHeader
 from .errors import RenderError
-from .fileio import output_dir
+from .fileio import Input, output_dir
 from .render import render
 from .render.exr_layer import (DEFAULT_PREFIX, LayerError, capture_camera, frame_path, layer_channels, read_cameras,
                                stream_frame, write_exr)
-from .sources import is_bitstream, open_frames
+from .sources import is_bitstream, open_frames, source_input
 
 
 def render_layer(sequence: str, cameras_path: str, out: str, events=None, backend: str = "auto",
@@ -29,7 +29,8 @@ def render_layer(sequence: str, cameras_path: str, out: str, events=None, backen
     spec = read_cameras(cameras_path)
     if not re.fullmatch(r"[A-Za-z0-9_.-]*", prefix):
         raise LayerError(f"prefix {prefix!r}: use letters, digits, '_', '.' or '-'")
-    output_dir(out, "compositing layer folder")
+    output_dir(out, "compositing layer folder",
+               inputs=[source_input(sequence), Input(cameras_path, "the cameras file")])
     cameras = []
     for frame, camera, placement in spec.frames:
         try:

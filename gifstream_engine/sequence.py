@@ -22,9 +22,9 @@ import torch
 
 from .capture.camera import Camera
 from .capture.video import write_video
-from .conventions import FRAME_DIGITS, FRAME_PREFIX
+from .conventions import FRAME_DIGITS, FRAME_PREFIX, PART_SUFFIX
 from .errors import ConfigError, SequenceError
-from .fileio import atomic_path
+from .fileio import atomic_path, input_file
 from .imageio import to_uint8, write_png
 from .model import AnchorValues, DecodeState, GIFStreamModel
 from .plyio import read_gaussian_ply, write_gaussian_ply
@@ -32,6 +32,7 @@ from .render import render
 from .render.gaussians import Gaussians
 from .render.projection import in_view
 
+MAX_PLY_BYTES = 1 << 32  # one frame's PLY: 4 GiB, some 60 million Gaussians
 FRAME_FILE = FRAME_PREFIX + "{:0" + str(FRAME_DIGITS) + "d}.{}"  # what `write_frames` writes, `PlySequence` reads
 EXPORT_FORMATS = ("ply", "npz")
 
@@ -102,6 +103,13 @@ class GopSequence:
         return {"num_anchors": kept, "dynamic_fraction": dynamic / max(kept, 1), "train_seconds": None, "gops": len(self.gops)}
 
 
+def incomplete_message(folder: str) -> str:
+    """What a reader says of a `.part` folder (as the add-on's sequence_files does)."""
+    return (f"{folder} is an incomplete sequence: a '{PART_SUFFIX}' folder is one still being written, or left by a "
+            f"decode that was stopped or failed (only a whole decode is renamed to its folder); "
+            f"decode the stream again")
+
+
 class PlySequence:
     """A folder of per-frame standard 3DGS PLYs numbered without gaps (frame_00000.ply, ... as `write_frames`
     writes them, or any other prefix: the largest group of numbered files sharing one); its first file is frame 0.
@@ -115,6 +123,8 @@ class PlySequence:
         return os.path.isdir(folder) and any(PlySequence.NUMBERED.match(name) for name in os.listdir(folder))
 
     def __init__(self, folder: str, fps: float | None = None):
+        if os.path.basename(os.path.normpath(folder)).endswith(PART_SUFFIX):
+            raise SequenceError(incomplete_message(folder))
         groups: dict[str, dict[int, str]] = {}
         for name in os.listdir(folder):
             match = self.NUMBERED.match(name)
@@ -137,6 +147,7 @@ class PlySequence:
         if not 0 <= frame < self.num_frames:
             raise SequenceError(f"{self.folder}: frame {frame} is outside its range 0:{self.num_frames}")
         path = self.paths[frame]
+        input_file(path, "PLY frame", SequenceError, MAX_PLY_BYTES)  # a regular file, bounded, before reading
         try:
             arrays = read_gaussian_ply(path)
         except (OSError, ValueError, KeyError) as exc:

@@ -11,14 +11,42 @@ from .codec.bitstream import DecodedStream
 from .codec.describe import bitrate_mbps
 from .eval.evaluate import evaluate
 from .errors import GIFStreamError
+from .fileio import Input, kind_of
 from .frames import FrameRange, check_range, parse_frame_range
 from .sequence import PlySequence, Sequence
 from .train.pipeline import evaluate_run
-from .train.run_folder import RunFolder, TrainedRun
+from .train.run_folder import CONFIG, EVAL, GOP_GLOB, LOCK, RunFolder, TrainedRun
+
+
+# what of a run folder is the run's own: no output of a command that reads the run may replace it
+RUN_OWNS = (CONFIG, EVAL, LOCK, GOP_GLOB)
 
 
 def is_bitstream(path: str) -> bool:
     return os.path.isfile(path)
+
+
+def check_source(path: str) -> None:
+    """GIFStreamError unless `path` is a file or a folder (a device, FIFO or socket is never read)."""
+    if not os.path.exists(path):
+        raise GIFStreamError(f"{path}: the sequence does not exist (expected a .gifs file, a run folder or a PLY folder)")
+    if not (os.path.isfile(path) or os.path.isdir(path)):
+        raise GIFStreamError(f"{path} is {kind_of(os.stat(path).st_mode)}, not a .gifs file, a run folder or a PLY "
+                             f"folder; it is not read")
+
+
+def source_input(path: str) -> Input:
+    """A sequence a command reads (`fileio.Input`): a file, a run folder (its own files) or a PLY folder (its files)."""
+    if os.path.isdir(path):
+        if RunFolder(path).holds_run():
+            return Input(path, "the run folder", RUN_OWNS)
+        return Input(path, "the PLY folder", Input.EXISTING)
+    return Input(path, "the bitstream" if path.lower().endswith(".gifs") else "the input")
+
+
+def capture_input(path: str) -> Input:
+    """A capture folder a command reads: none of its files is replaced by an output."""
+    return Input(path, "the capture folder", Input.EXISTING if os.path.isdir(path) else None)
 
 
 def is_ply_folder(path: str) -> bool:
@@ -35,8 +63,7 @@ def open_sequence(path: str, frames_text: str | None = None) -> tuple[Sequence, 
 def open_frames(path: str, frames: FrameRange | None = None) -> tuple[Sequence, int, int]:
     """(sequence, start, stop): the sequence at `path` and the range `frames` of it, checked (default: all).
     A bitstream decodes only up to `stop`; its frame count comes from the header, before any decoding."""
-    if not os.path.exists(path):
-        raise GIFStreamError(f"{path}: the sequence does not exist (expected a .gifs file, a run folder or a PLY folder)")
+    check_source(path)
     if is_bitstream(path):
         stream = DecodedStream(path, frames)  # checks the range against its header
         return (stream, *stream.frames)
@@ -63,6 +90,7 @@ def evaluate_source(path: str, capture_path: str | None) -> dict:
     """`gifstream eval`: a bitstream (with its size, bitrate and decode speed) or a PLY folder against the capture
     at `capture_path` (required), or a trained run against its own capture (or `capture_path`), the result
     written to RUN/eval.json."""
+    check_source(path)
     if is_bitstream(path) or is_ply_folder(path):
         if not capture_path:
             kind = "a bitstream" if is_bitstream(path) else "a PLY folder"

@@ -15,6 +15,20 @@ import numpy as np
 
 from .errors import GIFStreamError
 
+# The largest image side (pixels) anything allocates for: a camera of a capture, a run, a bitstream's header, a
+# `render --pose` or `render-layer --cameras` file, a synthetic capture. Checked in `image_size`, before allocating.
+MAX_IMAGE_SIDE = 16384
+
+
+def image_size(width: Any, height: Any, what: str, error: type[GIFStreamError]) -> tuple[int, int]:
+    """(width, height) as integers of at least 1 and at most MAX_IMAGE_SIDE pixels; else `error` naming the limit."""
+    w, h = (number(v, f"{what}: {axis}", error, integer=True) for v, axis in ((width, "width"), (height, "height")))
+    if w < 1 or h < 1:
+        raise error(f"{what}: image size must be positive, got {w}x{h}")
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise error(f"{what}: {w}x{h} pixels; image sides must be at most {MAX_IMAGE_SIDE} pixels")
+    return w, h
+
 
 def _bounds_text(minimum, maximum, above) -> str:
     parts = []

@@ -4,6 +4,7 @@ status 2, one line naming the problem, no traceback, no crash log and every file
 Then the run-folder rules (two trainers, --overwrite, a lock a killed process leaves), a full disk, a pickle
 payload in model.pt, the last-resort net itself, and the add-on showing the engine's one-line messages."""
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -14,6 +15,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -97,12 +100,20 @@ def ctx(synth_capture, synth_loaded, layouts, trained, tmp_path):
 
 
 def snapshot(root: str) -> dict:
+    """Every file under `root`: a regular file by its hash, a link by where it leads, a device, FIFO or socket by its
+    kind and device number (never opened: a FIFO would block), so a node replaced by a file shows."""
     files = {}
     for folder, _, names in os.walk(root):
         for name in names:
             path = os.path.join(folder, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                files[os.path.relpath(path, root)] = ("link", os.readlink(path))
+            elif not stat.S_ISREG(st.st_mode):
+                files[os.path.relpath(path, root)] = ("node", stat.S_IFMT(st.st_mode), st.st_rdev)
+            else:
+                with open(path, "rb") as f:
+                    files[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
     return files
 
 
@@ -114,6 +125,23 @@ def run_main(argv, crash_dir, capsys, monkeypatch):
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@contextlib.contextmanager
+def memory_guard(headroom: int = 4 << 30):
+    """This process's address space capped at what it uses now plus `headroom` for the block: a command that reads
+    /dev/zero or allocates a 10**6 x 10**6 image gets a MemoryError (a failed case), not the machine's memory."""
+    import resource
+
+    with open("/proc/self/status") as f:
+        used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = used + headroom if hard == resource.RLIM_INFINITY else min(used + headroom, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def assert_one_clear_line(code, err, crash_dir, pattern):
@@ -398,6 +426,96 @@ class Payload:
 
 NOT_WRITABLE = "/proc/gifstream-no-such-dir"
 
+
+# --- special files, links and inputs as outputs (issue 30) ---
+def fifo(name: str) -> Callable[[Ctx], str]:
+    def make(c: Ctx) -> str:
+        os.mkfifo(c.path(name))
+        return c.path(name)
+    return make
+
+
+def unix_socket(name: str) -> Callable[[Ctx], str]:
+    def make(c: Ctx) -> str:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(c.path(name))  # the socket file stays after the socket closes
+        return c.path(name)
+    return make
+
+
+def full_device(name: str) -> Callable[[Ctx], str]:
+    """A character device node like /dev/full (1, 7), made in the case's own folder: the real /dev/full is never
+    touched. Writing to it would only fail with ENOSPC; replacing it replaces only this node. Needs CAP_MKNOD."""
+    def make(c: Ctx) -> str:
+        try:
+            os.mknod(c.path(name), 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+        except (PermissionError, OSError) as exc:
+            pytest.skip(f"cannot make a device node here: {exc}")
+        return c.path(name)
+    return make
+
+
+def link_to(name: str, target: Callable[[Ctx], str]) -> Callable[[Ctx], str]:
+    def make(c: Ctx) -> str:
+        os.symlink(target(c), c.path(name))
+        return c.path(name)
+    return make
+
+
+def out_to(node: Callable[[Ctx], str], command: Callable[[Ctx, str], list]):
+    """The command with an output path that `node` makes."""
+    return lambda c: command(c, node(c))
+
+
+def encode_to(c: Ctx, out: str) -> list:
+    return ["encode", c.run, "-o", out]
+
+
+def layer_cameras(width: int, height: int) -> bytes:
+    focal = width / 2
+    return json.dumps({"format": "gifstream-layer-cameras", "version": 1, "start_frame": 1, "scene_fps": 24.0,
+                       "frames": [{"frame": 1, "width": width, "height": height,
+                                   "K": [[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]],
+                                   "w2c": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 4], [0, 0, 0, 1]]}]}).encode()
+
+
+def audio_only(name: str):
+    """An mp4 holding one AAC stream and no picture."""
+    def write(root):
+        import av
+
+        path = os.path.join(root, name)
+        os.remove(path)
+        with av.open(path, "w", format="mp4") as container:
+            stream = container.add_stream("aac", rate=44100)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 44100
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                container.mux(packet)
+    return write
+
+
+def npy_claiming(shape):
+    """A .npy whose header claims `shape` but holds the six poses of the capture."""
+    def write(root):
+        path = os.path.join(root, POSES)
+        poses = np.load(path)
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+            f.write(poses.astype("<f8").tobytes())
+    return write
+
+
+def one_training_camera(c: Ctx) -> list:
+    """The capture cut to cam00 (the test camera) and cam01: one training camera."""
+    root = c.capture_copy()
+    poses = np.load(os.path.join(root, POSES))
+    np.save(os.path.join(root, POSES), poses[:2])
+    for i in range(2, 6):
+        os.remove(os.path.join(root, f"cam{i:02d}.mp4"))
+    return ["train", root, "--out", c.path("run"), "--steps", "10"]
+
+
 CASES = [
     # --- capture readers: N3DV / LLFF ---
     ("poses_empty_file", llff_file(write_bytes(POSES, b"")), r"unreadable poses .*poses_bounds\.npy"),
@@ -489,6 +607,55 @@ CASES = [
     ("render_out_under_a_file", with_file("f.bin", b"x", lambda c, p: ["render", c.gifs, "--out", os.path.join(p, "frames")]),
      r"cannot create output folder .*f\.bin/frames"),
     ("synth_out_is_a_file", with_file("cap.txt", b"x", lambda c, p: ["capture", "synth", p]), r"is a file; expected a folder"),
+    # issue 30: never replace a device, FIFO, socket or an input; links are written through or refused
+    ("encode_out_device_like_dev_full", out_to(full_device("full"), encode_to),
+     r"bitstream .*/full is a character device, not a regular file; it is never replaced"),
+    ("encode_out_fifo", out_to(fifo("out.gifs"), encode_to), r"out\.gifs is a FIFO \(named pipe\), not a regular file"),
+    ("encode_out_socket", out_to(unix_socket("out.sock"), encode_to), r"out\.sock is a socket, not a regular file"),
+    ("encode_out_link_to_a_fifo", out_to(link_to("link.gifs", fifo("pipe")), encode_to),
+     r"link\.gifs \(a link to .*/pipe\) is a FIFO"),
+    ("decode_out_fifo", out_to(fifo("frames"), lambda c, p: ["decode", c.gifs, "--out", p]),
+     r"output folder .*frames is a FIFO \(named pipe\); expected a folder"),
+    ("encode_out_is_the_runs_model", lambda c: ["encode", c.run_copy(), "-o", os.path.join(c.path("run"), "gop_000", "model.pt")],
+     r"bitstream .*run/gop_000/model\.pt is a file of the run folder .*run, which this command reads"),
+    ("encode_out_links_to_the_runs_model", lambda c: ["encode", c.run_copy(), "-o",
+                                                      link_to("x.gifs", lambda c: os.path.join(c.path("run"), "gop_000", "model.pt"))(c)],
+     r"x\.gifs \(a link to .*gop_000/model\.pt\) is a file of the run folder"),
+    ("encode_out_is_the_runs_config", lambda c: ["encode", c.run_copy(), "-o", os.path.join(c.path("run"), "config.json")],
+     r"config\.json is a file of the run folder"),
+    ("render_out_inside_the_runs_gop", lambda c: ["render", c.run_copy(), "--out", os.path.join(c.path("run"), "gop_000", "frames")],
+     r"output folder .*gop_000/frames is inside the run folder"),
+    ("points_out_is_a_capture_file", lambda c: ["capture", "points", c.capture_copy(), "--out", os.path.join(c.path("capture"), POSES)],
+     r"poses_bounds\.npy is a file of the capture folder"),
+    ("decode_out_is_the_bitstream", lambda c: ["decode", c.gifs_copy(), "--out", c.path("copy.gifs")], r"copy\.gifs is a file; expected a folder"),
+    ("farm_job_out_txt", lambda c: ["farm-job", c.capture, "--out", c.path("run"), "-o", c.path("job.txt")],
+     r"job template .*job\.txt: the file name must end in \.yaml or \.yml \(YAML\) or \.json \(JSON\)"),
+    # issue 30: inputs are regular files of bounded size, never read from a device or FIFO
+    ("info_dev_zero", lambda c: ["info", "/dev/zero"], r"bitstream /dev/zero is a character device, not a regular file; it is not read"),
+    ("info_fifo", out_to(fifo("f.gifs"), lambda c, p: ["info", p]), r"bitstream .*f\.gifs is a FIFO \(named pipe\), not a regular file"),
+    ("decode_fifo", out_to(fifo("f.gifs"), lambda c, p: ["decode", p, "--out", c.path("d")]), r"f\.gifs is a FIFO .*not a \.gifs file, a run folder"),
+    ("render_layer_cameras_fifo", out_to(fifo("cams.json"), lambda c, p: ["render-layer", c.gifs, "--cameras", p, "--out", c.path("l")]),
+     r"the cameras file .*cams\.json is a FIFO"),
+    ("render_pose_fifo", out_to(fifo("pose.json"), lambda c, p: ["render", c.gifs, "--pose", p, "--out", c.path("r")]),
+     r"camera file .*pose\.json is a FIFO"),
+    ("capture_is_a_file", lambda c: ["capture", "info", os.path.join(c.capture, POSES)], r"poses_bounds\.npy is a file, not a capture folder"),
+    ("train_capture_is_a_bitstream", lambda c: ["train", c.gifs, "--out", c.path("run"), "--steps", "10"],
+     r"\.gifs is a file, not a capture folder; give the folder holding poses_bounds\.npy"),
+    ("poses_header_claims_a_billion_rows", llff_file(npy_claiming((10**9, 17))),
+     r"unreadable poses .*poses_bounds\.npy: its header describes a \(1000000000, 17\) array .* but 816 bytes follow"),
+    ("video_audio_only", llff_file(audio_only("cam02.mp4")), r"cam02\.mp4: the video holds no picture stream \(it holds audio\)"),
+    # issue 30: sizes that allocate are bounded first (16384 px, as `render` and bitstream headers)
+    ("render_layer_camera_huge", with_file("cams.json", layer_cameras(10**6, 10**6),
+                                           lambda c, p: ["render-layer", c.gifs, "--cameras", p, "--out", c.path("l")]),
+     r"frames\[0\]: camera 'frame 1': 1000000x1000000 pixels; image sides must be at most 16384 pixels"),
+    ("render_pose_huge", with_file("pose.json", json.dumps({"width": 10**6, "height": 10**6, "K": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+                                                             "w2c": np.eye(4).tolist()}).encode(),
+                                   lambda c, p: ["render", c.gifs, "--pose", p, "--out", c.path("r")]),
+     r"1000000x1000000 pixels; image sides must be at most 16384"),
+    ("set_downscale_1000", train("--set", "train.downscale=1000"),
+     r"a downscale factor of 1000 leaves camera 'cam00' \(96x72 pixels\) 0x0 pixels; the factor must be below 144"),
+    ("train_one_training_camera", one_training_camera,
+     r"the capture has 1 training camera \['cam01'\]; training needs at least 2"),
     # --- run folders ---
     ("train_over_finished_run", lambda c: ["train", c.capture, "--out", c.run_copy(), "--steps", "10"],
      r"already holds a training run .*--resume .*--overwrite"),
@@ -561,7 +728,18 @@ def test_malformed_input_is_one_clear_line(name, build, pattern, ctx, tmp_path, 
     argv = build(ctx)
     before = snapshot(ctx.work)
     crash = str(tmp_path / "crashes")
-    code, _, err = run_main(argv, crash, capsys, monkeypatch)
+
+    def hung(*_):
+        raise TimeoutError(f"{name}: the command blocked (reading a FIFO?)")
+
+    previous = signal.signal(signal.SIGALRM, hung)  # a command that blocks fails the case instead of hanging the suite
+    signal.alarm(120)
+    with memory_guard():  # and one that reads or allocates without bound fails it instead of exhausting the machine
+        try:
+            code, _, err = run_main(argv, crash, capsys, monkeypatch)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
     assert_one_clear_line(code, err, crash, pattern)
     assert snapshot(ctx.work) == before, "a failing command changed files that were there before"
 
@@ -641,6 +819,86 @@ def test_disk_full_keeps_what_was_written(trained, tmp_path):
     assert "cannot write" in full.stderr and "frame_00002.ply" in full.stderr
     assert snapshot(out) == before
     assert not os.path.exists(tmp_path / "crashes")
+
+
+@pytest.mark.parametrize("code_name", ["ENOSPC", "EIO"])
+def test_write_errors_name_the_path_and_put_nothing_in_place(code_name, trained, tmp_path, capsys, monkeypatch):
+    """A disk that fills (or fails) when the bitstream is synced: one line naming the file and the error, the file
+    that was there unchanged, no temporary left; the same for a decode's frame folder."""
+    import errno
+
+    number = getattr(errno, code_name)
+
+    def failing_fsync(fd):
+        raise OSError(number, os.strerror(number))
+
+    out = tmp_path / "out.gifs"
+    out.write_bytes(b"the previous bitstream")
+    crash = str(tmp_path / "crashes")
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    code, _, err = run_main(["encode", trained[0], "-o", out], crash, capsys, monkeypatch)
+    assert_one_clear_line(code, err, crash, rf"cannot write .*out\.gifs: {re.escape(os.strerror(number))}")
+    code, _, err = run_main(["decode", trained[1], "--out", tmp_path / "frames"], crash, capsys, monkeypatch)
+    assert_one_clear_line(code, err, crash, rf"cannot write .*frame_00000\.ply: {re.escape(os.strerror(number))}")
+    assert out.read_bytes() == b"the previous bitstream"
+    assert sorted(os.listdir(tmp_path)) == ["out.gifs"]  # no frames folder, no .part file or folder
+
+
+def test_a_link_is_written_through(trained, tmp_path, capsys, monkeypatch):
+    """An output that is a symbolic link: the file it leads to is replaced (atomically, beside it), the link stays."""
+    target = tmp_path / "store" / "stream.gifs"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.gifs"
+    link.symlink_to(target)
+    code, _, err = run_main(["encode", trained[0], "-o", link], str(tmp_path / "crashes"), capsys, monkeypatch)
+    assert code == 0, err
+    assert os.path.islink(link) and os.readlink(link) == str(target)
+    assert target.read_bytes()[:4] == b"GIFS" and os.listdir(target.parent) == ["stream.gifs"]
+
+
+def test_an_interrupted_decode_leaves_its_folder_as_it_was(trained, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during `decode --out DIR` after a few frames: DIR is as it was (absent, or holding an earlier decode),
+    nothing that could pass for a whole sequence; a whole decode is put in place; a `.part` folder (what a killed
+    decode leaves) is refused by the engine and by the add-on with one message."""
+    from gifstream_engine import sequence
+    from gifstream_engine.cli import EXIT_INTERRUPTED
+
+    write = sequence.write_gaussian_ply
+    written = []
+
+    def interrupted_after_two(path, **arrays):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        write(path, **arrays)
+        written.append(path)
+
+    crash, out = str(tmp_path / "crashes"), str(tmp_path / "frames")
+    monkeypatch.setattr(sequence, "write_gaussian_ply", interrupted_after_two)
+    code, _, err = run_main(["decode", trained[1], "--out", out], crash, capsys, monkeypatch)
+    assert code == EXIT_INTERRUPTED and "interrupted" in err and len(written) == 2
+    assert os.listdir(tmp_path) == [], "an interrupted decode left files"
+    monkeypatch.setattr(sequence, "write_gaussian_ply", write)
+    code, _, err = run_main(["decode", trained[1], "--frames", "0:2", "--out", out], crash, capsys, monkeypatch)
+    assert code == 0, err
+    before = snapshot(out)
+    written.clear()
+    monkeypatch.setattr(sequence, "write_gaussian_ply", interrupted_after_two)
+    code, _, err = run_main(["decode", trained[1], "--frames", "2:6", "--out", out], crash, capsys, monkeypatch)
+    assert code == EXIT_INTERRUPTED and snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["frames"]
+    monkeypatch.setattr(sequence, "write_gaussian_ply", write)
+    code, _, err = run_main(["decode", trained[1], "--frames", "2:6", "--out", out], crash, capsys, monkeypatch)
+    assert code == 0, err
+    assert sorted(os.listdir(out)) == [f"frame_{t:05d}.ply" for t in range(6)] and sorted(os.listdir(tmp_path)) == ["frames"]
+
+    left = shutil.copytree(out, str(tmp_path / "frames.4242-0badf00d.part"))  # what a killed decode leaves
+    message = r"frames\.4242-0badf00d\.part is an incomplete sequence: a '\.part' folder is one still being written"
+    code, _, err = run_main(["eval", left, "--capture", tmp_path], crash, capsys, monkeypatch)
+    assert_one_clear_line(code, err, crash, message)
+    sequence_files = _addon_module("core.sequence_files")
+    with pytest.raises(sequence_files.SequenceError, match=message):
+        sequence_files.find_pattern(left)
+    assert sequence_files.find_pattern(out).count == 6
 
 
 def test_model_pt_with_a_pickle_payload_is_refused_unrun(trained, tmp_path, capsys, monkeypatch):

@@ -1,7 +1,8 @@
 """Out-of-process decoding of a `.gifs` into a cache folder of per-frame PLYs (`gifstream decode --format ply`).
 
-The engine writes into `<cache>.part` (each file atomically); progress is the count of finished frame files;
-only a complete decode is renamed to `<cache>`, so a cancelled or failed job leaves no half-filled cache.
+The engine writes into `<cache>.part` (each file atomically; the engine stages them in a folder of its own,
+`<cache>.part.<pid>-<random>.part`, renamed to `<cache>.part` when whole); progress is the count of frame files in
+either; only a complete decode is renamed to `<cache>`, so a cancelled or failed job leaves no half-filled cache.
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ class DecodeJob(FolderJob):
         return engine_pattern(self.folder, self.total)
 
     def _progress(self) -> None:
-        if os.path.isdir(self.part_dir):
-            self.done = sum(1 for name in os.listdir(self.part_dir) if _FRAME_FILE.match(name))
+        done = 0
+        for folder in [self.part_dir, *self.staging_dirs()]:
+            try:
+                done += sum(1 for name in os.listdir(folder) if _FRAME_FILE.match(name))
+            except OSError:  # renamed or removed meanwhile
+                continue
+        self.done = min(done, self.total)
 
     def _progress_text(self) -> str:
         return f"decoding {os.path.basename(self.stream)} {self.done}/{self.total} frames"

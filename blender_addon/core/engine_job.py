@@ -4,18 +4,22 @@ command in its own process, followed from Blender's thread.
 `EngineJob` starts the command, applies its output on `poll()` (with `--events` its stdout carries JSON-lines
 events: progress, log, error, result; every other line is log text), cancels it and says how it ended.
 `FolderJob` adds an output folder the engine writes into `<folder>.part`: only a complete run replaces `<folder>`,
-so a cancelled or failed job leaves what was there.
+so a cancelled or failed job leaves what was there. (`gifstream decode` stages its frames once more, in
+`<folder>.part.<pid>-<random>.part`, renamed to `<folder>.part` when whole; a killed engine may leave that behind, and
+the job removes it with `<folder>.part`.)
 """
 
 from __future__ import annotations
 
 import collections
+import glob
 import json
 import os
 import shutil
 import time
 
 from . import engine_client
+from .conventions import PART_SUFFIX
 from .engine_process import EngineProcess
 
 LOG_LINES = 2000  # the log kept in memory (a job with a log file keeps all of it there)
@@ -148,10 +152,18 @@ class FolderJob(EngineJob):
     def _start_folder(self, folder: str) -> str:
         """Set `folder` and `part_dir`, and make `part_dir` an empty folder; returns it (call before __init__)."""
         self.folder = os.path.normpath(folder)
-        self.part_dir = self.folder + ".part"
-        shutil.rmtree(self.part_dir, ignore_errors=True)
+        self.part_dir = self.folder + PART_SUFFIX
+        self._remove_parts()
         os.makedirs(self.part_dir)
         return self.part_dir
+
+    def staging_dirs(self) -> list[str]:
+        """The engine's own staging folders inside this job's: `<part_dir>.<pid>-<random>.part`."""
+        return glob.glob(glob.escape(self.part_dir) + ".*" + PART_SUFFIX)
+
+    def _remove_parts(self) -> None:
+        for folder in [self.part_dir, *self.staging_dirs()]:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _complete(self) -> bool:
         return self.done == self.total
@@ -163,11 +175,12 @@ class FolderJob(EngineJob):
         if code == 0 and self._complete():
             shutil.rmtree(self.folder, ignore_errors=True)
             os.replace(self.part_dir, self.folder)
+            self._remove_parts()
             self._end("finished", f"{self.total} frames in {self.folder}")
             return
-        shutil.rmtree(self.part_dir, ignore_errors=True)
+        self._remove_parts()
         self._end("failed", f"the engine wrote {self.done} of {self.total} frames" if code == 0 else self._failure(code))
 
     def _cancelled(self) -> None:
-        shutil.rmtree(self.part_dir, ignore_errors=True)
+        self._remove_parts()
         self._end("cancelled", f"stopped after {self.done} of {self.total} frames")

@@ -11,7 +11,7 @@ import math
 import os
 import re
 
-from .conventions import FRAME_DIGITS, FRAME_PREFIX
+from .conventions import FRAME_DIGITS, FRAME_PREFIX, PART_SUFFIX
 
 # The engine's `gifstream decode --format ply` writes frame_00000.ply, frame_00001.ply, ... (frame index, 5 digits).
 ENGINE_PREFIX, ENGINE_DIGITS = FRAME_PREFIX, FRAME_DIGITS
@@ -94,10 +94,22 @@ def check_gaussian_ply(path: str) -> PlyHeader:
     return header
 
 
+def check_complete(directory: str) -> None:
+    """`SequenceError` for a folder still being written or left incomplete: a `.part` folder (the engine's decode
+    stages its frames in `<folder>.<pid>-<random>.part`, the add-on's jobs in `<folder>.part`; only a whole decode
+    is renamed to its folder)."""
+    if os.path.basename(os.path.normpath(directory)).endswith(PART_SUFFIX):
+        raise SequenceError(f"{directory} is an incomplete sequence: a '{PART_SUFFIX}' folder is one still being "
+                            f"written, or left by a decode that was stopped or failed (only a whole decode is renamed "
+                            f"to its folder); decode the stream again")
+
+
 def find_pattern(directory: str) -> SequencePattern:
-    """The one numbered run of `*.ply` files in a folder (the longest if several prefixes share it)."""
+    """The one numbered run of `*.ply` files in a folder (the longest if several prefixes share it); a `.part`
+    folder is refused (`check_complete`)."""
     if not os.path.isdir(directory):
         raise SequenceError(f"{directory}: the folder does not exist")
+    check_complete(directory)
     groups: dict[tuple[str, str], list[str]] = {}
     for name in os.listdir(directory):
         match = _NUMBERED.match(name)

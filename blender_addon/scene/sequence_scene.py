@@ -12,7 +12,7 @@ import os
 
 import bpy
 
-from ..core.sequence_files import SequenceError, SequencePattern, check_sequence, find_pattern
+from ..core.sequence_files import SequenceError, SequencePattern, check_complete, check_sequence, find_pattern
 from . import paths, proxy_nodes
 
 MODIFIER_NAME = "GIFStream"
@@ -171,6 +171,7 @@ def sequence_pattern(modifier) -> SequencePattern:
 def check_cache(modifier) -> None:
     """`SequenceError` when the cache the modifier reads is not where its path says (e.g. after the .blend moved)."""
     pattern = sequence_pattern(modifier)
+    check_complete(pattern.directory)
     if not os.path.isdir(pattern.directory):
         raise SequenceError(f"the cache folder {get_input(modifier, 'Directory')} ({pattern.directory}) does not exist; "
                             f"if the .blend or the cache moved, set the folder with GIFStream > Sequence > Relocate")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
+from ..fileio import kind_of
 from .colmap import is_colmap, read_colmap
 from .llff import is_llff, read_llff
 from .nerfstudio import is_nerfstudio, read_nerfstudio
@@ -28,6 +30,10 @@ LAYOUT_MARKERS = "poses_bounds.npy (N3DV/LLFF), train_meta.json (Panoptic), tran
 
 def detect_format(root: str) -> str:
     if not os.path.isdir(root):
+        if os.path.exists(root):
+            mode = os.stat(root).st_mode
+            kind = "a file" if stat.S_ISREG(mode) else kind_of(mode)
+            raise CaptureError(f"{root} is {kind}, not a capture folder; give the folder holding {LAYOUT_MARKERS}")
         raise CaptureError(f"capture folder {root} does not exist")
     for name, detect, _ in READERS:
         if detect(root):

@@ -41,13 +41,10 @@ class Camera:
             raise CaptureError(f"camera {self.name!r}: focal lengths must be positive pixels, got fx={K[0, 0]:g}, fy={K[1, 1]:g}")
         if not np.array_equal(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
             raise CaptureError(f"camera {self.name!r}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
-        for axis in ("width", "height"):
-            validate.number(getattr(self, axis), f"camera {self.name!r}: {axis}", CaptureError, integer=True)
+        validate.image_size(self.width, self.height, f"camera {self.name!r}", CaptureError)
         rot = w2c[:3, :3]
         if abs(np.linalg.det(rot) - 1.0) > 1e-3 or np.abs(rot @ rot.T - np.eye(3)).max() > 1e-3:
             raise CaptureError(f"camera {self.name!r}: w2c rotation is not orthonormal (det={np.linalg.det(rot):.4f})")
-        if self.width <= 0 or self.height <= 0:
-            raise CaptureError(f"camera {self.name!r}: image size must be positive, got {self.width}x{self.height}")
         if self.split not in SPLITS:
             raise CaptureError(f"camera {self.name!r}: split must be one of {SPLITS}, got {self.split!r}")
         object.__setattr__(self, "K", K)
@@ -66,8 +63,12 @@ class Camera:
         return -rot.T @ t
 
     def scaled(self, factor: float) -> "Camera":
-        """The same camera with its image downscaled by `factor` (>= 1)."""
+        """The same camera with its image downscaled by `factor` (>= 1); CaptureError when that leaves no pixels."""
         width, height = int(round(self.width / factor)), int(round(self.height / factor))
+        if width < 1 or height < 1:
+            raise CaptureError(f"a downscale factor of {factor:g} leaves camera {self.name!r} "
+                               f"({self.width}x{self.height} pixels) {width}x{height} pixels; the factor must be below "
+                               f"{2 * min(self.width, self.height)}")
         K = self.K.copy()
         K[0, :] *= width / self.width
         K[1, :] *= height / self.height

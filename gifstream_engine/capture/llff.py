@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
+from ..fileio import npy_array, read_input
 from .camera import Camera
 from .types import Capture, bounds_from_frusta
 from .video import VideoSource, check_equal_fps, check_equal_lengths
@@ -42,6 +43,9 @@ def w2c_to_llff(w2c: np.ndarray, height: int, width: int, focal: float, near: fl
     return np.concatenate([mat.ravel(), [near, far]])
 
 
+MAX_POSES_BYTES = 16 << 20  # poses_bounds.npy: 136 bytes per camera
+
+
 def is_llff(root: str) -> bool:
     return os.path.isfile(os.path.join(root, "poses_bounds.npy"))
 
@@ -51,8 +55,9 @@ def read_llff(root: str, downscale: float = 1.0, test_cameras: tuple[str, ...] =
     videos = sorted(glob.glob(os.path.join(root, "cam*.mp4")))
     if not videos:
         raise CaptureError(f"{root}: no camXX.mp4 videos found beside poses_bounds.npy")
+    raw = read_input(poses_path, "poses file", CaptureError, MAX_POSES_BYTES)  # a regular file, bounded
     try:
-        poses = np.load(poses_path, allow_pickle=False)
+        poses = npy_array(raw)
     except (OSError, ValueError, EOFError) as exc:
         raise CaptureError(f"unreadable poses {poses_path}: {exc or type(exc).__name__}; expected a .npy array (N, 17)") from exc
     if not isinstance(poses, np.ndarray):

@@ -7,6 +7,7 @@ w2c (4x4, OpenCV), fn (image path under `ims/`) and cam_id. `init_pt_cld.npz` ho
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 
@@ -14,11 +15,13 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
+from ..fileio import npy_array, read_input
 from .camera import Camera
 from .types import Capture, bounds_from_frusta, bounds_from_points, read_json_object
 from .video import ImageSequenceSource, check_equal_lengths
 
 PANOPTIC_FPS = 30.0
+MAX_POINTS_BYTES = 1 << 30  # init_pt_cld.npz, and its 'data' array once expanded
 _META_KEYS = ("w", "h", "k", "w2c", "fn", "cam_id")
 
 
@@ -80,9 +83,13 @@ def read_panoptic(root: str, downscale: float = 1.0) -> Capture:
     points = colors = None
     init_path = os.path.join(root, "init_pt_cld.npz")
     if os.path.isfile(init_path):
+        raw = read_input(init_path, "point file", CaptureError, MAX_POINTS_BYTES)  # a regular file, bounded
         try:
-            with np.load(init_path, allow_pickle=False) as archive:
-                data = archive["data"]
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                member = archive.getinfo("data.npy")
+                if member.file_size > MAX_POINTS_BYTES:  # what the archive says it expands to, checked before
+                    raise ValueError(f"'data' expands to {member.file_size} bytes, at most {MAX_POINTS_BYTES} are read")
+                data = npy_array(archive.read(member))
         except (OSError, KeyError, ValueError, EOFError, AttributeError, TypeError, zipfile.BadZipFile) as exc:
             raise CaptureError(f"{init_path}: expected an npz with a 'data' array (N, 7): {exc or type(exc).__name__}") from exc
         data = validate.array(data, f"{init_path}: 'data'", CaptureError, (None, None))

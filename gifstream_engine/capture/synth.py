@@ -18,6 +18,7 @@ import tempfile
 
 import numpy as np
 
+from .. import validate
 from ..errors import CaptureError
 from ..fileio import atomic_open
 from .llff import w2c_to_llff
@@ -54,6 +55,7 @@ class SynthConfig:
             raise CaptureError(f"a synthetic capture needs at least 2 cameras, got {self.num_cameras}")
         if self.num_frames < 1 or self.width < 16 or self.height < 16:
             raise CaptureError(f"synthetic capture needs >=1 frame and >=16x16 pixels, got {self.num_frames} frames at {self.width}x{self.height}")
+        validate.image_size(self.width, self.height, "synthetic capture", CaptureError)
         if self.motion not in MOTIONS:
             raise CaptureError(f"unknown synthetic motion {self.motion!r}; choose one of {', '.join(MOTIONS)}")
         if self.width % 2 or self.height % 2:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import validate
 from ..errors import CaptureError
+from ..fileio import read_input
 from ..frames import check_range
 from .camera import Camera, Rig
 
@@ -171,12 +172,15 @@ class Capture:
         }
 
 
+MAX_JSON_BYTES = 256 << 20  # a capture's JSON (transforms.json, train_meta.json)
+
+
 def read_json_object(path: str, what: str) -> dict:
     """A JSON object from `path`, or a CaptureError naming the file and what it should have been."""
+    raw = read_input(path, what, CaptureError, MAX_JSON_BYTES)  # a regular file, bounded
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CaptureError(f"unreadable {what} {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise CaptureError(f"{path}: expected a JSON object ({what}), got {type(data).__name__}")

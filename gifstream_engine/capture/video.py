@@ -10,7 +10,7 @@ import av
 import numpy as np
 
 from ..errors import CaptureError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, input_file
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".exr", ".bmp", ".tif", ".tiff")
 
@@ -21,12 +21,22 @@ def _to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+def _video_stream(container, path: str, what: str):
+    """The first picture stream of an opened file, or a CaptureError saying what the file holds instead."""
+    if not container.streams.video:
+        held = sorted({stream.type for stream in container.streams}) or ["no streams"]
+        raise CaptureError(f"{path}: the {what} holds no picture stream (it holds {', '.join(held)}); expected "
+                           f"this camera's footage")
+    return container.streams.video[0]
+
+
 class VideoSource:
     """One camera's video file. Frames are decoded sequentially from the nearest keyframe."""
 
     def __init__(self, path: str):
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             raise CaptureError(f"missing video {path}: expected a video file for this camera")
+        input_file(path, "video", CaptureError)  # a regular file: a FIFO or device is never opened
         self.path = self.footage = os.path.abspath(path)
         self._count: int | None = None
         self._probe()
@@ -34,7 +44,7 @@ class VideoSource:
     def _probe(self) -> None:
         try:
             with av.open(self.path) as container:
-                stream = container.streams.video[0]
+                stream = _video_stream(container, self.path, "video")
                 self.width, self.height = stream.codec_context.width, stream.codec_context.height
                 self.fps = float(stream.average_rate or stream.guessed_rate or 0) or None
                 self._count = stream.frames or None
@@ -80,13 +90,15 @@ class ImageSequenceSource:
             raise CaptureError(f"{label}: no images found (expected {', '.join(IMAGE_EXTENSIONS)} files)")
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
+            if os.path.exists(missing[0]):
+                input_file(missing[0], f"{label}: image", CaptureError)  # says what it is instead
             raise CaptureError(f"{label}: missing image {missing[0]} ({len(missing)} missing in all)")
         self.paths = list(paths)
         self.footage = os.path.abspath(self.paths[0])
         self.label = label
         try:
             with av.open(self.paths[0]) as container:
-                ctx = container.streams.video[0].codec_context
+                ctx = _video_stream(container, self.paths[0], "image").codec_context
                 self.width, self.height = ctx.width, ctx.height
         except (av.error.FFmpegError, IndexError) as exc:
             raise CaptureError(f"{label}: unreadable image {self.paths[0]}: {exc}") from exc

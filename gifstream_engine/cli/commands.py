@@ -8,7 +8,7 @@ import sys
 import time
 
 from ..errors import GIFStreamError
-from ..fileio import output_dir, output_file
+from ..fileio import Input, output_dir, output_file, read_input, staged_dir
 
 def _load(args):
     from ..capture import load_capture
@@ -43,8 +43,9 @@ def cmd_capture_synth(args) -> None:
 def cmd_capture_points(args) -> None:
     from ..capture.sfm_init import initial_point_cloud
     from ..plyio import write_point_ply
+    from ..sources import capture_input
 
-    output_file(args.out, "point cloud")
+    output_file(args.out, "point cloud", inputs=[capture_input(args.path)])
     cloud = initial_point_cloud(_load(args), use_capture_points=not args.sfm)
     write_point_ply(args.out, cloud.points, cloud.colors)
     print(f"{len(cloud.points)} points ({cloud.source}) -> {args.out} {cloud.stats or ''}")
@@ -75,6 +76,7 @@ def cmd_train(args) -> None:
     from ..capture import load_capture
     from ..events import EventWriter
     from ..train.config import apply_overrides, load_config
+    from ..train.gop_data import check_training_cameras
     from ..train.pipeline import train_and_evaluate
     from ..train.run_folder import RunFolder
 
@@ -107,6 +109,7 @@ def cmd_train(args) -> None:
 
         torch.set_num_threads(args.threads)
     capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    check_training_cameras(capture)
     train = None
     if args.workers:  # the GOPs in parallel on Ray
         from ..scale.ray_backend import ParallelOptions, train_parallel
@@ -137,13 +140,16 @@ def cmd_assemble(args) -> None:
 
 def cmd_farm_job(args) -> None:
     from ..capture import load_capture
-    from ..scale.farm_job import missing_defaults, write_farm_job
+    from ..scale.farm_job import missing_defaults, template_format, write_farm_job
+    from ..sources import capture_input
     from ..train.config import load_config
 
+    template_format(args.output)  # .yaml/.yml or .json, known before any work
     presets = [os.path.abspath(p) if os.path.isfile(p) else p for p in args.preset or ["preview"]]  # TOML files by path
     cfg = load_config(presets, _train_overrides(args))
     capture = load_capture(args.capture, downscale=cfg.train.downscale)
-    output_file(args.output, "job template")
+    output_file(args.output, "job template",
+                inputs=[capture_input(args.capture)] + [Input(p, "a preset") for p in presets if os.path.isfile(p)])
     job = write_farm_job(args.output, capture, os.path.abspath(args.capture), os.path.abspath(args.out), presets,
                          _train_overrides(args), cfg, command=args.command)
     params = "".join(f" -p {name}={path}" for name, path in missing_defaults(job.template).items())
@@ -159,23 +165,26 @@ def cmd_eval(args) -> None:
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
+MAX_POSE_BYTES = 1 << 20  # a --pose camera file
+
+
 def camera_from_json(path: str):
     """A camera from a JSON file {name?, width, height, K (3x3), w2c (4x4, OpenCV)} -- e.g. one entry of capture info."""
     from ..capture.camera import Camera
 
+    data = read_input(path, "camera file", GIFStreamError, MAX_POSE_BYTES)  # a regular file, bounded
     try:
-        with open(path) as f:
-            spec = json.load(f)
-        return Camera.from_json(spec, default_name="pose")
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return Camera.from_json(json.loads(data), default_name="pose")
+    except (KeyError, TypeError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
         raise GIFStreamError(f"{path}: expected JSON with width, height, K (3x3) and w2c (4x4): {exc}") from exc
 
 
 def cmd_render(args) -> None:
     from ..sequence import render_views
-    from ..sources import open_sequence, pick_cameras, rig_of
+    from ..sources import open_sequence, pick_cameras, rig_of, source_input
 
-    output_dir(args.out)
+    pose = [Input(args.pose, "the camera file")] if args.pose else []
+    output_dir(args.out, inputs=[source_input(args.source), *pose])
     source, start, stop = open_sequence(args.source, args.frames)
     if args.pose:
         cameras, fps = [camera_from_json(args.pose)], source.fps
@@ -194,10 +203,10 @@ def cmd_encode(args) -> None:
 def encode_to(run_dir: str, output: str, as_json: bool) -> None:
     from ..codec.bitstream import encode_run
     from ..codec.describe import bitrate_mbps
-    from ..sources import rig_of
+    from ..sources import RUN_OWNS, rig_of
     from ..train.run_folder import RunFolder
 
-    output_file(output, "bitstream")
+    output_file(output, "bitstream", inputs=[Input(run_dir, "the run folder", RUN_OWNS)])
     run = RunFolder(run_dir).load()
     rig = rig_of(run, run_dir)
     result = encode_run(run, output, rig)
@@ -211,20 +220,23 @@ def encode_to(run_dir: str, output: str, as_json: bool) -> None:
 
 def cmd_decode(args) -> None:
     from ..sequence import write_frames
-    from ..sources import is_bitstream, open_sequence
+    from ..sources import check_source, is_bitstream, open_sequence
 
+    check_source(args.stream)
     if not is_bitstream(args.stream):
         raise GIFStreamError(f"{args.stream}: not a .gifs file")
-    output_dir(args.out)
     begin = time.perf_counter()
-    stream, start, stop = open_sequence(args.stream, args.frames)
     seconds = {"decode": 0.0, "write": 0.0}
 
     def count(_t: int, decode_s: float, write_s: float) -> None:
         seconds["decode"] += decode_s
         seconds["write"] += write_s
 
-    write_frames(stream, args.out, start, stop, args.format, count)
+    # the frames go into a folder of their own, put in place at the end: an interrupted or failed decode leaves
+    # --out as it was (and no frames that could pass for a whole sequence)
+    with staged_dir(args.out, inputs=[Input(args.stream, "the bitstream")]) as stage:
+        stream, start, stop = open_sequence(args.stream, args.frames)
+        write_frames(stream, stage, start, stop, args.format, count)
     total = stream.decode_seconds + seconds["decode"]
     print(f"decoded frames {start}:{stop} -> {args.out} ({args.format}); bitstream + Gaussians {total:.3f} s "
           f"= {(stop - start) / total:.1f} frames/s, files written in {seconds['write']:.2f} s; "

@@ -19,11 +19,12 @@ import zlib
 import numpy as np
 
 from ..errors import BitstreamError
-from ..fileio import atomic_open
+from ..fileio import atomic_open, read_input
 
 MAGIC, TRAILER = b"GIFS", b"SFIG"
 VERSION = (1, 0)
 _TRAILER_SIZE = 12
+MAX_FILE_BYTES = 1 << 32  # a reader holds the whole file in memory: a .gifs of at most 4 GiB
 
 
 def _crc(data: bytes) -> int:
@@ -60,11 +61,7 @@ class Container:
 
     def __init__(self, path: str):
         self.path = path
-        try:
-            with open(path, "rb") as f:
-                self._data = f.read()
-        except OSError as exc:
-            raise BitstreamError(f"cannot read bitstream {path}: {exc.strerror or exc}") from exc
+        self._data = read_input(path, "bitstream", BitstreamError, MAX_FILE_BYTES)  # a regular file, bounded
         self.size = len(self._data)
         self.header, self.table = self._parse()
 

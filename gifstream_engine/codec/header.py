@@ -22,7 +22,7 @@ FORMAT = "gifstream-4dgs"
 MAX_FRAMES = 1_000_000
 MAX_FPS = 1000.0
 MAX_CAMERAS = 1024
-MAX_IMAGE_SIDE = 16384
+MAX_IMAGE_SIDE = validate.MAX_IMAGE_SIDE  # cameras are bounded where they are made (`Camera`, `validate.image_size`)
 MAX_SYMBOL = 2**30  # rANS symbol ranges (int32 on the coder's side)
 MAX_KEY = 2**40  # octree key origin
 BASE_BUDGET = 512 * 2**20  # bytes any stream may use to decode ...
@@ -139,10 +139,6 @@ class StreamHeader:
         train = dict(validate.mapping(get("train"), f"{path}: header train", BitstreamError))
         train["downscale"] = validate.number(validate.field(train, "downscale", f"{path}: header train", BitstreamError),
                                              f"{path}: header train.downscale", BitstreamError, minimum=1.0, maximum=1024.0)
-        for cam in rig.cameras:
-            if max(cam.width, cam.height) > MAX_IMAGE_SIDE:
-                raise BitstreamError(f"{path}: header camera {cam.name!r} is {cam.width}x{cam.height}; "
-                                     f"expected sides of at most {MAX_IMAGE_SIDE} pixels")
         gop_list = validate.sequence(get("gops"), f"{path}: header gops", BitstreamError, min_length=1)
         if len(gop_list) > num_frames:
             raise BitstreamError(f"{path}: header lists {len(gop_list)} GOPs for {num_frames} frames")

@@ -32,7 +32,7 @@ import numpy as np
 from .. import validate
 from ..capture.camera import Camera
 from ..errors import GIFStreamError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, read_input
 
 CAMERAS_FORMAT, CAMERAS_VERSION = "gifstream-layer-cameras", 1
 LAYER, COMBINED, DEPTH = "ViewLayer", "Combined", "Depth"
@@ -62,13 +62,14 @@ def stream_frame(scene_frame: int, start_frame: int, stream_fps: float, scene_fp
     return min(max(t, 0), count - 1)
 
 
+MAX_CAMERAS_BYTES = 256 << 20  # a cameras file: about 1 KiB per scene frame, at most 10**6 + 1 frames
+
+
 def read_cameras(path: str) -> LayerCameras:
+    data = read_input(path, "the cameras file", LayerError, MAX_CAMERAS_BYTES)  # a regular file, bounded
     try:
-        with open(path) as f:
-            spec = json.load(f)
-    except OSError as exc:
-        raise LayerError(f"{path}: cannot read the cameras file ({exc.strerror or exc})") from exc
-    except json.JSONDecodeError as exc:
+        spec = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LayerError(f"{path}: not JSON ({exc})") from exc
     spec = validate.mapping(spec, path, LayerError)
     if spec.get("format") != CAMERAS_FORMAT or spec.get("version") != CAMERAS_VERSION:

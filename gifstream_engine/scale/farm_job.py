@@ -19,6 +19,7 @@ import shutil
 import sys
 
 from ..capture import Capture
+from ..errors import ConfigError
 from ..fileio import atomic_open
 from ..train.config import RunConfig
 
@@ -98,12 +99,25 @@ def _step(name: str, args: list[str], after: str | None, tasks: dict | None = No
     return step
 
 
+TEMPLATE_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+
+
+def template_format(path: str) -> str:
+    """"yaml" or "json", from the template file's suffix; ConfigError for any other (OpenJD reads these two)."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in TEMPLATE_FORMATS:
+        raise ConfigError(f"job template {path}: the file name must end in .yaml or .yml (YAML) or .json (JSON), "
+                          f"the formats OpenJD reads; got {suffix or 'no suffix'!r}")
+    return TEMPLATE_FORMATS[suffix]
+
+
 def write_farm_job(path: str, capture: Capture, capture_dir: str, run_dir: str, presets: list[str], overrides: list[str],
                    cfg: RunConfig, command: str | None = None) -> FarmJob:
-    """The template as JSON for a .json path, else as YAML."""
+    """The template as YAML for a .yaml/.yml path, as JSON for a .json path (`template_format`)."""
+    fmt = template_format(path)
     job = farm_job(capture, capture_dir, run_dir, presets, overrides, cfg, command,
                    template_dir=os.path.dirname(os.path.abspath(path)))
-    text = json.dumps(job.template, indent=2) + "\n" if path.endswith(".json") else to_yaml(job.template)
+    text = json.dumps(job.template, indent=2) + "\n" if fmt == "json" else to_yaml(job.template)
     with atomic_open(path, "w") as f:
         f.write(text)
     return job
