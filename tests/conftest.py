@@ -1,4 +1,8 @@
+import importlib
+import os
 import shutil
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -55,3 +59,14 @@ def pinhole(width=32, height=24, f=30.0, w2c=None, name="cam"):
 
     K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
     return Camera(name, width, height, K, np.eye(4) if w2c is None else w2c)
+
+
+def addon_module(name: str):
+    """A module of the add-on's parts without bpy (e.g. "core.engine_client", "scene.colour"), imported without the
+    add-on's __init__ (which registers with Blender)."""
+    package = "gifstream_addon_nobpy"
+    if package not in sys.modules:
+        module = types.ModuleType(package)
+        module.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "blender_addon")]
+        sys.modules[package] = module
+    return importlib.import_module(f"{package}.{name}")

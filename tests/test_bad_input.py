@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
-import importlib
 import json
 import lzma
 import os
@@ -20,7 +19,6 @@ import stat
 import subprocess
 import sys
 import time
-import types
 from typing import Callable
 
 import numpy as np
@@ -28,11 +26,11 @@ import pytest
 import torch
 
 from builders import write_colmap_text, write_nerfstudio, write_panoptic
+from conftest import addon_module
 from gifstream_engine.cli import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, main
 from gifstream_engine.codec.container import Container, write_container
 
 CLI = [sys.executable, "-m", "gifstream_engine.cli"]
-ADDON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "blender_addon")
 
 
 # --- shared inputs, built once ------------------------------------------------------------------------------
@@ -895,7 +893,7 @@ def test_an_interrupted_decode_leaves_its_folder_as_it_was(trained, tmp_path, ca
     message = r"frames\.4242-0badf00d\.part is an incomplete sequence: a '\.part' folder is one still being written"
     code, _, err = run_main(["eval", left, "--capture", tmp_path], crash, capsys, monkeypatch)
     assert_one_clear_line(code, err, crash, message)
-    sequence_files = _addon_module("core.sequence_files")
+    sequence_files = addon_module("core.sequence_files")
     with pytest.raises(sequence_files.SequenceError, match=message):
         sequence_files.find_pattern(left)
     assert sequence_files.find_pattern(out).count == 6
@@ -943,18 +941,9 @@ def test_unexpected_exception_is_one_line_and_a_crash_log(tmp_path, capsys, monk
 
 
 # --- the add-on -----------------------------------------------------------------------------------------------
-def _addon_module(name):
-    """An add-on module without Blender: the package's __init__ (which registers with bpy) is skipped."""
-    if "gifstream_addon_nobpy" not in sys.modules:
-        pkg = types.ModuleType("gifstream_addon_nobpy")
-        pkg.__path__ = [ADDON_DIR]
-        sys.modules["gifstream_addon_nobpy"] = pkg
-    return importlib.import_module(f"gifstream_addon_nobpy.{name}")
-
-
 def test_addon_reports_the_engines_one_line(synth_capture, tmp_path):
-    engine_client = _addon_module("core.engine_client")
-    training = _addon_module("core.training")
+    engine_client = addon_module("core.engine_client")
+    training = addon_module("core.training")
     with pytest.raises(engine_client.EngineError) as info:
         engine_client.run_engine(sys.executable, ["capture", "info", synth_capture, "--frames", "2"])
     assert str(info.value).startswith("frame range '2' is not of the form START:STOP")

@@ -1,19 +1,8 @@
 """The add-on's colour management check (scene/colour.py has no bpy: a stand-in scene is enough)."""
 
-import importlib
-import os
-import sys
-import types
 from types import SimpleNamespace
 
-
-def _colour():
-    name = "gifstream_addon_colour"
-    if name not in sys.modules:  # the add-on's package without its __init__ (which registers with bpy)
-        package = types.ModuleType(name)
-        package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(__file__)), "blender_addon")]
-        sys.modules[name] = package
-    return importlib.import_module(f"{name}.scene.colour")
+from conftest import addon_module
 
 
 def _scene(view="AgX", look="None", exposure=0.0, gamma=1.0, curves=False, display="sRGB"):
@@ -23,7 +12,7 @@ def _scene(view="AgX", look="None", exposure=0.0, gamma=1.0, curves=False, displ
 
 
 def test_what_alters_the_capture_is_named_and_set_back():
-    colour = _colour()
+    colour = addon_module("scene.colour")
     assert colour.altered(_scene(view="Standard")) == []
     scene = _scene(look="AgX - Punchy", exposure=0.5, curves=True)
     assert colour.altered(scene) == ["view transform AgX", "look AgX - Punchy", "exposure 0.5", "curves on"]

@@ -48,17 +48,11 @@ def test_doctor_uses_built_kernels_that_load(capsys, monkeypatch):
 
 def test_the_addons_check_engine_reads_the_report():
     """The add-on's Check Engine runs `gifstream doctor --json` in the engine's Python (core/, no bpy)."""
-    import importlib
-    import os
     import sys
-    import types
 
-    name = "gifstream_addon_doctor"
-    if name not in sys.modules:  # the add-on's package without its __init__ (which registers with bpy)
-        package = types.ModuleType(name)
-        package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(__file__)), "blender_addon")]
-        sys.modules[name] = package
-    engine_client = importlib.import_module(f"{name}.core.engine_client")
+    from conftest import addon_module
+
+    engine_client = addon_module("core.engine_client")
     report = engine_client.doctor(sys.executable)
     assert report["rasterizers"]["cpu"] == "torch"
     assert engine_client.doctor_summary(report).startswith("rasteriser cpu: torch")
