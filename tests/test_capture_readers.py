@@ -236,3 +236,39 @@ def test_synthetic_footage_is_denoised_towards_a_converged_render(tmp_path):
     psnr = lambda x: -10 * np.log10(((x - converged) ** 2).mean())  # noqa: E731
     assert psnr(denoised) > psnr(raw) + 1.0
     assert json.load(open(tmp_path / "denoised" / "synth.json"))["denoise"] is True
+
+
+@pytest.mark.parametrize("codec", ["libx264", "ffv1"])
+def test_a_block_of_frames_is_decoded_from_its_keyframe_as_from_the_start(tmp_path, codec):
+    """`VideoSource.read` seeks to the keyframe before a block and places frames by timestamp: the same frames,
+    value for value, as decoding from the first frame (x264 with B-frames and a keyframe every 5 frames; ffv1)."""
+    from fractions import Fraction
+
+    import av
+
+    from gifstream_engine.capture.video import VideoSource
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (23, 32, 48, 3), dtype=np.uint8)
+    frames[:, :8, :8] = np.arange(23, dtype=np.uint8)[:, None, None, None] * 10  # each frame's index in a corner
+    path = str(tmp_path / ("video.mp4" if codec == "libx264" else "video.mkv"))
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(25))
+        stream.width, stream.height = 48, 32
+        stream.pix_fmt = "yuv444p"
+        if codec == "libx264":
+            stream.options = {"g": "5", "bf": "2", "crf": "20"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    source = VideoSource(path)
+    with av.open(path) as container:
+        every = VideoSource._read_sequential(container, 0, 23, 48, 32)
+    for start, stop in ((0, 23), (1, 4), (5, 10), (7, 8), (12, 23), (22, 23)):
+        with av.open(path) as container:
+            assert source._read_seeking(container, start, stop, 48, 32) is not None  # the seek was taken
+        block = source.read(start, stop, 48, 32)
+        assert block.shape == (stop - start, 32, 48, 3)
+        assert np.array_equal(block, np.stack(every[start:stop])), (start, stop)

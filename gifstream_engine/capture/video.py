@@ -31,7 +31,7 @@ def _video_stream(container, path: str, what: str):
 
 
 class VideoSource:
-    """One camera's video file. Frames are decoded sequentially from the nearest keyframe."""
+    """One camera's video file. A block of frames is decoded from the keyframe at or before its first frame."""
 
     def __init__(self, path: str):
         if not os.path.lexists(path):
@@ -39,6 +39,8 @@ class VideoSource:
         input_file(path, "video", CaptureError)  # a regular file: a FIFO or device is never opened
         self.path = self.footage = os.path.abspath(path)
         self._count: int | None = None
+        self._first: int | None = None  # the first frame's timestamp, once `_first_pts` decoded it
+        self._first_known = False
         self._probe()
 
     def _probe(self) -> None:
@@ -63,16 +65,14 @@ class VideoSource:
         return self._count
 
     def read(self, start: int, stop: int, width: int, height: int) -> np.ndarray:
-        out = []
+        """Frames [start, stop), decoded from the keyframe at or before `start` where the stream's timestamps say
+        which frame is which (a constant frame rate), else from the first frame."""
         try:
             with av.open(self.path) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for index, frame in enumerate(container.decode(stream)):
-                    if index >= stop:
-                        break
-                    if index >= start:
-                        out.append(_to_rgb(frame, width, height))
+                out = self._read_seeking(container, start, stop, width, height) if start > 0 else None
+            if out is None:
+                with av.open(self.path) as container:
+                    out = self._read_sequential(container, start, stop, width, height)
         except av.error.FFmpegError as exc:
             raise CaptureError(f"failed to decode {self.path}: {exc}") from exc
         if len(out) != stop - start:
@@ -80,6 +80,49 @@ class VideoSource:
                 f"{self.path}: decoded {len(out)} frames in range {start}:{stop}, expected {stop - start}"
             )
         return np.stack(out)
+
+    @staticmethod
+    def _read_sequential(container, start: int, stop: int, width: int, height: int) -> list[np.ndarray]:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        out = []
+        for index, frame in enumerate(container.decode(stream)):
+            if index >= stop:
+                break
+            if index >= start:
+                out.append(_to_rgb(frame, width, height))
+        return out
+
+    def _read_seeking(self, container, start: int, stop: int, width: int, height: int) -> list[np.ndarray] | None:
+        """The frames after a seek to the keyframe before `start`, each placed by its timestamp; None where the
+        timestamps cannot place them (no rate or time base, a frame without one, or frames that do not follow
+        one another one by one): the caller then decodes from the first frame."""
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate, base, first = stream.average_rate, stream.time_base, self._first_pts(container)
+        if not rate or not base or first is None:
+            return None
+        container.seek(int(first + start / (rate * base)), stream=stream, backward=True, any_frame=False)
+        out, previous = [], None
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                return None
+            index = round((frame.pts - first) * base * rate)
+            if (previous is None and index > start) or (previous is not None and index != previous + 1):
+                return None  # past the frame asked for, or a gap or a repeat: not a constant rate
+            previous = index
+            if index >= stop:
+                break
+            if index >= start:
+                out.append(_to_rgb(frame, width, height))
+        return out
+
+    def _first_pts(self, container) -> int | None:
+        """The timestamp of the first frame shown (decoded once per source), the origin of frame indices."""
+        if not self._first_known:
+            self._first = next((frame.pts for frame in container.decode(video=0)), None)
+            self._first_known = True
+        return self._first
 
 
 class ImageSequenceSource:
