@@ -956,3 +956,20 @@ def test_addon_reports_the_engines_one_line(synth_capture, tmp_path):
     assert job.status == "failed"
     assert job.message.startswith("model.voxel_size: expected a finite number, greater than 0")
     assert "Traceback" not in "\n".join(job.log)
+
+
+def test_training_inputs_that_are_fifos_are_refused_without_blocking(tmp_path):
+    """A preset or a checkpoint that is a FIFO: one clear error at once, nothing read (it could block forever)."""
+    from gifstream_engine.errors import ConfigError, RunError
+    from gifstream_engine.train.checkpoint import load_state
+    from gifstream_engine.train.config import load_config
+
+    preset, state = str(tmp_path / "preset.toml"), str(tmp_path / "checkpoint.pt")
+    os.mkfifo(preset)
+    os.mkfifo(state)
+    with pytest.raises(ConfigError, match=r"preset .*preset\.toml is a FIFO \(named pipe\), not a regular file"):
+        load_config([preset])
+    with pytest.raises(RunError, match=r"checkpoint\.pt is a FIFO \(named pipe\), not a regular file"):
+        load_state(state, "cpu")
+    with pytest.raises(RunError, match=r"checkpoint\.pt is missing"):
+        load_state(str(tmp_path / "gone" / "checkpoint.pt"), "cpu")

@@ -5,12 +5,13 @@ never run code; anything unreadable or of the wrong structure is a RunError nami
 from __future__ import annotations
 
 import io
+import os
 
 import torch
 
 from .. import validate
 from ..errors import RunError
-from ..fileio import atomic_open
+from ..fileio import atomic_open, input_file
 from ..model import GIFStreamModel
 
 # what every saved state holds (a checkpoint adds the optimiser, RNG states and growth statistics)
@@ -28,6 +29,9 @@ def save_state(state: dict, path: str) -> None:
 
 def load_state(path: str, device, required: dict[str, type] | None = None) -> dict:
     """A saved state, loaded without running code, with the fields `required` (name -> type) present."""
+    if not os.path.lexists(path):
+        raise RunError(f"{path} is missing")
+    input_file(path, "saved state", RunError)  # a regular file: a FIFO or device is never opened
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError as exc:

@@ -9,9 +9,11 @@ from typing import Any
 
 from .. import validate
 from ..errors import ConfigError
+from ..fileio import read_input
 from ..model import ModelConfig, validate_model
 
 # shipped inside the package (a wheel carries them); the repository's presets/ is a link to this folder
+MAX_PRESET_BYTES = 1 << 20  # a preset is a few dozen lines
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "presets")
 
 
@@ -167,7 +169,7 @@ def apply_section(cfg: RunConfig, data: dict, origin: str) -> None:
 
 
 def preset_path(name: str) -> str:
-    if os.path.isfile(name):
+    if os.path.isfile(name) or (os.path.exists(name) and name.endswith(".toml")):  # the input rule says what it is
         return name
     path = os.path.join(PRESET_DIR, f"{name}.toml")
     if not os.path.isfile(path):
@@ -204,9 +206,8 @@ def load_config(presets: list[str], overrides: list[str] = ()) -> RunConfig:
     for name in presets:
         path = preset_path(name)
         try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
+            data = tomllib.loads(read_input(path, "preset", ConfigError, MAX_PRESET_BYTES).decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"preset {path} is not valid TOML: {exc}") from exc
         apply_section(cfg, data, path)
     return apply_overrides(cfg, list(overrides))
