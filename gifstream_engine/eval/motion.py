@@ -9,6 +9,7 @@ same pixels (what a codec that drops all motion would score there).
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,11 +24,20 @@ def temporal_median(frames: np.ndarray) -> np.ndarray:
     return np.median(frames, axis=0).astype(np.float32) / 255.0
 
 
-def moving_pixels(frames: np.ndarray, threshold: float = THRESHOLD, dilate: int = DILATE_PX) -> np.ndarray:
-    """(T, H, W) bool: where each frame departs from the footage's temporal median (then dilated)."""
-    footage = torch.from_numpy(frames).float() / 255.0
-    median = torch.from_numpy(temporal_median(frames))
-    return dilate_max(departs_from_median(footage, median, threshold).float(), dilate).bool().numpy()
+CHUNK_FRAMES = 8  # frames converted to float at a time: memory of a few frames, not of the footage
+
+
+def moving_pixels(frames: np.ndarray, threshold: float = THRESHOLD, dilate: int = DILATE_PX,
+                  which: Sequence[int] | None = None, median: np.ndarray | None = None) -> np.ndarray:
+    """(T, H, W) bool: where each frame of `frames` (T, H, W, 3) uint8 departs from the footage's temporal median
+    (`median`, computed when not given), then dilated; only for the frames `which` (in that order) when given."""
+    median_t = torch.from_numpy(temporal_median(frames) if median is None else median)
+    index = list(range(len(frames))) if which is None else [int(t) for t in which]
+    out = np.zeros((len(index), *frames.shape[1:3]), bool)
+    for lo in range(0, len(index), CHUNK_FRAMES):
+        footage = torch.from_numpy(frames[index[lo:lo + CHUNK_FRAMES]]).float() / 255.0
+        out[lo:lo + CHUNK_FRAMES] = dilate_max(departs_from_median(footage, median_t, threshold).float(), dilate).bool().numpy()
+    return out
 
 
 def departs_from_median(frames: torch.Tensor, median: torch.Tensor, threshold: float = THRESHOLD) -> torch.Tensor:
@@ -99,8 +109,8 @@ class CameraMotion:
 
     @staticmethod
     def of(frames: np.ndarray) -> "CameraMotion":
-        masks = moving_pixels(frames)
         median = temporal_median(frames)
+        masks = moving_pixels(frames, median=median)
         frozen = SplitError()
         for t in range(len(frames)):
             frozen.add(torch.from_numpy(median), torch.from_numpy(frames[t]).float() / 255.0, torch.from_numpy(masks[t]))

@@ -36,13 +36,20 @@ class MotionPatchSampler:
     """Draws windows on moving pixels from one GOP's training footage.
 
     frames: (C, T, H, W, 3) uint8; medians: (C, H, W, 3) float, each camera's temporal median; cameras: the C
-    training cameras. The (camera, frame) pairs with moving pixels are found once; `empty` when there are none."""
+    training cameras. The (camera, frame) pairs with moving pixels and those pixels (flat indices, row-major) are
+    found once; `empty` when there are none."""
 
     def __init__(self, frames: torch.Tensor, medians: torch.Tensor, cameras: list[Camera], size: float):
         self.frames, self.medians, self.cameras = frames, medians, cameras
         self.width, self.height = patch_size(frames.shape[3], frames.shape[2], size)
-        self.pairs = torch.tensor([(c, t) for c in range(frames.shape[0]) for t in range(frames.shape[1])
-                                   if self._moving(c, t).any()], dtype=torch.long).reshape(-1, 2)
+        pairs, self.moving = [], []  # moving[i]: (M,) int32 flat indices of pair i's moving pixels
+        for c in range(frames.shape[0]):
+            for t in range(frames.shape[1]):
+                flat = torch.nonzero(self._moving(c, t).reshape(-1)).squeeze(1)
+                if len(flat):
+                    pairs.append((c, t))
+                    self.moving.append(flat.to(torch.int32))
+        self.pairs = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
 
     @property
     def empty(self) -> bool:
@@ -56,10 +63,11 @@ class MotionPatchSampler:
         """A window centred on a moving pixel, both drawn uniformly (pair, then pixel), from `generator`."""
         if self.empty:
             raise ValueError("no moving pixels in this footage: check `empty` before sampling")
-        c, t = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=generator))].tolist()
-        moving = torch.nonzero(self._moving(c, t))
-        y, x = moving[int(torch.randint(len(moving), (1,), generator=generator))].tolist()
+        pair = int(torch.randint(len(self.pairs), (1,), generator=generator))
+        c, t = self.pairs[pair].tolist()
+        moving = self.moving[pair]
         full_height, full_width = self.frames.shape[2:4]
+        y, x = divmod(int(moving[int(torch.randint(len(moving), (1,), generator=generator))]), full_width)
         x0 = min(max(x - self.width // 2, 0), full_width - self.width)
         y0 = min(max(y - self.height // 2, 0), full_height - self.height)
         window = (slice(y0, y0 + self.height), slice(x0, x0 + self.width))

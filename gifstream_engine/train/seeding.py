@@ -91,10 +91,11 @@ def moving_points(capture: Capture, points: np.ndarray, frames: np.ndarray, min_
     """(N,) bool: points (N, 3) seen on moving pixels of their own frame (N,) in most cameras that see them."""
     votes = np.zeros(len(points))
     views = np.zeros(len(points))
+    seen, slot = np.unique(frames, return_inverse=True)  # only the points' frames: a few of the GOP's
     for c, cam in enumerate(capture.cameras):
-        moving = moving_pixels(capture.frames(c))  # (T, H, W)
+        moving = moving_pixels(capture.frames(c), which=seen)  # (len(seen), H, W)
         ui, vi, inside = cam.pixels(points)
-        hit = moving[frames, vi, ui] & inside
+        hit = moving[slot.reshape(-1), vi, ui] & inside
         votes += hit
         views += inside
     return (views >= min_views) & (votes > 0.5 * views)
