@@ -103,17 +103,29 @@ def output_target(path: str, what: str = "output file") -> str:
     return target
 
 
-def _reserve_temporary(path: str) -> str:
-    """Create (exclusively, with the mode a plain `open` would give under the umask) and return an empty file
-    named after `path` that no other writer holds."""
+def _create_empty_file(path: str) -> None:
+    """Exclusively, with the mode a plain `open` would give under the umask; FileExistsError if it exists."""
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+
+
+def _reserve_temporary(path: str, create=_create_empty_file) -> str:
+    """Create with `create` (an empty file, or `os.mkdir` for a folder) and return a temporary named after `path`,
+    `<path>.<pid>-<random>.part`, that no other writer holds."""
     for _ in range(100):
         tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}"
         try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            create(tmp)
             return tmp
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _require_folder(path: str, what: str) -> None:
+    """OutputError when something other than a folder exists at `path` (saying what it is)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        mode = os.stat(path).st_mode
+        raise OutputError(f"{what} {path} is {'a file' if stat.S_ISREG(mode) else kind_of(mode)}; expected a folder")
 
 
 def _fsync(path: str) -> None:
@@ -150,10 +162,8 @@ def atomic_path(path: str):
 def atomic_open(path: str, mode: str = "wb"):
     """An open file that is flushed to disk (fsync) and renamed over `path` when the block succeeds; an error at
     write, fsync or close leaves `path` as it was."""
-    with atomic_path(path) as tmp, open(tmp, mode) as f:
+    with atomic_path(path) as tmp, open(tmp, mode) as f:  # atomic_path syncs the file once it is closed
         yield f
-        f.flush()
-        os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
@@ -165,30 +175,13 @@ def staged_dir(path: str, what: str = "output folder", inputs=()):
     `.part` folder is one still being written (or left by a killed writer)."""
     path = os.path.normpath(path)
     target = os.path.realpath(path) if os.path.islink(path) else path
-    if os.path.exists(target):
-        if not os.path.isdir(target):
-            mode = os.stat(target).st_mode
-            kind = "a file" if stat.S_ISREG(mode) else kind_of(mode)
-            raise OutputError(f"{what} {path} is {kind}; expected a folder")
+    _require_folder(target, what)
     refuse_inputs(path, what, inputs, folder=True)
-    parent = os.path.dirname(os.path.abspath(target))
     try:
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        stage = _reserve_temporary(target, os.mkdir)
     except OSError as exc:
         raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}") from exc
-    stage = None
-    for _ in range(100):
-        candidate = f"{target}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}"
-        try:
-            os.mkdir(candidate)
-            stage = candidate
-            break
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}") from exc
-    if stage is None:
-        raise OutputError(f"cannot create {what} {path}: no free temporary name beside it")
     try:
         yield stage
         _put_in_place(stage, target)
@@ -220,9 +213,7 @@ def output_dir(path: str, what: str = "output folder", inputs=()) -> str:
     """Make sure `path` is a folder this process can write into, creating it (and missing parents); else OutputError.
     Called before any work starts, so that a bad --out fails at once. `inputs`: what the command reads (`Input`),
     which the folder must not belong to."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        mode = os.stat(path).st_mode
-        raise OutputError(f"{what} {path} is {'a file' if stat.S_ISREG(mode) else kind_of(mode)}; expected a folder")
+    _require_folder(path, what)
     refuse_inputs(path, what, inputs, folder=True)
     try:
         os.makedirs(path, exist_ok=True)

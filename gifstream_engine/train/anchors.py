@@ -32,10 +32,6 @@ class AnchorState:
         self.model, self.optimizer, self.stats = model, optimizer, stats
         self.stream_grid: TrainingStreamGrid | None = None  # dynamic anchors on the 2D grid, None until (re)built
 
-    @property
-    def count(self) -> int:
-        return self.model.num_anchors
-
     @torch.no_grad()
     def select(self, keep: torch.Tensor) -> None:
         """Keep the anchors `keep` ((N,) bool) in every per-anchor table, in order."""

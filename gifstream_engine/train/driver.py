@@ -188,5 +188,6 @@ class Training:
         if trainer.step % tc.log_every == 0 or trainer.step == tc.steps:
             done = (g * tc.steps + trainer.step) / (num_gops * tc.steps)
             self.events.progress("train", g * tc.steps + trainer.step, num_gops * tc.steps, gop=g, gop_step=trainer.step,
-                                 gop_steps=tc.steps, phase=info["phase"], loss=info["loss"], terms=info["terms"],
+                                 gop_steps=tc.steps, phase=info["phase"], loss=info["loss"],
+                                 terms={name: float(value) for name, value in info["terms"].items()},
                                  psnr=info["psnr"], anchors=info["anchors"], eta=eta, fraction=done)

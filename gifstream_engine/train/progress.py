@@ -23,7 +23,7 @@ class LineReporter:
 
     def step(self, gop, num_gops, step, steps, info, eta) -> None:
         if step % self.every == 0 or step == steps:
-            terms = " ".join(f"{name} {value:.4f}" for name, value in info.get("terms", {}).items())
+            terms = " ".join(f"{name} {float(value):.4f}" for name, value in info.get("terms", {}).items())
             self.log(f"GOP {gop} step {step}/{steps} {info['phase']:<9} loss {info['loss']:.4f} ({terms}) "
                      f"psnr {info['psnr']:.2f} anchors {info['anchors']} gaussians {info['gaussians']} eta {eta:.0f}s")
 

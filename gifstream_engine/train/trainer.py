@@ -117,7 +117,7 @@ class GopTrainer:
         self.step += 1
         with torch.no_grad():
             mse = torch.mean((out.rgb - target) ** 2).item()
-        return {"phase": p.phase, "loss": float(loss.item()), "terms": {k: float(v.item()) for k, v in terms.items()},
+        return {"phase": p.phase, "loss": float(loss.item()), "terms": {k: v.detach() for k, v in terms.items()},
                 "psnr": -10 * math.log10(max(mse, 1e-10)), "kbytes": float(bits.item()) / 8192,
                 "anchors": m.num_anchors, "gaussians": len(gaussians), "grown": report.grown, "pruned": report.pruned}
 
