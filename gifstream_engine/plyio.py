@@ -24,16 +24,19 @@ def read_point_ply(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 SH_C0 = 0.28209479177387814  # degree-0 spherical harmonic: colour = 0.5 + SH_C0 * f_dc
-GAUSSIAN_FIELDS = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+# The reference 3DGS code also writes three zero normals (nx, ny, nz); no 3DGS tool reads them, so they are left out:
+# 14 float32 = 56 bytes per Gaussian (issue 27).
+GAUSSIAN_FIELDS = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
                    "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 
 
 def write_gaussian_ply(path: str, means, quats, scales, opacities, colors) -> None:
-    """The standard 3D Gaussian Splatting PLY (as the reference 3DGS code writes it, SH degree 0):
-    positions, colour as f_dc, opacity as a logit, log scales, rotation quaternion (w, x, y, z)."""
+    """The standard 3D Gaussian Splatting PLY (binary little-endian, the reference 3DGS code's property names, SH
+    degree 0, without its unused normals): positions, colour as f_dc, opacity as a logit, log scales, rotation
+    quaternion (w, x, y, z); 56 bytes per Gaussian."""
     means, quats, scales = (np.asarray(a, dtype=np.float64) for a in (means, quats, scales))
     opacities, colors = np.asarray(opacities, dtype=np.float64), np.asarray(colors, dtype=np.float64)
-    vertex = np.zeros(len(means), dtype=[(name, "f4") for name in GAUSSIAN_FIELDS])
+    vertex = np.empty(len(means), dtype=[(name, "<f4") for name in GAUSSIAN_FIELDS])
     for i, axis in enumerate("xyz"):
         vertex[axis] = means[:, i]
     for i in range(3):
@@ -45,7 +48,7 @@ def write_gaussian_ply(path: str, means, quats, scales, opacities, colors) -> No
     for i in range(4):
         vertex[f"rot_{i}"] = q[:, i]
     with atomic_path(path) as tmp:
-        PlyData([PlyElement.describe(vertex, "vertex")]).write(tmp)
+        PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<").write(tmp)
 
 
 def read_gaussian_ply(path: str) -> dict[str, np.ndarray]:
