@@ -180,6 +180,8 @@ def camera_from_json(path: str):
 
 
 def cmd_render(args) -> None:
+    from ..eval.placement import OnDevice
+    from ..render.device import run_device
     from ..sequence import render_views
     from ..sources import open_sequence, pick_cameras, rig_of, source_input
 
@@ -191,9 +193,13 @@ def cmd_render(args) -> None:
     else:
         rig = rig_of(source, args.source)
         cameras, fps = pick_cameras(rig, args.camera, args.source), rig.fps
-    for camera in cameras:
-        count = render_views(source, camera, start, stop, args.out, fps)
-        print(f"{camera.name}: {count} frames -> {args.out}")
+    placed = OnDevice(source, run_device(source))
+    try:
+        for camera in cameras:
+            count = render_views(placed, camera, start, stop, args.out, fps)
+            print(f"{camera.name}: {count} frames -> {args.out}")
+    finally:
+        placed.release()
 
 
 def cmd_encode(args) -> None:
@@ -201,6 +207,9 @@ def cmd_encode(args) -> None:
 
 
 def encode_to(run_dir: str, output: str, as_json: bool) -> None:
+    """Encode on the CPU wherever the run trained: quantisation and the entropy coder are the codec's integer path,
+    kept on one device so that a `.gifs` is the same bytes from any machine (codec/gop_coding.py moves the model's
+    tensors to the CPU; the GPU would gain nothing there: the coder is constriction's)."""
     from ..codec.bitstream import encode_run
     from ..codec.describe import bitrate_mbps
     from ..sources import RUN_OWNS, rig_of

@@ -1,61 +1,120 @@
 """Evaluate a sequence of Gaussians -- a trained run, a decoded bitstream, a PLY folder -- on a capture's test
 cameras (see sequence.py). A trained run decodes exactly as the coder will: quantised, with the entropy models'
 adaptive steps.
+
+Evaluation streams: it walks the frames block by block (the sequence's GOPs; `BLOCK_FRAMES` for a sequence without
+them) on the device `render.device.run_device` chooses, one GOP's model on the device at a time (`OnDevice`). Each
+camera's footage of a block is read once, and each frame is scored from it and dropped, so memory holds one
+camera's block of uint8 frames and one frame's floats whatever the number of frames. Moving pixels are measured
+against their block's temporal median (the median the trainer's motion weight uses for that GOP).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
 
 from ..capture import Capture
+from ..capture.types import FrameCache
 from ..render import render
-from ..sequence import Sequence
+from ..render.device import run_device, synchronize
+from ..sequence import GopSequence, Sequence
 from .metrics import psnr, ssim
-from .motion import CameraMotion, SplitError
+from .motion import BlockMotion, SplitError
+from .placement import OnDevice
+
+BLOCK_FRAMES = 60  # frames read at a time from a sequence that has no GOPs (a PLY folder)
+
+
+def frame_blocks(sequence: Sequence, frames: int) -> list[tuple[int, int]]:
+    """(start, stop) blocks tiling frames 0..frames-1: the sequence's GOPs where they tile them, else runs of
+    `BLOCK_FRAMES`."""
+    if isinstance(sequence, GopSequence):
+        blocks = [(g.frame_offset, min(g.frame_offset + g.num_frames, frames)) for g in sequence.gops
+                  if g.frame_offset < frames]
+        if blocks and blocks[0][0] == 0 and blocks[-1][1] == frames and all(
+                a[1] == b[0] for a, b in zip(blocks, blocks[1:])):
+            return blocks
+    return [(s, min(s + BLOCK_FRAMES, frames)) for s in range(0, frames, BLOCK_FRAMES)]
+
+
+def footage_blocks(capture: Capture, blocks: list[tuple[int, int]]):
+    """Each block of `capture` as a capture of its own whose frame cache keeps one camera's block: reading a
+    camera's block decodes it once and drops the block read before it."""
+    for start, stop in blocks:
+        yield start, stop, dataclasses.replace(capture.slice(start, stop), cache=FrameCache(max_bytes=0))
+
+
+@dataclasses.dataclass
+class _Scores:
+    test_psnr: list = dataclasses.field(default_factory=list)
+    test_ssim: list = dataclasses.field(default_factory=list)
+    train_psnr: dict = dataclasses.field(default_factory=dict)  # (t, camera) -> PSNR, averaged in that order
+    split: SplitError = dataclasses.field(default_factory=SplitError)
+    frozen: list = dataclasses.field(default_factory=list)  # a SplitError per (block, test camera)
+    render_seconds: float = 0.0
+    renders: int = 0
 
 
 @torch.no_grad()
-def evaluate(sequence: Sequence, capture: Capture, train_eval_stride: int = 5) -> dict:
-    """PSNR/SSIM on the test cameras over every frame, train PSNR every `train_eval_stride` frames, render fps.
+def evaluate(sequence: Sequence, capture: Capture, train_eval_stride: int = 5,
+             device: torch.device | str | None = None) -> dict:
+    """PSNR/SSIM on the test cameras over every frame, train PSNR every `train_eval_stride` frames, render fps;
+    on `device` (default: `run_device(sequence)`).
 
     On the test cameras' moving pixels (eval/motion.py): `dynamic_psnr`, `static_psnr`, and `frozen_psnr`, what
     the footage's temporal-median frame scores on the same moving pixels."""
+    device = run_device(sequence) if device is None else torch.device(device)
     test = capture.split_indices("test")
     train = capture.split_indices("train")
     frames = min(sequence.num_frames, capture.num_frames)
-    motion = {c: CameraMotion.of(capture.frames(c)[:frames]) for c in test}
-    split = SplitError()
-    test_psnr, test_ssim, train_psnr = [], [], []
-    render_seconds, renders = 0.0, 0
-    for t in range(frames):
-        for cams, is_test in ((test, True), (train if t % train_eval_stride == 0 else [], False)):
-            for c in cams:
-                camera = capture.cameras[c]
-                start = time.perf_counter()
-                out = render(sequence.gaussians(t, camera), camera, background=torch.zeros(3))
-                render_seconds += time.perf_counter() - start
-                renders += 1
-                target = torch.from_numpy(capture.frame(c, t))
-                if is_test:
-                    split.add(out.rgb, target, torch.from_numpy(motion[c].masks[t]))
-                    test_psnr.append(psnr(out.rgb, target))
-                    test_ssim.append(ssim(out.rgb, target).item())
-                else:
-                    train_psnr.append(psnr(out.rgb, target))
+    placed = OnDevice(sequence, device)
+    background = torch.zeros(3, device=device)
+    scores = _Scores()
+
+    def rendered(c: int, t: int):
+        camera = capture.cameras[c]
+        start = time.perf_counter()
+        out = render(placed.gaussians(t, camera), camera, background=background)
+        synchronize(device)
+        scores.render_seconds += time.perf_counter() - start
+        scores.renders += 1
+        return out.rgb
+
+    try:
+        for start, stop, block in footage_blocks(capture, frame_blocks(sequence, frames)):
+            for c in test:
+                motion = BlockMotion(block.frames(c), device)
+                for t in range(start, stop):
+                    target, moving = motion.frame(t - start)
+                    rgb = rendered(c, t)
+                    scores.split.add(rgb, target, moving)
+                    scores.test_psnr.append(psnr(rgb, target))
+                    scores.test_ssim.append(ssim(rgb, target).item())
+                scores.frozen.append(motion.frozen)
+            scored = [t for t in range(start, stop) if t % train_eval_stride == 0]
+            for c in train if scored else []:
+                footage = block.frames(c)
+                for t in scored:
+                    target = torch.from_numpy(footage[t - start]).to(device).float() / 255.0
+                    scores.train_psnr[(t, c)] = psnr(rendered(c, t), target)
+    finally:
+        placed.release()
     mean = lambda xs: float(sum(xs) / len(xs)) if xs else None  # noqa: E731
+    split = scores.split
     return {
-        "test_psnr": mean(test_psnr),
-        "test_ssim": mean(test_ssim),
-        "train_psnr": mean(train_psnr),
+        "test_psnr": mean(scores.test_psnr),
+        "test_ssim": mean(scores.test_ssim),
+        "train_psnr": mean([scores.train_psnr[k] for k in sorted(scores.train_psnr)]),
         "dynamic_psnr": split.moving_psnr,
         "static_psnr": split.static_psnr,
-        "frozen_psnr": SplitError.pooled(m.frozen for m in motion.values()).moving_psnr,
+        "frozen_psnr": SplitError.pooled(scores.frozen).moving_psnr,
         "moving_fraction": split.moving_count / max(split.moving_count + split.static_count, 1),
         **sequence.statistics(),
         "frames": frames,
-        "render_fps": renders / max(render_seconds, 1e-9),
+        "render_fps": scores.renders / max(scores.render_seconds, 1e-9),
         "test_cameras": [capture.cameras[c].name for c in test],
     }
 

@@ -36,8 +36,15 @@ def moving_pixels(frames: np.ndarray, threshold: float = THRESHOLD, dilate: int 
     out = np.zeros((len(index), *frames.shape[1:3]), bool)
     for lo in range(0, len(index), CHUNK_FRAMES):
         footage = torch.from_numpy(frames[index[lo:lo + CHUNK_FRAMES]]).float() / 255.0
-        out[lo:lo + CHUNK_FRAMES] = dilate_max(departs_from_median(footage, median_t, threshold).float(), dilate).bool().numpy()
+        out[lo:lo + CHUNK_FRAMES] = moving_mask(footage, median_t, threshold, dilate).numpy()
     return out
+
+
+def moving_mask(frames: torch.Tensor, median: torch.Tensor, threshold: float = THRESHOLD,
+                dilate: int = DILATE_PX) -> torch.Tensor:
+    """(..., H, W) bool, on the frames' device: the moving pixels of frames (..., H, W, 3) in [0, 1] against their
+    median (H, W, 3), dilated by `dilate` pixels."""
+    return dilate_max(departs_from_median(frames, median, threshold).float(), dilate).bool()
 
 
 def departs_from_median(frames: torch.Tensor, median: torch.Tensor, threshold: float = THRESHOLD) -> torch.Tensor:
@@ -99,9 +106,27 @@ class SplitError:
         return self._psnr(self.static_sse, self.static_count)
 
 
+class BlockMotion:
+    """One camera's footage over a block of frames (a GOP), walked frame by frame on a device: the block's temporal
+    median, and per frame the frame in [0, 1] and its moving pixels; `frozen` pools what the median frame scores on
+    the moving pixels of the frames walked so far. Memory: the block's uint8 frames and one frame's floats."""
+
+    def __init__(self, footage: np.ndarray, device: torch.device | str = "cpu"):
+        self.footage = footage  # (T, H, W, 3) uint8
+        self.median = torch.from_numpy(temporal_median(footage)).to(device)  # (H, W, 3) float32
+        self.frozen = SplitError()
+
+    def frame(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(frame (H, W, 3) float32 in [0, 1], moving (H, W) bool) of the block's frame t, on the median's device."""
+        frame = torch.from_numpy(self.footage[t]).to(self.median.device).float() / 255.0
+        moving = moving_mask(frame, self.median)
+        self.frozen.add(self.median, frame, moving)
+        return frame, moving
+
+
 @dataclasses.dataclass
 class CameraMotion:
-    """One test camera's moving-pixel masks and its frozen-background baseline."""
+    """A camera's whole footage at once (small footage): every frame's moving pixels and the frozen baseline."""
 
     masks: np.ndarray  # (T, H, W) bool
     median: np.ndarray  # (H, W, 3) float32
@@ -109,9 +134,6 @@ class CameraMotion:
 
     @staticmethod
     def of(frames: np.ndarray) -> "CameraMotion":
-        median = temporal_median(frames)
-        masks = moving_pixels(frames, median=median)
-        frozen = SplitError()
-        for t in range(len(frames)):
-            frozen.add(torch.from_numpy(median), torch.from_numpy(frames[t]).float() / 255.0, torch.from_numpy(masks[t]))
-        return CameraMotion(masks, median, frozen)
+        block = BlockMotion(frames)
+        masks = np.stack([block.frame(t)[1].numpy() for t in range(len(frames))])
+        return CameraMotion(masks, block.median.numpy(), block.frozen)

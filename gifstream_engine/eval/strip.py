@@ -7,7 +7,10 @@ import torch
 
 from ..capture import Capture, spread_frames
 from ..render import render
-from .motion import moving_pixels
+from ..render.device import run_device
+from .evaluate import footage_blocks, frame_blocks
+from .motion import BlockMotion
+from .placement import OnDevice
 
 
 def strip_frames(num_frames: int, count: int = 4) -> list[int]:
@@ -17,22 +20,30 @@ def strip_frames(num_frames: int, count: int = 4) -> list[int]:
 
 @torch.no_grad()
 def motion_strip(sequence, capture: Capture, cam_index: int, frames: list[int], gain: float = 4.0) -> np.ndarray:
-    """(rows * H, 3 * W, 3) uint8: per frame, the footage (moving pixels outlined in yellow), the render and
-    the absolute error times `gain`."""
+    """(rows * H, 3 * W, 3) uint8: per frame, the footage (moving pixels outlined in yellow: against the temporal
+    median of the frame's block, as evaluation measures them), the render and the absolute error times `gain`.
+    Rendered on `run_device(sequence)`; the footage is read block by block, only the blocks that hold `frames`."""
     camera = capture.cameras[cam_index]
-    footage = capture.frames(cam_index)[: sequence.num_frames]
-    moving = moving_pixels(footage)
-    rows = []
-    for t in frames:
-        truth = footage[t].astype(np.float32) / 255.0
-        pred = render(sequence.gaussians(t, camera), camera, background=torch.zeros(3)).rgb.clamp(0, 1).numpy()
-        error = np.clip(np.abs(pred - truth) * gain, 0, 1)
-        outlined = truth.copy()
-        edge = moving[t] & ~_eroded(moving[t])
-        outlined[edge] = (1.0, 0.9, 0.0)
-        rows.append(np.concatenate([outlined, pred, error], axis=1))
-    separator = np.ones((2, rows[0].shape[1], 3), np.float32)
-    image = np.concatenate([x for row in rows for x in (row, separator)][:-1], axis=0)
+    device = run_device(sequence)
+    placed = OnDevice(sequence, device)
+    background = torch.zeros(3, device=device)
+    rows = {}
+    num_frames = min(sequence.num_frames, capture.num_frames)
+    try:
+        for start, stop, block in footage_blocks(capture, frame_blocks(sequence, num_frames)):
+            wanted = [t for t in frames if start <= t < stop]
+            motion = BlockMotion(block.frames(cam_index)) if wanted else None
+            for t in wanted:
+                truth, moving = (x.numpy() for x in motion.frame(t - start))
+                pred = render(placed.gaussians(t, camera), camera, background=background).rgb.clamp(0, 1).cpu().numpy()
+                error = np.clip(np.abs(pred - truth) * gain, 0, 1)
+                outlined = truth.copy()
+                outlined[moving & ~_eroded(moving)] = (1.0, 0.9, 0.0)
+                rows[t] = np.concatenate([outlined, pred, error], axis=1)
+    finally:
+        placed.release()
+    separator = np.ones((2, rows[frames[0]].shape[1], 3), np.float32)
+    image = np.concatenate([x for t in frames for x in (rows[t], separator)][:-1], axis=0)
     return (image * 255 + 0.5).astype(np.uint8)
 
 

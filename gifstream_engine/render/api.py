@@ -90,6 +90,7 @@ def render(
     """
     _require_pinhole(camera)
     device = gaussians.device
+    background = _on(background, gaussians)
     viewmat, K = camera_tensors(camera, device, gaussians.means.dtype)
     width, height = camera.width, camera.height
     chosen = choose_backend(backend, device)
@@ -110,7 +111,7 @@ def render(
     rgb = out[..., :3]
     depth = out[..., 3:4] / alpha.clamp(min=1e-10)
     if background is not None:
-        rgb = rgb + (1.0 - alpha) * background.to(rgb)
+        rgb = rgb + (1.0 - alpha) * background
     return RenderResult(rgb, alpha, depth, RenderMeta(chosen, proj.means2d, proj.radii, proj.visible, proj.depths, source))
 
 
@@ -156,6 +157,11 @@ def render_batch(
     if background is not None:
         rgb = rgb + (1.0 - alpha) * background.to(rgb)
     return rgb, alpha
+
+
+def _on(background: torch.Tensor | None, gaussians: Gaussians) -> torch.Tensor | None:
+    """The background on the Gaussians' device, in their dtype (a caller's CPU background never mixes devices)."""
+    return None if background is None else background.to(gaussians.means)
 
 
 def _require_pinhole(camera: Camera) -> None:
