@@ -8,13 +8,14 @@ with the coder's values (`coded_anchor_values`), which differ only where float32
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ..model import MASK_STEP, AnchorValues, DecodeState, GIFStreamModel
 from .entropy_models import CODED_MASKS, STREAM_CONTEXT, EntropyModels, quantize_steps
-from .sort2d import sort_to_grid
+from .sort2d import sort_to_grid, sort_to_grid_fast
 
 
 def mask_levels(masks: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -38,18 +39,24 @@ def quantised_anchors(model: GIFStreamModel, entropy: EntropyModels, state: Deco
     return AnchorValues(feat_hat, log_scale_hat, offsets_hat, None), bits
 
 
-def stream_grid(xyz: np.ndarray, stream: np.ndarray) -> np.ndarray:
+def stream_grid(xyz: np.ndarray, stream: np.ndarray,
+                sort: Callable[[np.ndarray], np.ndarray] = sort_to_grid) -> np.ndarray:
     """(S, S) grid of indices into the dynamic anchors given (-1: empty), sorted by trajectory and position.
 
-    xyz (D, 3), stream (D, T, P) in steps: anchors with similar streams become grid neighbours."""
+    xyz (D, 3), stream (D, T, P) in steps: anchors with similar streams become grid neighbours. `sort`: the
+    coder's exact `sort_to_grid` (the default), or the trainer's `sort_to_grid_fast` (sort2d.py)."""
     if len(xyz) == 0:
         return np.full((0, 0), -1, dtype=np.int64)
-    return sort_to_grid(np.concatenate([xyz, stream.reshape(len(stream), -1)], 1))
+    return sort(np.concatenate([xyz, stream.reshape(len(stream), -1)], 1))
 
 
 @dataclasses.dataclass
 class TrainingStreamGrid:
-    """The trainer's current grid of dynamic anchors (model indices), refreshed as anchors change."""
+    """The trainer's current grid of dynamic anchors (model indices), refreshed as anchors change.
+
+    Sorted with `sort_to_grid_fast`: the coder's exact sort costs too much to repeat every `knn_every` steps at
+    real size, and a grid of comparable smoothness gives the same rate within the coder's ~1% (`estimated_bits`
+    uses this grid too, and tests/test_codec.py checks it against the bytes the coder writes)."""
 
     cells: torch.Tensor  # (S, S) long, -1 where empty
 
@@ -60,7 +67,7 @@ class TrainingStreamGrid:
         if len(dynamic) == 0:
             return None
         stream = (model.stream[dynamic.to(model.stream.device)] / state.feat_step).cpu().numpy()
-        local = stream_grid(model.anchor_xyz[dynamic.to(model.anchor_xyz.device)].cpu().numpy(), stream)
+        local = stream_grid(model.anchor_xyz[dynamic.to(model.anchor_xyz.device)].cpu().numpy(), stream, sort_to_grid_fast)
         cells = torch.where(torch.as_tensor(local) >= 0, dynamic[torch.as_tensor(local).clamp(min=0)], -1)
         return TrainingStreamGrid(cells.to(model.stream.device))
 
