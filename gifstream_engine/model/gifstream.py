@@ -16,6 +16,7 @@ from ..render.api import camera_tensors
 from ..render.projection import MAX_EXTEND, in_view, quat_to_rotmat, reach_image
 from .anchors import initial_spacing
 from .config import AnchorValues, DecodeState, ModelConfig
+from .knn import nearest_kept
 from .quantize import CLOSED_LOGIT, MASK_NAMES, OPEN_LOGIT, quantize_mask, quantize_values
 from .time_code import time_code, time_embedding
 
@@ -97,28 +98,10 @@ class GIFStreamModel(nn.Module):
 
     @torch.no_grad()
     def update_knn(self) -> None:
-        """Each anchor's `cfg.knn` nearest kept anchors (M_p > 1/2), itself excluded.
-
-        The result depends only on the kept anchors' positions, never on their order (ties are broken in a
-        canonical order by position), so a decoder that holds just the kept anchors, in coding order, finds
-        exactly the neighbours the trainer used."""
-        from scipy.spatial import cKDTree
-
-        xyz = self.anchor_xyz.cpu().numpy()
-        n = len(xyz)
+        """Each anchor's `cfg.knn` nearest kept anchors (M_p > 1/2), itself excluded (`knn.nearest_kept`: the same
+        neighbours whatever the anchors' order, so the decoder finds the trainer's)."""
         kept = np.nonzero((self.mask_logits[:, 3] > 0).cpu().numpy())[0]
-        if len(kept) == 0:
-            kept = np.arange(n)
-        canonical = kept[np.lexsort(xyz[kept].T[::-1])]  # by x, then y, then z
-        k = min(self.cfg.knn + 1, len(canonical))
-        _, found = cKDTree(xyz[canonical]).query(xyz, k=k)
-        idx = canonical[np.asarray(found).reshape(n, k)]
-        if k > 1:  # drop the anchor itself, or the farthest where it is not among the candidates
-            other = idx != np.arange(n)[:, None]
-            other[other.all(1), -1] = False
-            idx = idx[other].reshape(n, k - 1)
-        if idx.shape[1] < self.cfg.knn:
-            idx = np.concatenate([idx, np.repeat(idx[:, -1:], self.cfg.knn - idx.shape[1], 1)], 1)
+        idx = nearest_kept(self.anchor_xyz.cpu().numpy(), kept, self.cfg.knn)
         self.knn_index = torch.as_tensor(idx, dtype=torch.long, device=self.anchor_xyz.device)
 
     @torch.no_grad()

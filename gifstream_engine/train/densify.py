@@ -69,6 +69,31 @@ def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visibl
     stats.dyn_grad[idx] += full.view(n_vis, k).sum(-1)
 
 
+def voxel_ids(*keys: np.ndarray) -> list[np.ndarray]:
+    """One int64 per row of each (K_i, 3) array of integer voxel keys, equal exactly where the voxels are equal
+    (across all the arrays): the keys packed row-major into one integer when their bounding box allows, else
+    their rank among the distinct keys."""
+    every = np.concatenate(keys)
+    if len(every) == 0:
+        return [np.zeros(0, np.int64) for _ in keys]
+    low = every.min(0)
+    extent = every.max(0) - low + 1  # overflow only for keys of a box wider than 2^63: then ranks below
+    if np.all(extent > 0) and float(np.prod(extent.astype(np.float64))) < 2.0 ** 62:
+        ids = (every - low) @ np.array([extent[1] * extent[2], extent[2], 1], dtype=np.int64)
+    else:
+        ids = np.unique(every, axis=0, return_inverse=True)[1].reshape(-1)
+    return np.split(ids, np.cumsum([len(k) for k in keys])[:-1])
+
+
+def first_in_new_voxels(keys: np.ndarray, existing: np.ndarray) -> np.ndarray:
+    """Ascending indices of the rows of keys (M, 3) that are the first of their voxel and whose voxel is not one of
+    existing (N, 3)'s: with keys strongest first, each new voxel's strongest candidate."""
+    candidate, taken = voxel_ids(keys, existing)
+    _, first = np.unique(candidate, return_index=True)  # a stable sort: the first occurrence of each voxel
+    first = np.sort(first)
+    return first[~np.isin(candidate[first], taken)]
+
+
 def time_mixed_gradient(stats: GrowthStats, alpha: float) -> torch.Tensor:
     mean = stats.grad_sum / stats.seen.clamp(min=1)
     return alpha * stats.grad_max + (1 - alpha) * mean
@@ -89,9 +114,7 @@ def grow_candidates(model: GIFStreamModel, stats: GrowthStats, threshold: float,
     pos = (model.anchor_xyz[anchor_idx] + local).cpu().numpy()
     voxel = model.cfg.voxel_size
     keys = np.floor(pos / voxel).astype(np.int64)
-    existing = {tuple(v) for v in np.floor(model.anchor_xyz.cpu().numpy() / voxel).astype(np.int64)}
-    _, first = np.unique(keys, axis=0, return_index=True)  # per new voxel, its strongest candidate
-    first = np.array([i for i in sorted(first) if tuple(keys[i]) not in existing], dtype=np.int64)
+    first = first_in_new_voxels(keys, np.floor(model.anchor_xyz.cpu().numpy() / voxel).astype(np.int64))
     if len(first) == 0:
         return None, None
     centres = (keys[first] + 0.5) * voxel

@@ -32,6 +32,7 @@ class Drawn:
 class GrowthReport:
     grown: int = 0
     pruned: int = 0
+    knn_updated: bool = False  # the anchor set changed and the policy rebuilt the KNN: the step need not again
 
 
 class GrowthPolicy:
@@ -50,7 +51,8 @@ class GrowthPolicy:
         if plan.densify:
             return self._grow_and_prune(anchors)
         if plan.prune_masked:
-            return GrowthReport(pruned=self._prune_masked(anchors))
+            pruned = self._prune_masked(anchors)
+            return GrowthReport(pruned=pruned, knn_updated=pruned > 0)
         return GrowthReport()
 
     @torch.no_grad()
@@ -70,7 +72,7 @@ class GrowthPolicy:
         anchors.select(keep)
         anchors.stats.reset_growth()
         model.update_knn()
-        return GrowthReport(grown, int((~keep).sum()))
+        return GrowthReport(grown, int((~keep).sum()), knn_updated=True)
 
     @torch.no_grad()
     def _prune_masked(self, anchors: AnchorState) -> int:

@@ -112,7 +112,7 @@ class GopTrainer:
         self.optimizer.step()
         drawn = Drawn(aux, out.meta, camera.width, camera.height) if len(gaussians) > 0 else None
         report = self.growth.after_backward(p, self.anchors, drawn)
-        if self.step % tc.knn_every == 0:
+        if self.step % tc.knn_every == 0 and not report.knn_updated:
             m.update_knn()
         self.step += 1
         with torch.no_grad():

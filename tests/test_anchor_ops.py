@@ -1,0 +1,66 @@
+"""The periodic per-anchor work of training, vectorised (issue 27): the same neighbours and the same grown voxels as
+the straightforward implementations kept here as references."""
+
+import numpy as np
+import torch
+
+from gifstream_engine.model.knn import nearest_kept
+from gifstream_engine.train.densify import first_in_new_voxels, voxel_ids
+
+
+def reference_first_in_new_voxels(keys, existing):
+    """The growth step's former code: a Python set of every anchor's voxel."""
+    taken = {tuple(v) for v in existing}
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return np.array([i for i in sorted(first) if tuple(keys[i]) not in taken], dtype=np.int64)
+
+
+def test_new_voxels_are_the_reference_ones():
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        span = [3, 8, 40, 2**40][trial % 4]  # small boxes (many repeats) to keys far apart
+        existing = rng.integers(-span, span, (int(rng.integers(0, 300)), 3))
+        keys = rng.integers(-span, span, (int(rng.integers(1, 500)), 3))
+        if len(existing) and trial % 3 == 0:
+            keys[: len(keys) // 2] = existing[rng.integers(0, len(existing), len(keys) // 2)]  # inside anchors' voxels
+        got = first_in_new_voxels(keys, existing)
+        assert got.dtype == np.int64
+        assert np.array_equal(got, reference_first_in_new_voxels(keys, existing)), trial
+
+
+def test_voxel_ids_are_equal_exactly_where_voxels_are():
+    rng = np.random.default_rng(1)
+    extreme = np.array([[-2**62, 0, 5], [2**62, 0, 5], [0, 2**62, -2**62]])  # a box too wide to pack: ranks
+    for a, b in ((rng.integers(-4, 4, (300, 3)), rng.integers(-4, 4, (200, 3))),
+                 (np.concatenate([extreme, rng.integers(-4, 4, (100, 3))]), extreme[::-1].copy())):
+        ia, ib = voxel_ids(a, b)
+        rows, ids = np.concatenate([a, b]), np.concatenate([ia, ib])
+        same_rows = (rows[:, None, :] == rows[None, :, :]).all(-1)
+        assert np.array_equal(same_rows, ids[:, None] == ids[None, :])
+    empty = voxel_ids(np.zeros((0, 3), np.int64), np.zeros((0, 3), np.int64))
+    assert [len(x) for x in empty] == [0, 0]
+
+
+def brute_force_neighbours(xyz, kept, k):
+    d = ((xyz[:, None, :].astype(np.float64) - xyz[None, kept, :]) ** 2).sum(-1)
+    d[kept[None, :] == np.arange(len(xyz))[:, None]] = np.inf  # never itself
+    return [set(kept[np.argsort(row, kind="stable")[:k]].tolist()) for row in d]
+
+
+def test_neighbours_are_the_nearest_kept_anchors():
+    rng = np.random.default_rng(2)
+    xyz = rng.normal(size=(500, 3)).astype(np.float32)  # distinct distances: no ties
+    kept = np.sort(rng.choice(500, 350, replace=False))
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        idx = nearest_kept(xyz, kept, 6)
+        assert idx.shape == (500, 6)
+        assert [set(row.tolist()) for row in idx] == brute_force_neighbours(xyz, kept, 6)
+
+
+def test_neighbours_with_fewer_kept_anchors_than_k():
+    xyz = np.array([[0, 0, 0], [1, 0, 0], [3, 0, 0], [7, 0, 0]], np.float32)
+    idx = nearest_kept(xyz, np.array([1, 2]), 4)
+    # k + 1 candidates are asked for, fewer exist: itself is dropped, else the farthest; the last one repeats
+    assert idx.tolist() == [[1, 1, 1, 1], [2, 2, 2, 2], [1, 1, 1, 1], [2, 2, 2, 2]]
+    assert nearest_kept(xyz, np.array([], np.int64), 2).tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]  # none: all
