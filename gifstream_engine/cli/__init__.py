@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         message = one_line(exc)
         print(f"{ERROR_PREFIX}{message}", file=sys.stderr)
         events.error(message)
-        return EXIT_USER_ERROR
+        return getattr(exc, "exit_status", EXIT_USER_ERROR)  # e.g. setup-gpu without CUDA (gpu_setup.EXIT_NO_CUDA)
     except KeyboardInterrupt:
         print("gifstream: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

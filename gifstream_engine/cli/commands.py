@@ -69,15 +69,16 @@ def _train_overrides(args) -> list[str]:
         overrides.append(f"train.device={args.device}")
     if args.no_stream:
         overrides.append("train.disable_stream=true")
+    if getattr(args, "frames", None) is not None:
+        overrides.append(f"train.frames={args.frames}")
     return overrides
 
 
 def cmd_train(args) -> None:
-    from ..capture import load_capture
     from ..events import EventWriter
     from ..train.config import apply_overrides, load_config
     from ..train.gop_data import check_training_cameras
-    from ..train.pipeline import train_and_evaluate
+    from ..train.pipeline import run_capture, train_and_evaluate
     from ..train.run_folder import RunFolder
 
     overrides = _train_overrides(args)
@@ -108,7 +109,7 @@ def cmd_train(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    capture = run_capture(args.capture, cfg)
     check_training_cameras(capture)
     train = None
     if args.workers:  # the GOPs in parallel on Ray
@@ -124,14 +125,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_assemble(args) -> None:
-    from ..capture import load_capture
     from ..scale.assemble import check_complete
-    from ..train.pipeline import evaluate_and_report
+    from ..train.pipeline import evaluate_and_report, run_capture
     from ..train.run_folder import RunFolder
 
     gops = check_complete(args.run)
     saved = RunFolder(args.run).read_saved()
-    capture = load_capture(args.capture or saved.capture, downscale=saved.run_config().train.downscale)
+    capture = run_capture(args.capture or saved.capture, saved.run_config())
     print(f"{args.run}: all {gops} GOPs trained")
     evaluate_and_report(capture, args.run, print)
     if args.output:
@@ -139,15 +139,15 @@ def cmd_assemble(args) -> None:
 
 
 def cmd_farm_job(args) -> None:
-    from ..capture import load_capture
     from ..scale.farm_job import missing_defaults, template_format, write_farm_job
     from ..sources import capture_input
     from ..train.config import load_config
+    from ..train.pipeline import run_capture
 
     template_format(args.output)  # .yaml/.yml or .json, known before any work
     presets = [os.path.abspath(p) if os.path.isfile(p) else p for p in args.preset or ["preview"]]  # TOML files by path
     cfg = load_config(presets, _train_overrides(args))
-    capture = load_capture(args.capture, downscale=cfg.train.downscale)
+    capture = run_capture(args.capture, cfg)
     output_file(args.output, "job template",
                 inputs=[capture_input(args.capture)] + [Input(p, "a preset") for p in presets if os.path.isfile(p)])
     job = write_farm_job(args.output, capture, os.path.abspath(args.capture), os.path.abspath(args.out), presets,
@@ -288,3 +288,23 @@ def cmd_doctor(args) -> None:
 
     report = diagnose()
     print(json.dumps(report.to_json()) if args.json else report.table())
+
+
+def cmd_setup_gpu(args) -> None:
+    from ..events import EventWriter
+    from ..render.gpu_setup import setup_gpu
+
+    events = EventWriter(enabled=args.events)
+    if args.events:
+        log, progress = events.log, lambda step, total: events.progress("compile", step, total,
+                                                                         phase="compiling GPU kernels")
+    else:
+        end = "\r" if sys.stdout.isatty() else "\n"
+        log = print
+        progress = lambda step, total: print(f"compiling GPU kernels [{step}/{total}]", end=end, flush=True)  # noqa: E731
+    result = setup_gpu(log, progress)
+    if args.events:
+        events.result(result)
+    else:
+        print(f"\nready: gsplat's kernels {result['kernels']} (CUDA {result['cuda']}, nvcc from "
+              f"{result['toolkit']['home']}); `gifstream doctor` shows the rasteriser per device")

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     train.add_argument("--steps", type=int, default=None, help="shortcut for --set train.steps=N")
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    train.add_argument("--frames", default=None, metavar="START:STOP",
+                       help="train these frames of the capture only (shortcut for --set train.frames=START:STOP)")
     train.add_argument("--no-stream", action="store_true", help="ablation: train without the feature stream")
     train.add_argument("--resume", action="store_true", help="continue from the run's checkpoints")
     train.add_argument("--overwrite", action="store_true", help="replace the run already in the folder (its config, "
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     farm.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     farm.add_argument("--steps", type=int, default=None, help="shortcut for --set train.steps=N")
     farm.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    farm.add_argument("--frames", default=None, metavar="START:STOP", help="train these frames of the capture only")
     farm.add_argument("--no-stream", action="store_true", help="ablation: train without the feature stream")
     farm.add_argument("--command", default=None, help="the gifstream executable on the farm's workers "
                       "(default: this installation's)")
@@ -156,5 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "kernels and their build tools) and what to do about each problem")
     doctor.add_argument("--json", action="store_true", help="one JSON object: checks, rasteriser per device, problems")
     doctor.set_defaults(func=commands.cmd_doctor)
+    setup_gpu = sub.add_parser("setup-gpu", help="build gsplat's CUDA kernels now (installing NVIDIA's compiler "
+                               "packages where no CUDA toolkit is installed); exit status 3 where torch has no CUDA device")
+    setup_gpu.add_argument("--events", action="store_true", help="print JSON-lines events instead of text")
+    setup_gpu.set_defaults(func=commands.cmd_setup_gpu)
     return parser
 

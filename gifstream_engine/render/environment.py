@@ -123,7 +123,8 @@ def diagnose() -> EnvironmentReport:
     else:
         checks.append(Check("gsplat kernels", False, where,
                             "pip install --no-deps gsplat==1.5.3 jaxtyping rich ninja packaging" if state == "unavailable"
-                            else "they compile on the first CUDA training (2-5 min) with the tools below"))
+                            else "run `gifstream setup-gpu` to build them now (else they compile on the first CUDA "
+                                 "training, 2-5 min, with the tools below)"))
         rasterizers["cuda"] = "torch"
         checks += _build_tools(cuda)
     return EnvironmentReport(checks, rasterizers)
@@ -131,12 +132,18 @@ def diagnose() -> EnvironmentReport:
 
 def _build_tools(torch_cuda: str | None) -> list[Check]:
     """What compiling gsplat's kernels needs: nvcc of torch's CUDA major version, a C++ compiler, ninja, Python.h."""
+    from .gpu_setup import cuda_release, pip_toolkit
+
+    major = (torch_cuda or "").split(".")[0]
     nvcc = find_nvcc()
     version = nvcc_version(nvcc) if nvcc else None
-    major = (torch_cuda or "").split(".")[0]
+    if not (version and version.split(".")[0] == major) and torch_cuda:
+        installed = pip_toolkit(cuda_release(torch_cuda))  # NVIDIA's packages, as setup-gpu installed them
+        nvcc, version = (installed.nvcc, installed.version) if installed else (nvcc, version)
     nvcc_ok = bool(version) and version.split(".")[0] == major
     checks = [Check("nvcc", nvcc_ok, f"{nvcc} (CUDA {version})" if nvcc else "not found",
-                    "" if nvcc_ok else f"install the CUDA {major} toolkit (nvcc) and set CUDA_HOME to it")]
+                    "" if nvcc_ok else f"run `gifstream setup-gpu` (it installs NVIDIA's CUDA {major} compiler packages), "
+                                       f"or install the CUDA {major} toolkit (nvcc) and set CUDA_HOME to it")]
     compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
     checks.append(Check("c++ compiler", compiler is not None, compiler or "not found", "install g++ (or set CXX)"))
     ninja = shutil.which("ninja")
@@ -148,20 +155,25 @@ def _build_tools(torch_cuda: str | None) -> list[Check]:
     return checks
 
 
-def prepare_gsplat(log) -> None:
-    """Before CUDA training: gsplat's kernels loaded, built first where they are missing (a phase of its own, said
-    in the log, not counted as training time); a RenderError naming `gifstream doctor` when they cannot be built
-    or loaded."""
+def prepare_gsplat(log, progress=None) -> None:
+    """Before CUDA training: gsplat's kernels loaded, built first where they are missing (the "compiling GPU kernels"
+    phase: a log line, `progress(step, total)` per ninja step, not counted as training time); a RenderError saying
+    what to run (`gifstream setup-gpu`, `gifstream doctor`) when they cannot be built or loaded."""
     from ..errors import RenderError
+    from .gpu_setup import build_kernels, cuda_release, use_toolkit
 
     state, where = gsplat_kernels()
     if state == "unavailable":
         raise RenderError(f"CUDA training needs gsplat: {where}; run `gifstream doctor` for what to install")
+    release = cuda_release()
+    toolkit = use_toolkit(release)  # gsplat loads even built kernels only where it finds a toolkit, and ninja
     if state == "missing":
-        log("compiling gsplat's CUDA kernels (once per machine, a few minutes; not counted as training time)")
+        if toolkit is None:
+            raise RenderError(f"gsplat's CUDA kernels are not built and no CUDA {release.split('.')[0]} compiler was "
+                              "found: run `gifstream setup-gpu` (it installs NVIDIA's compiler packages and builds "
+                              "them), or train with --device cpu or --set train.rasterizer=torch")
+        build_kernels(toolkit, log, progress)
     loads, why = gsplat_kernels_load()
     if not loads:
-        raise RenderError(f"gsplat's CUDA kernels could not be {'built' if state == 'missing' else 'loaded'} ({why}); "
-                          "run `gifstream doctor` for what is missing, or train with --device cpu")
-    if state == "missing":
-        log("gsplat's CUDA kernels are ready")
+        raise RenderError(f"gsplat's CUDA kernels could not be loaded ({why}); run `gifstream setup-gpu`, "
+                          "`gifstream doctor` for what is missing, or train with --device cpu")

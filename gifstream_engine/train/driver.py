@@ -17,7 +17,7 @@ from ..events import EventWriter
 from ..render.environment import prepare_gsplat
 from .checkpoint import save_state
 from .config import RunConfig, run_identity
-from .gop_data import load_gop_frames
+from .gop_data import check_gop_fits, load_gop_frames
 from .progress import reporter_for
 from .run_folder import RunFolder
 from .seeding import initial_model, warm_started
@@ -122,6 +122,7 @@ class Training:
         """GOP g's trainer: its checkpoint continued, else a new model (GOP 0 seeded, later GOPs warm-started);
         and whether it resumed."""
         ckpt, warm = self.folder.checkpoint(g), self.folder.warm_start()
+        check_gop_fits(self.gops[g], self.cfg.train.gop_length)  # before any decoding: refused, not killed
         data = load_gop_frames(self.gops[g])
         if os.path.isfile(ckpt):
             trainer = GopTrainer.restore(ckpt, self.cfg, data, self.device)
@@ -141,7 +142,9 @@ class Training:
             self.log(f"GOP {g}: already trained")
             return "finished"
         if self.device.type == "cuda" and self.cfg.train.rasterizer != "torch":
-            prepare_gsplat(self.log)  # before seeding: a machine that cannot train on CUDA says so at once
+            # before seeding: a machine that cannot train on CUDA says so at once; a build is its own phase
+            prepare_gsplat(self.log, lambda step, total: self.events.progress("compile", step, total,
+                                                                              phase="compiling GPU kernels"))
         elif self.device.type == "cuda":
             self.log("training on CUDA with the PyTorch rasteriser (train.rasterizer=torch): slower than gsplat")
         trainer, resumed = self._start(g)
@@ -176,7 +179,7 @@ class Training:
         trainer.model.update_knn()  # the neighbours among the final kept anchors, as the bitstream's decoder finds them
         state = trainer.state()
         save_state({k: state[k] for k in ("step", "elapsed", "config", "num_frames", "model", "entropy")}
-                   | {"frame_offset": self.gops[g].frame_offset}, final)
+                   | {"frame_offset": self.gops[g].frame_offset - self.capture.frame_offset}, final)
         trainer.save(ckpt)
         return "finished"
 
