@@ -208,25 +208,57 @@ def test_render_batch_equals_one_render_per_image():
         render_batch(g, image_of, [camera, windows[0], windows[1]], backend="torch")
 
 
-def test_render_batch_on_gsplat_renders_image_by_image(monkeypatch):
-    """The CUDA path of `render_batch`, on the CPU with the gsplat stand-in: each image is its Gaussians' own render,
-    and an image with none (a window nothing reaches) is its background."""
+def _gsplat_batch_stand_in(calls):
+    """gsplat 1.5's `rasterization` with leading batch dimensions on the CPU: B scenes of N Gaussians (opacities
+    (B, N)), each seen by its own C = 1 camera; Gaussians below gsplat's alpha threshold culled as its projection
+    does. Each call is recorded in `calls`."""
+    from gifstream_engine.render.projection import ALPHA_THRESHOLD, project_gaussians
+    from gifstream_engine.render.torch_rasterizer import rasterize
+
+    def rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height, packed, render_mode,
+                      backgrounds):
+        calls.append(means.shape)
+        assert not packed and render_mode == "RGB" and viewmats.shape[1] == 1 and opacities.dim() == 2
+        images, alphas = [], []
+        for b in range(len(viewmats)):
+            shown = opacities[b] >= ALPHA_THRESHOLD
+            proj = project_gaussians(means[b][shown], quats[b][shown], scales[b][shown], opacities[b][shown],
+                                     viewmats[b, 0], Ks[b, 0], width, height)
+            rgb, alpha = rasterize(proj, opacities[b][shown], colors[b][shown], width, height)
+            if backgrounds is not None:
+                rgb = rgb + (1 - alpha) * backgrounds[b, 0]
+            images.append(rgb[None])
+            alphas.append(alpha[None])
+        return torch.stack(images), torch.stack(alphas), {}
+
+    return rasterization
+
+
+def test_render_batch_on_gsplat_is_one_call(monkeypatch):
+    """The CUDA path of `render_batch`, on the CPU with a gsplat stand-in: one call for every window (a batch of
+    scenes, each image's Gaussians alone visible in it), the same images and gradients as the PyTorch backend's
+    canvas, and an image with none (a window nothing reaches) is its background."""
     from gifstream_engine.render import api, gsplat_backend, render_batch
 
-    monkeypatch.setattr(gsplat_backend, "gsplat_rasterization", lambda: _gsplat_stand_in)
+    calls = []
+    monkeypatch.setattr(gsplat_backend, "gsplat_rasterization", lambda: _gsplat_batch_stand_in(calls))
     monkeypatch.setattr(api, "choose_backend", lambda requested, device: requested if requested == "torch" else "gsplat")
     camera = pinhole(32, 24, f=30.0)
     windows = [camera.cropped(0, 0, 16, 12), camera.cropped(16, 12, 16, 12), camera.cropped(8, 6, 16, 12)]
-    g = random_gaussians(120, seed=6)
+    g = random_gaussians(120, seed=6, requires_grad=True)
     image_of = torch.randint(2, (len(g),), generator=torch.Generator().manual_seed(0))  # none for image 2
-    rgb, alpha = render_batch(g, image_of, windows, backend="gsplat")  # (the stand-in composites no background)
-    reference, _ = render_batch(g, image_of, windows, backend="torch")
-    assert rgb.shape == (3, 12, 16, 3) and rgb[:2].amax() > 0.2 and torch.allclose(rgb, reference, atol=1e-5)
-    assert (alpha[2] == 0).all() and (rgb[2] == 0).all()
     background = torch.tensor([0.1, 0.2, 0.3])
-    nothing = torch.full((len(g),), 5)  # no Gaussian in any of the three
-    rgb, alpha = render_batch(g, nothing, windows, background, backend="gsplat")
-    assert (alpha == 0).all() and torch.allclose(rgb, background.expand(3, 12, 16, 3))
+    rgb, alpha = render_batch(g, image_of, windows, background, backend="gsplat")
+    assert len(calls) == 1 and calls[0] == (3, 120, 3)
+    reference, reference_alpha = render_batch(g, image_of, windows, background, backend="torch")
+    assert rgb.shape == (3, 12, 16, 3) and rgb[:2].amax() > 0.2
+    assert torch.allclose(rgb, reference, atol=1e-5) and torch.allclose(alpha, reference_alpha, atol=1e-5)
+    assert (alpha[2] == 0).all() and torch.allclose(rgb[2], background.expand(12, 16, 3))
+    weights = torch.rand(rgb.shape, generator=torch.Generator().manual_seed(2))
+    ours = torch.autograd.grad((weights * rgb).sum(), g.tensors())
+    theirs = torch.autograd.grad((weights * reference).sum(), g.tensors())
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_reach_image_keeps_every_gaussian_that_shows():

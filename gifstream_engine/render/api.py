@@ -10,7 +10,7 @@ import torch
 from ..capture.camera import Camera
 from ..errors import RenderError
 from .gaussians import Gaussians
-from .gsplat_backend import gsplat_available, render_gsplat
+from .gsplat_backend import gsplat_available, render_gsplat, render_gsplat_batch
 from .projection import project_gaussians
 from .torch_rasterizer import DEFAULT_MAX_PAIRS, rasterize
 
@@ -126,36 +126,26 @@ def render_batch(
     """Several images of one size at once, image i showing the Gaussians with image_of == i as cameras[i] sees
     them: (B, H, W, 3) RGB and (B, H, W, 1) alpha, differentiable as `render`'s (what the trainer's windows on
     moving pixels use: one projection and one rasterisation instead of one per window). The PyTorch backend
-    rasterises them as one canvas; gsplat renders them one by one."""
+    rasterises them as one canvas; gsplat as one batch of B scenes of one camera each (`render_gsplat_batch`), in
+    one call and without a host-device synchronisation."""
     sizes = {(c.width, c.height) for c in cameras}
     if len(sizes) != 1:
         raise RenderError(f"render_batch needs cameras of one image size, got {sorted(sizes)}")
     for camera in cameras:
         _require_pinhole(camera)
     device = gaussians.device
+    background = _on(background, gaussians)
     width, height = cameras[0].width, cameras[0].height
-    if choose_backend(backend, device) == "gsplat":
-        rgbs, alphas = [], []
-        for i, camera in enumerate(cameras):
-            index = torch.nonzero(image_of == i).squeeze(1)
-            if len(index) == 0:  # an empty window: its background
-                alpha = gaussians.means.new_zeros(height, width, 1)
-                rgb = alpha.expand(-1, -1, 3) + (0 if background is None else background.to(alpha))
-            else:
-                out = render(gaussians.select(index), camera, background, "gsplat", max_pairs=max_pairs)
-                rgb, alpha = out.rgb, out.alpha
-            rgbs.append(rgb)
-            alphas.append(alpha)
-        return torch.stack(rgbs), torch.stack(alphas)
     tensors = [camera_tensors(camera, device, gaussians.means.dtype) for camera in cameras]
-    viewmats = torch.stack([v for v, _ in tensors]).index_select(0, image_of)
-    Ks = torch.stack([k for _, k in tensors]).index_select(0, image_of)
-    proj = project_gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, viewmats, Ks,
-                             width, height)
+    viewmats, Ks = torch.stack([v for v, _ in tensors]), torch.stack([k for _, k in tensors])
+    if choose_backend(backend, device) == "gsplat":
+        return render_gsplat_batch(gaussians, image_of, viewmats, Ks, width, height, background)
+    proj = project_gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
+                             viewmats.index_select(0, image_of), Ks.index_select(0, image_of), width, height)
     rgb, alpha = rasterize(proj, gaussians.opacities, gaussians.colors, width, height, max_pairs, image_of, len(cameras))
     rgb, alpha = rgb.reshape(len(cameras), height, width, 3), alpha.reshape(len(cameras), height, width, 1)
     if background is not None:
-        rgb = rgb + (1.0 - alpha) * background.to(rgb)
+        rgb = rgb + (1.0 - alpha) * background
     return rgb, alpha
 
 

@@ -49,3 +49,19 @@ def render_gsplat(gaussians: Gaussians, viewmat, K, width, height, background, n
     if radii.dim() == 1:  # older gsplat: one radius per Gaussian
         radii = radii[:, None].expand(-1, 2)
     return rgb, alphas[0], depth, meta["means2d"], radii, meta["depths"][0]
+
+
+def render_gsplat_batch(gaussians: Gaussians, image_of, viewmats, Ks, width, height, background):
+    """Image b of B shows the Gaussians with image_of == b as viewmats[b], Ks[b] see them, in one gsplat call: B
+    scenes (gsplat's leading batch dimension) of one camera each, every scene holding all N Gaussians with the
+    opacity of those of other images set to 0 (gsplat culls them in its projection, and alpha 0 is never
+    composited): no per-image selection, so no host-device synchronisation. (rgb (B, H, W, 3), alpha (B, H, W, 1))."""
+    b = len(viewmats)
+    mine = image_of[None, :] == torch.arange(b, device=image_of.device)[:, None]  # (B, N)
+    opacities = gaussians.opacities[None, :] * mine.to(gaussians.opacities.dtype)
+    batched = [t[None].expand(b, *t.shape) for t in (gaussians.means, gaussians.quats, gaussians.scales, gaussians.colors)]
+    colors, alphas, _ = gsplat_rasterization()(
+        batched[0], batched[1], batched[2], opacities, batched[3], viewmats[:, None], Ks[:, None], width, height,
+        packed=False, render_mode="RGB", backgrounds=None if background is None else background.expand(b, 1, -1),
+    )
+    return colors[:, 0], alphas[:, 0]
