@@ -84,8 +84,8 @@ class GopTrainer:
         tc, m = self.tc, self.model
         p = plan(self.step, tc)
         self.growth.before_step(p, self.anchors)
-        cam_slot = int(torch.randint(len(self.data.train_cams), (1,), generator=self.generator))
-        t = int(torch.randint(self.data.frames.shape[1], (1,), generator=self.generator))
+        cam_slot = self._draw(len(self.data.train_cams))
+        t = self._draw(self.data.frames.shape[1])
         camera = self.data.capture.cameras[self.data.train_cams[cam_slot]]
         target = self.data.frames[cam_slot, t].to(self.device, torch.float32) / 255.0
         values, anchor_bits = None, None
@@ -116,10 +116,15 @@ class GopTrainer:
             m.update_knn()
         self.step += 1
         with torch.no_grad():
-            mse = torch.mean((out.rgb - target) ** 2).item()
-        return {"phase": p.phase, "loss": float(loss.item()), "terms": {k: v.detach() for k, v in terms.items()},
-                "psnr": -10 * math.log10(max(mse, 1e-10)), "kbytes": float(bits.item()) / 8192,
+            # what the step reports, read from the device at once: its one synchronisation outside the model
+            loss_value, mse, bits_value = torch.stack([loss, torch.mean((out.rgb - target) ** 2), bits]).tolist()
+        return {"phase": p.phase, "loss": loss_value, "terms": {k: v.detach() for k, v in terms.items()},
+                "psnr": -10 * math.log10(max(mse, 1e-10)), "kbytes": bits_value / 8192,
                 "anchors": m.num_anchors, "gaussians": len(gaussians), "grown": report.grown, "pruned": report.pruned}
+
+    def _draw(self, n: int) -> int:
+        """A uniform draw from 0..n-1 by the step's generator (on the host: no device synchronisation)."""
+        return int(torch.randint(n, (1,), generator=self.generator))
 
     def _photometric(self, rgb: torch.Tensor, target: torch.Tensor, median: torch.Tensor) -> torch.Tensor:
         """The photometric loss of one image (H, W, 3) or the mean of a batch (B, H, W, 3) against its camera's
