@@ -58,7 +58,7 @@ def synthetic_model(n: int, seed: int = 0) -> GIFStreamModel:
         model.stream.copy_(torch.as_tensor(np.round(stream), dtype=torch.float32))
         model.mask_logits[:, 0] = 3.0  # M_de open: every anchor has a stream
         model.mask_logits[:, 3] = torch.as_tensor(np.where(rng.random(n) < 0.1, -3.0, 3.0), dtype=torch.float32)
-        model.offsets.normal_(0, 1.0)
+        model.offsets.normal_(0, 1.0, generator=torch.Generator().manual_seed(seed))
     return model
 
 
