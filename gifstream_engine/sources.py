@@ -14,7 +14,7 @@ from .errors import GIFStreamError
 from .fileio import Input, kind_of
 from .frames import FrameRange, check_range, parse_frame_range
 from .sequence import PlySequence, Sequence
-from .train.pipeline import evaluate_run
+from .train.pipeline import evaluate_run, run_capture
 from .train.run_folder import CONFIG, EVAL, GOP_GLOB, LOCK, RunFolder, TrainedRun
 
 
@@ -108,7 +108,7 @@ def evaluate_source(path: str, capture_path: str | None) -> dict:
                          "decode_fps": stream.decode_fps()}
     folder = RunFolder(path)
     run = folder.load()
-    capture = load_capture(capture_path, downscale=run.cfg.train.downscale) if capture_path else None
+    capture = run_capture(capture_path, run.cfg) if capture_path else None
     if capture is not None and run.rig is not None:
         capture.check_matches(run.rig.cameras, run.num_frames, path)
     result = evaluate_run(run, capture)

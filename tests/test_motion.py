@@ -209,6 +209,7 @@ def test_windows_decoded_together_render_what_each_decoded_alone_renders():
 
 def test_motion_patches_are_centred_on_moving_pixels():
     from conftest import pinhole
+    from gifstream_engine.capture.footage import CameraFootage
     from gifstream_engine.eval.motion import temporal_median
     from gifstream_engine.train.motion_patches import MotionPatchSampler, patch_size
 
@@ -219,7 +220,7 @@ def test_motion_patches_are_centred_on_moving_pixels():
     cameras = [pinhole(24, 24, name="a"), pinhole(24, 24, name="b")]
     generator = torch.Generator().manual_seed(0)
     assert patch_size(24, 24, 0.3) == (16, 16) and patch_size(160, 120, 0.3) == (48, 36)
-    sampler = MotionPatchSampler(frames, medians, cameras, 0.3)
+    sampler = MotionPatchSampler(frames, medians, [CameraFootage(f) for f in frames.numpy()], cameras, 0.3)
     assert sorted(map(tuple, sampler.pairs.tolist())) == [(c, t) for c in (0, 1) for t in (0, 1, 2, 4)]
     seen = set()
     for _ in range(40):
@@ -232,7 +233,8 @@ def test_motion_patches_are_centred_on_moving_pixels():
         seen.add((patch.cam_slot, patch.frame))
     assert len(seen) == 8  # every pair with something moving is drawn
     still = torch.from_numpy(np.stack([np.stack([footage[0]] * 5)] * 2))
-    empty = MotionPatchSampler(still, torch.from_numpy(np.stack([footage[0].astype(np.float32) / 255] * 2)), cameras, 0.3)
+    empty = MotionPatchSampler(still, torch.from_numpy(np.stack([footage[0].astype(np.float32) / 255] * 2)),
+                               [CameraFootage(f) for f in still.numpy()], cameras, 0.3)
     assert empty.empty  # nothing moves: no windows
     with pytest.raises(ValueError, match="no moving pixels"):
         empty.sample(generator)

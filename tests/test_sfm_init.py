@@ -70,3 +70,53 @@ def test_sfm_cache_key_follows_the_pixels_and_the_rig(synth_loaded):
     w2c[0, 3] += 1e-3
     moved.cameras = [dataclasses.replace(synth_loaded.cameras[0], w2c=w2c)] + list(synth_loaded.cameras[1:])
     assert frame_key(moved, 0, options) != key
+
+
+def test_sfm_cache_key_names_the_files_without_decoding(synth_capture, tmp_path, monkeypatch):
+    """A key is built from the footage's files (path, size, modification time, frame index), not their pixels: no
+    frame is decoded for it, a GOP's frame shares the key of the same frame of the whole capture, and a rewritten
+    video gets new keys."""
+    import os
+    import shutil
+
+    from gifstream_engine.capture import load_capture
+    from gifstream_engine.capture.sfm_cache import frame_key
+    from gifstream_engine.capture.video import VideoSource
+
+    folder = tmp_path / "capture"
+    shutil.copytree(synth_capture, folder)
+    reads = []
+    original = VideoSource.read
+    monkeypatch.setattr(VideoSource, "read", lambda self, *a: reads.append(a) or original(self, *a))
+    capture = load_capture(str(folder))
+    options = {"min_track": 3}
+    key = frame_key(capture, 3, options)
+    assert reads == []
+    assert frame_key(capture.slice(2, capture.num_frames), 1, options) == key
+    assert frame_key(capture.slice(2, capture.num_frames), 2, options) != key
+    video = next(p for p in sorted(folder.glob("*.mp4")))
+    info = os.stat(video)
+    os.utime(video, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))  # the same bytes, written again
+    assert frame_key(load_capture(str(folder)), 3, options) != key
+    assert reads == []
+
+
+def test_large_rigs_match_each_camera_with_its_neighbours():
+    """Beyond EXHAUSTIVE_CAMERAS, the matched pairs grow with the cameras, not their square, and every camera is
+    matched with the cameras nearest it."""
+    from conftest import pinhole
+    from gifstream_engine.capture.sfm_init import neighbour_pairs
+
+    def ring(n):
+        cams = []
+        for i in range(n):
+            angle = 2 * np.pi * i / n
+            w2c = np.eye(4)
+            w2c[:3, 3] = -np.array([4 * np.cos(angle), 4 * np.sin(angle), 0.0])
+            cams.append(pinhole(32, 24, name=f"c{i}", w2c=w2c))
+        return cams
+
+    pairs = neighbour_pairs(ring(20), 6)
+    assert len(pairs) == 60 and all(a < b for a, b in pairs)  # each camera with 3 on either side of the ring
+    assert {(0, 1), (0, 2), (0, 3), (0, 17), (0, 18), (0, 19)} <= set(pairs) and (0, 4) not in pairs
+    assert len(neighbour_pairs(ring(40), 6)) == 120

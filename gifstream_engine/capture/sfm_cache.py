@@ -2,8 +2,10 @@
 
 Triangulating a frame (SIFT, exhaustive matching, COLMAP's triangulator) costs seconds per frame and the
 preview seeds from every frame of the GOP, so a second run on the same capture (another preset, a `--set`,
-a test) would redo minutes of identical work. The key hashes every camera's pixels of that frame, its
-intrinsics, pose, size and split and the triangulation's options, so a changed capture never hits a stale entry.
+a test) would redo minutes of identical work. The key hashes, for every camera, what names that frame on disk (its
+file's path, size and modification time and the frame's index: nothing is decoded to build a key; a source that
+cannot name its files is keyed by the frame's pixels), its intrinsics, pose, size and split, and the
+triangulation's options, so a changed capture never hits a stale entry.
 Entries are written atomically (`fileio.atomic_open`: a temporary file of the writer's own, renamed); an unreadable one is recomputed and replaced. The folder is
 `$GIFSTREAM_CACHE/sfm` (default `$XDG_CACHE_HOME/gifstream/sfm`, else `~/.cache/gifstream/sfm`);
 `GIFSTREAM_CACHE=off` turns the cache off.
@@ -22,7 +24,7 @@ import numpy as np
 from ..fileio import atomic_open
 from .types import Capture
 
-FORMAT = "gifstream-sfm-cache-1"  # bump when the triangulation or this file's layout changes what a key means
+FORMAT = "gifstream-sfm-cache-2"  # bump when the triangulation or this file's layout changes what a key means
 
 
 def cache_folder() -> str | None:
@@ -44,7 +46,11 @@ def frame_key(capture: Capture, frame: int, options: dict) -> str:
         h.update(json.dumps([cam.name, cam.width, cam.height, cam.split]).encode())
         for array in (cam.K, cam.w2c, cam.distortion if cam.distortion is not None else np.zeros(0)):
             h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
-        h.update(np.ascontiguousarray(capture.frames(i)[frame]).tobytes())
+        identity = capture.source_identity(i, frame)
+        if identity is not None:
+            h.update(json.dumps(identity, sort_keys=True).encode())
+        else:
+            h.update(np.ascontiguousarray(capture.frames(i)[frame]).tobytes())
     return h.hexdigest()
 
 

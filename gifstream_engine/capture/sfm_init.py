@@ -26,6 +26,8 @@ from .sfm_cache import cached_points, frame_key
 from .types import Capture
 
 MIN_POINTS = 30
+EXHAUSTIVE_CAMERAS = 8  # up to this many cameras every pair is matched; beyond, each camera with its neighbours
+MATCH_NEIGHBOURS = 6  # the cameras nearest each camera (by centre) it is matched with in larger rigs
 
 
 @dataclasses.dataclass
@@ -122,7 +124,17 @@ def _triangulate(capture: Capture, frame: int, max_image_size: int, min_sift_wid
         matching.num_threads = 1
         matching.guided_matching = True  # the textures of real sets repeat: epipolar guidance recovers matches
         matching.sift.max_ratio = 0.9
-        pycolmap.match_exhaustive(db_path, matching_options=matching, device=pycolmap.Device.cpu)
+        if len(capture.cameras) <= EXHAUSTIVE_CAMERAS:
+            pycolmap.match_exhaustive(db_path, matching_options=matching, device=pycolmap.Device.cpu)
+        else:  # matching every pair grows with the square of the cameras; neighbours see the same surfaces anyway
+            pairs_path = os.path.join(tmp, "pairs.txt")
+            with open(pairs_path, "w") as f:
+                f.writelines(f"{capture.cameras[a].name}.png {capture.cameras[b].name}.png\n"
+                             for a, b in neighbour_pairs(capture.cameras, MATCH_NEIGHBOURS))
+            pairing = pycolmap.ImportedPairingOptions()
+            pairing.match_list_path = pairs_path
+            pycolmap.match_image_pairs(db_path, matching_options=matching, pairing_options=pairing,
+                                       device=pycolmap.Device.cpu)
         model_dir = os.path.join(tmp, "known")
         with pycolmap.Database.open(db_path) as db:
             _write_known_model(model_dir, capture, db, scale)
@@ -138,6 +150,18 @@ def _triangulate(capture: Capture, frame: int, max_image_size: int, min_sift_wid
         return PointCloud(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), "sfm", stats, np.zeros(0, np.int64))
     return PointCloud(np.array([p.xyz for p in points]), np.array([p.color for p in points], np.uint8), "sfm", stats,
                       np.full(len(points), frame, np.int64))
+
+
+def neighbour_pairs(cameras, count: int) -> list[tuple[int, int]]:
+    """(a, b) with a < b: every camera with the `count` cameras whose centres are nearest its own (ties by index);
+    about count * N / 2 pairs for N cameras instead of N (N - 1) / 2."""
+    centres = np.array([cam.c2w[:3, 3] for cam in cameras])
+    distance = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    pairs = set()
+    for a in range(len(cameras)):
+        order = [b for b in np.argsort(distance[a], kind="stable") if b != a][:count]
+        pairs.update((min(a, int(b)), max(a, int(b))) for b in order)
+    return sorted(pairs)
 
 
 def merge_clouds(clouds: list[PointCloud], source: str) -> PointCloud:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import threading
 from collections import OrderedDict
 from typing import Protocol, Sequence
 
@@ -16,6 +18,7 @@ from ..errors import CaptureError
 from ..fileio import read_input
 from ..frames import check_range
 from .camera import Camera, Rig
+from .footage import CameraFootage
 
 
 class FrameSource(Protocol):
@@ -30,28 +33,56 @@ class FrameSource(Protocol):
         ...
 
 
+def default_cache_bytes(fraction: float = 0.5) -> int:
+    """`fraction` of the machine's physical memory: a GOP's frames of every camera stay decoded while it trains."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * fraction)
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): a GOP of an ordinary capture
+        return 8 << 30
+
+
 class FrameCache:
-    """Least-recently-used cache of decoded frame blocks, bounded in bytes."""
+    """Least-recently-used cache of decoded camera footage (`CameraFootage`, one block of frames each), bounded
+    in bytes (default: half the machine's memory)."""
 
-    def __init__(self, max_bytes: int = 2 << 30):
-        self.max_bytes = max_bytes
-        self._blocks: OrderedDict[object, np.ndarray] = OrderedDict()
+    def __init__(self, max_bytes: int | None = None):
+        self.max_bytes = default_cache_bytes() if max_bytes is None else max_bytes
+        self._blocks: OrderedDict[tuple, CameraFootage] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()  # cameras of a GOP load in threads
 
-    def get(self, key: object) -> np.ndarray | None:
-        block = self._blocks.get(key)
-        if block is not None:
-            self._blocks.move_to_end(key)
-        return block
+    def __getstate__(self) -> dict:  # a copy or a pickled capture starts with an empty cache of the same size
+        return {"max_bytes": self.max_bytes}
 
-    def put(self, key: object, block: np.ndarray) -> None:
-        if key in self._blocks:
-            return
-        self._blocks[key] = block
-        self._bytes += block.nbytes
-        while self._bytes > self.max_bytes and len(self._blocks) > 1:
-            _, old = self._blocks.popitem(last=False)
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_bytes"])
+
+    def get(self, key: tuple) -> CameraFootage | None:
+        with self._lock:
+            block = self._blocks.get(key)
+            if block is not None:
+                self._blocks.move_to_end(key)
+            return block
+
+    def put(self, key: tuple, block: CameraFootage) -> None:
+        with self._lock:
+            self._drop(key)
+            self._blocks[key] = block
+            self._bytes += block.nbytes
+            while self._bytes > self.max_bytes and len(self._blocks) > 1:
+                _, old = self._blocks.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def _drop(self, key: tuple) -> None:
+        old = self._blocks.pop(key, None)
+        if old is not None:
             self._bytes -= old.nbytes
+
+    def keep_only(self, keep) -> None:
+        """Drop every block whose key `keep(key)` refuses."""
+        with self._lock:
+            for key in [k for k in self._blocks if not keep(k)]:
+                self._drop(key)
 
 
 @dataclasses.dataclass
@@ -109,22 +140,47 @@ class Capture:
         return [self.slice(s, min(s + gop_length, self.num_frames)) for s in range(0, self.num_frames, gop_length)]
 
     # --- frames ----------------------------------------------------------------------------
+    def _block_key(self, cam_index: int) -> tuple:
+        cam = self.cameras[cam_index]
+        return (id(self.sources[cam_index]), self.frame_offset, self.num_frames, cam.width, cam.height)
+
+    def footage(self, cam_index: int, into: np.ndarray | None = None) -> CameraFootage:
+        """One camera's frames in this window (decoded once, then from the cache) and their motion.
+
+        into: a (T, H, W, 3) uint8 array (e.g. a slot of a GOP's stack of cameras) that holds the frames from now
+        on, so the cache keeps no second copy."""
+        key = self._block_key(cam_index)
+        footage = self.cache.get(key)
+        if footage is None:
+            footage = CameraFootage(self._decode(cam_index))
+        if into is not None and footage.frames is not into:
+            into[...] = footage.frames
+            footage.frames = into
+        self.cache.put(key, footage)
+        return footage
+
+    def _decode(self, cam_index: int) -> np.ndarray:
+        cam = self.cameras[cam_index]
+        block = self.sources[cam_index].read(self.frame_offset, self.frame_offset + self.num_frames, cam.width, cam.height)
+        expected = (self.num_frames, cam.height, cam.width, 3)
+        if block.shape != expected:
+            raise CaptureError(f"{self.root}: camera {cam.name!r} decoded to shape {block.shape}, expected {expected}")
+        return block
+
     def frames(self, cam_index: int) -> np.ndarray:
         """All frames of one camera in this window, uint8 (T, H, W, 3)."""
-        cam = self.cameras[cam_index]
-        key = (id(self.sources[cam_index]), self.frame_offset, self.num_frames, cam.width, cam.height)
-        block = self.cache.get(key)
-        if block is None:
-            block = self.sources[cam_index].read(
-                self.frame_offset, self.frame_offset + self.num_frames, cam.width, cam.height
-            )
-            expected = (self.num_frames, cam.height, cam.width, 3)
-            if block.shape != expected:
-                raise CaptureError(
-                    f"{self.root}: camera {cam.name!r} decoded to shape {block.shape}, expected {expected}"
-                )
-            self.cache.put(key, block)
-        return block
+        return self.footage(cam_index).frames
+
+    def release_other_windows(self) -> None:
+        """Drop the decoded frames of every other window (another GOP) from the shared cache."""
+        window = (self.frame_offset, self.num_frames)
+        self.cache.keep_only(lambda key: key[1:3] == window)
+
+    def source_identity(self, cam_index: int, t: int) -> dict | None:
+        """What names frame t of a camera on disk without decoding it (its file, size, modification time and frame
+        index), or None when its source cannot say (then only its pixels identify it)."""
+        identity = getattr(self.sources[cam_index], "identity", None)
+        return None if identity is None else identity(self.frame_offset + t)
 
     def frame(self, cam_index: int, t: int) -> np.ndarray:
         """Frame t of one camera as float32 RGB in [0, 1], (H, W, 3)."""

@@ -30,6 +30,12 @@ def _video_stream(container, path: str, what: str):
     return container.streams.video[0]
 
 
+def file_identity(path: str) -> dict:
+    """A file as a cache key sees it: its absolute path, size and modification time (a changed file is another)."""
+    info = os.stat(path)
+    return {"file": os.path.abspath(path), "bytes": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
 class VideoSource:
     """One camera's video file. A block of frames is decoded from the keyframe at or before its first frame."""
 
@@ -54,6 +60,10 @@ class VideoSource:
             raise CaptureError(f"unreadable video {self.path}: {exc}") from exc
         if not self.width or not self.height:
             raise CaptureError(f"unreadable video {self.path}: no picture size ({self.width}x{self.height})")
+
+    def identity(self, frame: int) -> dict:
+        """Frame `frame` named by the file and its index (`file_identity`), without decoding it."""
+        return file_identity(self.path) | {"frame": frame}
 
     def num_frames(self) -> int:
         if self._count is None:  # container does not store a count: decode once to count
@@ -154,6 +164,9 @@ class ImageSequenceSource:
             raise CaptureError(f"missing image folder {folder}")
         names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
         return cls([os.path.join(folder, n) for n in names], folder)
+
+    def identity(self, frame: int) -> dict:
+        return file_identity(self.paths[frame])
 
     def num_frames(self) -> int:
         return len(self.paths)

@@ -62,25 +62,59 @@ def encode_run(run: CodableSequence, path: str, rig: Rig) -> dict:
     return {"bytes": size, "seconds": time.perf_counter() - start, "sections": {k: len(v) for k, v in sections.items()}}
 
 
+class StreamGop:
+    """One GOP of a bitstream: its frames known from the header, its model decoded when a frame of it is asked for
+    (`DecodedStream` keeps one GOP decoded at a time); otherwise a `SequenceGop`."""
+
+    def __init__(self, stream: "DecodedStream", index: int, frame_offset: int, num_frames: int):
+        self.stream, self.index, self.frame_offset, self.num_frames = stream, index, frame_offset, num_frames
+
+    def decoded(self) -> SequenceGop:
+        return self.stream.decoded_gop(self.index)
+
+    def gaussians(self, local_t: int, camera: Camera | None) -> Gaussians:
+        return self.decoded().gaussians(local_t, camera)
+
+    def kept_and_dynamic(self) -> tuple[int, int]:
+        return self.decoded().kept_and_dynamic()
+
+    def __getattr__(self, name: str):  # model, state, values: those of the decoded GOP
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.decoded(), name)
+
+
 class DecodedStream(GopSequence):
-    """A `.gifs` bitstream as a sequence, decoded on open; `frames` (start, stop; stop None: to the end) limits
-    decoding to that range (a stream frame needs the frames before it in its GOP, never those after)."""
+    """A `.gifs` bitstream as a sequence. Opening it checks the header and every section's CRC; each GOP decodes
+    when a frame of it is first asked for, and only the GOP in use stays decoded (memory of one GOP, the first frame
+    after one GOP's decode). `frames` (start, stop; stop None: to the end) limits decoding to that range (a stream
+    frame needs the frames before it in its GOP, never those after)."""
 
     def __init__(self, path: str, frames: FrameRange | None = None):
         header, self.container = StreamHeader.read(path)
+        self.container.verify()  # a damaged payload fails here, before any frame is decoded or written
         super().__init__([], path, header.fps)
         self.path, self.header = path, header
         self.stream_frames = header.num_frames
         self.model_cfg, self.train_downscale, self.cameras = header.model, header.train_downscale, header.cameras
         self.frames = check_range(frames, header.num_frames, "the stream's", path)
-        start = time.perf_counter()
         for g, gh in enumerate(header.gops):
-            offset, count = gh.frame_offset, gh.num_frames
-            if offset + count <= self.frames[0] or offset >= self.frames[1]:
+            if gh.frame_offset + gh.num_frames <= self.frames[0] or gh.frame_offset >= self.frames[1]:
                 continue
-            self.gops.append(decode_gop(self.container, gop_prefix(g), gh, self.model_cfg,
-                                        last_frame=self.frames[1] - 1 - offset))
-        self.decode_seconds = time.perf_counter() - start
+            self.gops.append(StreamGop(self, g, gh.frame_offset, gh.num_frames))
+        self.decode_seconds = 0.0  # spent decoding GOPs (bitstream to anchors and streams) so far
+        self._current: tuple[int, SequenceGop] | None = None
+
+    def decoded_gop(self, g: int) -> SequenceGop:
+        """GOP g decoded (up to the last frame asked for), replacing the GOP decoded before."""
+        if self._current is None or self._current[0] != g:
+            self._current = None  # the previous GOP's memory goes before the next one's comes
+            gh = self.header.gops[g]
+            start = time.perf_counter()
+            gop = decode_gop(self.container, gop_prefix(g), gh, self.model_cfg, last_frame=self.frames[1] - 1 - gh.frame_offset)
+            self.decode_seconds += time.perf_counter() - start
+            self._current = (g, gop)
+        return self._current[1]
 
     @property
     def num_frames(self) -> int:
@@ -99,10 +133,11 @@ class DecodedStream(GopSequence):
 
     def decode_fps(self) -> float:
         """Frames per second of the whole decode: bitstream to anchors and streams, then every frame's Gaussians."""
+        self._current = None  # every GOP decodes inside the timing
         start = time.perf_counter()
         for t in range(*self.frames):
             self.gaussians(t)
-        return (self.frames[1] - self.frames[0]) / (self.decode_seconds + time.perf_counter() - start)
+        return (self.frames[1] - self.frames[0]) / (time.perf_counter() - start)
 
 
-__all__ = ["CodableSequence", "DecodedStream", "encode_run", "gop_prefix"]
+__all__ = ["CodableSequence", "DecodedStream", "StreamGop", "encode_run", "gop_prefix"]

@@ -62,14 +62,14 @@ def train_gop(request: GopRequest, events: EventWriter | None = None, log=None, 
               progress_bar: bool = False, entered: float | None = None) -> GopOutcome:
     """Train GOP `request.gop` of the run in `request.run` (its config.json must exist) in this process."""
     entered = entered or time.time()
-    from ..capture import load_capture
     from ..train.driver import Training
+    from ..train.pipeline import run_capture
 
     set_threads(request.threads)
     cfg = saved_config(request.run)
     events = events or EventWriter(enabled=False)
     log = log or events.log
-    capture = load_capture(request.capture, downscale=cfg.train.downscale)
+    capture = run_capture(request.capture, cfg)
     training = Training(capture, cfg, request.run, events, log, progress_bar, handle_signals=handle_signals)
     started = time.time()
     log(f"GOP {request.gop}: pid {os.getpid()} on {os.uname().nodename}, {_threads()} torch threads, "
@@ -101,15 +101,15 @@ def train_gop_of_run(capture: str, run: str, g: int, cfg: RunConfig | None, resu
     """`gifstream train CAPTURE --out RUN --gop N`. GOP 0 starts the run (config.json from `cfg`, with the usual
     --resume/--overwrite rules); a later GOP joins the run GOP 0 started and uses its saved configuration (`cfg`,
     when given, must be the same). Every GOP continues what its own folder holds."""
-    from ..capture import load_capture
     from ..errors import ConfigError
     from ..train.driver import Training
+    from ..train.pipeline import run_capture
 
     if g == 0:
         if cfg is None:
             raise ConfigError("GOP 0 starts the run: it needs its configuration (--preset/--set, or --resume of a run)")
         set_threads(threads)
-        Training(load_capture(capture, downscale=cfg.train.downscale), cfg, run, events, log).begin(resume, overwrite)
+        Training(run_capture(capture, cfg), cfg, run, events, log).begin(resume, overwrite)
     else:
         if overwrite:
             raise ConfigError(f"--overwrite replaces a whole run: give it to GOP 0's command, not GOP {g}'s")

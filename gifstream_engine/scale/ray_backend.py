@@ -25,6 +25,7 @@ from ..events import EventWriter, parse_event
 from ..train.config import RunConfig
 from ..train.run_folder import RunFolder
 from ..train.driver import Training
+from ..train.gop_data import GopMemory
 from .gop_job import EVENTS_FILE, GopOutcome, GopRequest, gop_folder, train_gop_logged
 
 RAY_MISSING = "--workers needs Ray, an optional dependency: pip install 'gifstream-engine[ray]' (or pip install ray)"
@@ -184,25 +185,29 @@ def train_parallel(capture: Capture, cfg: RunConfig, out: str, options: Parallel
         start = time.time()
         with ray_cluster(options.workers) as ray:
             connect = time.time() - start
-            return _Scheduler(ray, capture_path, run, len(training.gops), cfg, options, events, log).run(connect)
+            memory = GopMemory.of(training.gops[0]).total  # the largest GOP is the first
+            return _Scheduler(ray, capture_path, run, len(training.gops), cfg, options, events, log, memory).run(connect)
 
 
 class _Scheduler:
     def __init__(self, ray, capture: str, run: str, num_gops: int, cfg: RunConfig, options: ParallelOptions,
-                 events: EventWriter, log):
+                 events: EventWriter, log, memory: int):
+        """memory: the bytes a GOP task declares (`GopMemory`), so that a node runs only as many as fit."""
         self.ray, self.capture, self.run_dir, self.num_gops, self.options, self.log = ray, capture, run, num_gops, options, log
         self.board = ProgressBoard(run, num_gops, cfg.train.steps, events, log, cfg.train.log_every)
         self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
         self.task = ray.remote(train_gop_logged).options(
-            num_cpus=options.threads, num_gpus=self.gpus, max_retries=options.retries, retry_exceptions=False,
+            num_cpus=options.threads, num_gpus=self.gpus, memory=memory, max_retries=options.retries,
+            retry_exceptions=False,
             runtime_env={"env_vars": env} if env else None, name="gifstream-gop")
+        self.memory = memory
         self.timings: list[GopTiming] = []
         self.stop = False
 
     def run(self, connect_seconds: float) -> ParallelReport:
-        self.log(f"{self.num_gops} GOPs on Ray ({self.options.workers}): {self.gpus} GPU and {self.options.threads} "
-                 f"CPU per GOP; cluster {self._resources()}")
+        self.log(f"{self.num_gops} GOPs on Ray ({self.options.workers}): {self.gpus} GPU, {self.options.threads} CPU and "
+                 f"{self.memory / 2**30:.1f} GB of memory per GOP; cluster {self._resources()}")
         main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
@@ -214,7 +219,7 @@ class _Scheduler:
 
     def _resources(self) -> str:
         res = self.ray.cluster_resources()
-        return f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs"
+        return f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs, {res.get('memory', 0) / 2**30:.1f} GB of memory"
 
     def _request_stop(self, *_):
         self.stop = True

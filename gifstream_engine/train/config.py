@@ -10,6 +10,7 @@ from typing import Any
 from .. import validate
 from ..errors import ConfigError
 from ..fileio import read_input
+from ..frames import parse_frame_range
 from ..model import ModelConfig, validate_model
 
 # shipped inside the package (a wheel carries them); the repository's presets/ is a link to this folder
@@ -22,6 +23,7 @@ class TrainConfig:
     steps: int = 30000  # per GOP
     gop_length: int = 60
     downscale: float = 1.0
+    frames: str = ""  # START:STOP of the capture to train (`--frames`); empty: every frame
     seed: int = 0
     device: str = "auto"  # auto, cpu or cuda
     # auto: gsplat on CUDA, PyTorch on the CPU; torch: the PyTorch rasteriser on any device (slower on a GPU: for a
@@ -90,6 +92,8 @@ class TrainConfig:
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
         if self.rasterizer not in ("auto", "gsplat", "torch"):
             raise ConfigError(f"train.rasterizer must be auto, gsplat or torch, got {self.rasterizer!r}")
+        if self.frames:
+            parse_frame_range(self.frames)  # START:STOP, or a FrameRangeError saying what is wrong
         if self.rasterizer == "gsplat" and self.device == "cpu":
             raise ConfigError("train.rasterizer=gsplat needs CUDA: use device=cuda, or rasterizer=auto or torch")
 

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from ..capture.camera import Camera
-from ..eval.motion import departs_from_median
+from ..capture.footage import CameraFootage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,29 +35,20 @@ def patch_size(width: int, height: int, size: float) -> tuple[int, int]:
 class MotionPatchSampler:
     """Draws windows on moving pixels from one GOP's training footage.
 
-    frames: (C, T, H, W, 3) uint8; medians: (C, H, W, 3) float, each camera's temporal median; cameras: the C
-    training cameras. The (camera, frame) pairs with moving pixels and those pixels (flat indices, row-major) are
-    found once; `empty` when there are none."""
+    frames: (C, T, H, W, 3) uint8; medians: (C, H, W, 3) float, each camera's temporal median; footage: each
+    camera's departing pixels (packed bits, computed with the GOP's frames); cameras: the C training cameras.
+    The (camera, frame) pairs with moving pixels are those whose bits hold any; `empty` when there are none."""
 
-    def __init__(self, frames: torch.Tensor, medians: torch.Tensor, cameras: list[Camera], size: float):
-        self.frames, self.medians, self.cameras = frames, medians, cameras
+    def __init__(self, frames: torch.Tensor, medians: torch.Tensor, footage: list[CameraFootage], cameras: list[Camera],
+                 size: float):
+        self.frames, self.medians, self.footage, self.cameras = frames, medians, footage, cameras
         self.width, self.height = patch_size(frames.shape[3], frames.shape[2], size)
-        pairs, self.moving = [], []  # moving[i]: (M,) int32 flat indices of pair i's moving pixels
-        for c in range(frames.shape[0]):
-            for t in range(frames.shape[1]):
-                flat = torch.nonzero(self._moving(c, t).reshape(-1)).squeeze(1)
-                if len(flat):
-                    pairs.append((c, t))
-                    self.moving.append(flat.to(torch.int32))
+        pairs = [(c, t) for c in range(frames.shape[0]) for t in range(frames.shape[1]) if footage[c].count(t) > 0]
         self.pairs = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
 
     @property
     def empty(self) -> bool:
         return len(self.pairs) == 0
-
-    def _moving(self, c: int, t: int) -> torch.Tensor:
-        """(H, W) bool: pixels of camera c that depart from its temporal median in frame t."""
-        return departs_from_median(self.frames[c, t].float() / 255.0, self.medians[c])
 
     def sample(self, generator: torch.Generator) -> MotionPatch:
         """A window centred on a moving pixel, both drawn uniformly (pair, then pixel), from `generator`."""
@@ -65,9 +56,8 @@ class MotionPatchSampler:
             raise ValueError("no moving pixels in this footage: check `empty` before sampling")
         pair = int(torch.randint(len(self.pairs), (1,), generator=generator))
         c, t = self.pairs[pair].tolist()
-        moving = self.moving[pair]
         full_height, full_width = self.frames.shape[2:4]
-        y, x = divmod(int(moving[int(torch.randint(len(moving), (1,), generator=generator))]), full_width)
+        y, x = self.footage[c].departing_pixel(t, int(torch.randint(self.footage[c].count(t), (1,), generator=generator)))
         x0 = min(max(x - self.width // 2, 0), full_width - self.width)
         y0 = min(max(y - self.height // 2, 0), full_height - self.height)
         window = (slice(y0, y0 + self.height), slice(x0, x0 + self.width))

@@ -7,14 +7,20 @@ from typing import Callable
 from ..capture import Capture, load_capture
 from ..eval.evaluate import evaluate, motion_summary
 from ..events import EventWriter
+from ..frames import parse_frame_range
 from .config import RunConfig
 from .run_folder import RunFolder, TrainedRun
 from .driver import Training
 
 
+def run_capture(root: str, cfg: RunConfig) -> Capture:
+    """The capture at `root` as a run with `cfg` sees it: at its training downscale, its frames `train.frames`."""
+    return load_capture(root, downscale=cfg.train.downscale, frames=parse_frame_range(cfg.train.frames or None))
+
+
 def evaluate_run(run: TrainedRun, capture: Capture | None = None) -> dict:
-    """`evaluate` on the run's own capture (loaded at its training downscale unless given)."""
-    capture = capture or load_capture(run.capture_root, downscale=run.cfg.train.downscale)
+    """`evaluate` on the run's own capture (loaded as it trained, `run_capture`, unless given)."""
+    capture = capture or run_capture(run.capture_root, run.cfg)
     return evaluate(run, capture, run.cfg.train.train_eval_stride)
 
 

@@ -17,7 +17,6 @@ import torch
 
 from ..capture import Capture
 from ..capture.sfm_init import initial_point_cloud
-from ..eval.motion import moving_pixels
 from ..model import GIFStreamModel, voxelize
 from .checkpoint import load_model, load_state
 from .config import RunConfig
@@ -93,7 +92,7 @@ def moving_points(capture: Capture, points: np.ndarray, frames: np.ndarray, min_
     views = np.zeros(len(points))
     seen, slot = np.unique(frames, return_inverse=True)  # only the points' frames: a few of the GOP's
     for c, cam in enumerate(capture.cameras):
-        moving = moving_pixels(capture.frames(c), which=seen)  # (len(seen), H, W)
+        moving = capture.footage(c).moving(seen)  # (len(seen), H, W), from the bits of the GOP's one decode
         ui, vi, inside = cam.pixels(points)
         hit = moving[slot.reshape(-1), vi, ui] & inside
         votes += hit

@@ -140,7 +140,8 @@ class GopTrainer:
         tc = self.tc
         if self.patches is None:
             cameras = [self.data.capture.cameras[i] for i in self.data.train_cams]
-            self.patches = MotionPatchSampler(self.data.frames, self.data.medians, cameras, tc.motion_patch_size)
+            self.patches = MotionPatchSampler(self.data.frames, self.data.medians, self.data.footage, cameras,
+                                              tc.motion_patch_size)
         if self.patches.empty:  # nothing moves in the GOP
             return torch.zeros((), device=self.device)
         patches = [self.patches.sample(self.generator) for _ in range(tc.motion_patches)]
