@@ -1,13 +1,21 @@
-"""Gaussian proxies in Blender: frame-change time and memory, and fidelity against the engine's rasteriser.
+"""Gaussian proxies in Blender: frame-change time and memory, and fidelity against the engine and the footage.
 
-python bench/bench_proxy.py [--sizes 100000 500000] [--frames 4] [--fidelity 20000] [--width 160 --height 120]
+python bench/bench_proxy.py [--sizes 100000 500000] [--frames 4] [--repeats 3]
+                            [--stream X.gifs --capture CAPTURE [--samples 64]] [--out DIR]
 
 1. Timeline: per size, a folder of per-frame 3DGS PLYs is imported with the add-on (headless bpy, its own
    process); the time of `scene.frame_set` (the Geometry Nodes tree reads the new frame's PLY and builds the
-   quads) on first visits and on revisits, and the process's resident memory after the import, after the first
-   frame and after all frames (flat = about one frame held).
-2. Fidelity: random Gaussians rendered by the engine (`gifstream_engine.render`, CPU) and by the proxy in
-   Cycles and Eevee from the same camera; PSNR of each Blender render against the engine's.
+   quads) on first visits and on revisits (Blender keeps recently read PLYs), the process's resident memory after
+   the import, after the first frame and after all frames (flat = about one frame held), and the load average
+   while it ran. `--repeats` runs each size that many times (fresh processes) and keeps the median.
+2. Fidelity (with --stream and --capture): as a new user would, a new scene (AgX), the capture imported, the
+   stream imported (decoded by the engine); the proxy rendered from the capture's test camera at the stream's first
+   frame in Cycles (--samples, default 64) and Eevee (its default samples), Blender's default pixel filters. PSNR of
+   each against the footage and against the engine's rasteriser on the same Gaussians, camera and frame (all of
+   them, and culled to the camera as `gifstream render` does). A diagnostic Cycles render blends sRGB-encoded
+   colours, as the engine does (the add-on blends scene-linear light, which compositing with CG needs): the share
+   of the gap that blending accounts for. The picture (footage | engine | Cycles | Eevee | Cycles under AgX, 2x) is
+   written to OUT/proxy_vs_engine.png.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ sys.path.insert(0, ROOT)
 
 from results_io import write_results  # noqa: E402  (bench/, this script's folder, is on sys.path)
 
+ADDON = "bl_ext.user_default.gifstream_blender"
+
 
 # ---- the part that runs inside Blender (this file, started again with --worker) -----------------------------------
 
@@ -35,14 +45,18 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def worker(spec: dict) -> dict:
-    from importlib import import_module
-
+def install_clean(spec: dict) -> None:
     import bpy
 
     bpy.ops.extensions.package_install_files(filepath=spec["zip"], repo="user_default", enable_on_install=True)
-    for obj in list(bpy.data.objects):
+    for obj in list(bpy.data.objects):  # the startup cube, light and camera
         bpy.data.objects.remove(obj)
+
+
+def timeline_worker(spec: dict) -> dict:
+    import bpy
+
+    install_clean(spec)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 30, 1.0
     out = {"rss_start": rss_mb()}
@@ -50,21 +64,6 @@ def worker(spec: dict) -> dict:
     bpy.ops.import_scene.gifstream_sequence(filepath=spec["folder"], fps=30.0, start_frame=1)
     out["import_s"] = time.perf_counter() - tick
     out["rss_imported"] = rss_mb()
-    if "camera" in spec:
-        from bl_ext.user_default.gifstream_blender.scene import rig
-
-        cam = spec["camera"]
-        data = bpy.data.cameras.new("bench")
-        rig.apply_intrinsics(data, cam["K"], cam["width"], cam["height"])
-        obj = bpy.data.objects.new("bench", data)
-        obj.matrix_world = rig.camera_matrix_world(cam["w2c"])
-        scene.collection.objects.link(obj)
-        scene.camera = obj
-        scene.render.resolution_x, scene.render.resolution_y = cam["width"], cam["height"]
-        scene.render.resolution_percentage = 100
-        proxy = next(o for o in scene.objects if "GIFStream" in o.modifiers)
-        sequence_scene = import_module("bl_ext.user_default.gifstream_blender.scene.sequence_scene")
-        sequence_scene.match_scene(proxy.modifiers["GIFStream"], scene)  # what Match Scene does
     first, again, first_cpu = [], [], []
     for visits in (first, again):
         for frame in range(1, spec["frames"] + 1):
@@ -78,43 +77,48 @@ def worker(spec: dict) -> dict:
     out["first_ms"], out["again_ms"] = 1000 * np.median(first[1:] or first), 1000 * np.median(again)
     out["first_cpu_ms"] = 1000 * np.median(first_cpu[1:] or first_cpu)
     out["rss_all_frames"] = rss_mb()
-    for engine, path, display_blend in spec.get("renders", []):
-        if display_blend:
-            blend_in_display_space(bpy.data.materials["GIFStream Gaussian"])
+    return out
+
+
+def fidelity_worker(spec: dict) -> dict:
+    import bpy
+
+    scene = bpy.context.scene
+    out = {"view_before": scene.view_settings.view_transform}
+    install_clean(spec)
+    bpy.ops.import_scene.gifstream_capture(filepath=spec["capture"])
+    bpy.ops.import_scene.gifstream_sequence(filepath=spec["stream"], cache_dir=spec["cache"])
+    out["view_after"], out["camera"] = scene.view_settings.view_transform, scene.camera.name
+    scene.frame_set(scene.frame_start)
+    scene.cycles.device = "CPU"
+    for name, engine, diagnostic in (("cycles", "CYCLES", False), ("eevee", "BLENDER_EEVEE", False),
+                                     ("cycles_display_blend", "CYCLES", True)):
         scene.render.engine = engine
-        scene.view_settings.view_transform = "Raw" if display_blend else "Standard"
-        scene.world = scene.world or bpy.data.worlds.new("World")
-        scene.world.color = (0, 0, 0)
-        if scene.world.node_tree is not None:
-            scene.world.node_tree.nodes["Background"].inputs["Color"].default_value = (0, 0, 0, 1)
-        scene.render.film_transparent = False
-        scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
-        scene.cycles.device, scene.cycles.samples, scene.cycles.use_denoising = "CPU", spec["samples"], False
-        scene.cycles.pixel_filter_type = "BOX"
-        scene.eevee.taa_render_samples = spec["samples"]
-        scene.frame_set(1)
-        scene.render.filepath = path
+        scene.cycles.samples = spec["samples"]
+        if diagnostic:
+            blend_in_display_space(bpy.data.materials["GIFStream Gaussian"])
+            scene.view_settings.view_transform = "Raw"
+        scene.render.filepath = os.path.join(spec["work"], f"{name}.png")
         tick = time.perf_counter()
         bpy.ops.render.render(write_still=True)
-        out[os.path.basename(path)] = time.perf_counter() - tick
+        out[f"{name}_s"] = time.perf_counter() - tick
+        if name == "cycles":  # the same render shown through Blender's default view transform
+            scene.view_settings.view_transform = "AgX"
+            bpy.data.images["Render Result"].save_render(os.path.join(spec["work"], "cycles_agx.png"), scene=scene)
+            scene.view_settings.view_transform = "Standard"
     return out
 
 
 def blend_in_display_space(material) -> None:
-    """Diagnostic: emit the sRGB-encoded colour and show it raw, so Blender blends encoded values as the engine
-    does (the add-on blends scene-linear colours, which is right for compositing with CG)."""
+    """Diagnostic: emit the display (sRGB-encoded) colour and show it raw, so Blender blends encoded values as the
+    engine does (the add-on blends scene-linear colours, which is right for compositing with CG)."""
     tree = material.node_tree
     emission = next(n for n in tree.nodes if n.type == "EMISSION")
-    link = emission.inputs["Color"].links[0]
-    gamma = tree.nodes.new("ShaderNodeGamma")
-    gamma.inputs["Gamma"].default_value = 1 / 2.4
-    tree.links.new(link.from_socket, gamma.inputs["Color"])
-    encode = tree.nodes.new("ShaderNodeVectorMath")
-    encode.operation = "MULTIPLY_ADD"
-    tree.links.new(gamma.outputs[0], encode.inputs[0])
-    encode.inputs[1].default_value = (1.055, 1.055, 1.055)
-    encode.inputs[2].default_value = (-0.055, -0.055, -0.055)
-    tree.links.new(encode.outputs[0], emission.inputs["Color"])
+    encoded = [n for n in tree.nodes if n.bl_idname == "ShaderNodeMath" and n.operation == "MULTIPLY_ADD" and n.use_clamp]
+    display = tree.nodes.new("ShaderNodeCombineXYZ")
+    for axis, node in zip("XYZ", sorted(encoded, key=lambda n: n.inputs[0].links[0].from_node.attribute_name)):
+        tree.links.new(node.outputs[0], display.inputs[axis])
+    tree.links.new(display.outputs[0], emission.inputs["Color"])
 
 
 # ---- the driver ---------------------------------------------------------------------------------------------------
@@ -139,11 +143,11 @@ def write_frames(folder: str, n: int, frames: int) -> None:
         write_gaussian_ply(os.path.join(folder, f"frame_{t:05d}.ply"), **moved)
 
 
-def run_worker(spec: dict, home: str) -> dict:
+def run_worker(kind: str, spec: dict, home: str) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
-    proc = subprocess.run([sys.executable, __file__, "--worker", f.name], capture_output=True, text=True,
-                          env={**os.environ, "HOME": home})
+    env = {**os.environ, "HOME": home, "GIFSTREAM_ENGINE_PYTHON": sys.executable}
+    proc = subprocess.run([sys.executable, __file__, "--worker", kind, f.name], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(proc.stdout[-3000:] + proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -157,101 +161,103 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 500_000])
     parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--fidelity", type=int, default=20_000, help="Gaussians in the fidelity scene (0: skip)")
-    parser.add_argument("--gifs", default=None, help="compare on frame 0 of this stream from its first camera instead")
-    parser.add_argument("--width", type=int, default=160)
-    parser.add_argument("--height", type=int, default=120)
-    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="timeline runs per size (fresh processes); the median")
+    parser.add_argument("--stream", default=None, help="a trained .gifs for the fidelity table")
+    parser.add_argument("--capture", default=None, help="the capture it was trained on")
+    parser.add_argument("--samples", type=int, default=64, help="Cycles samples (Eevee keeps its default)")
     parser.add_argument("--out", default=None, help="keep the renders here (default: a temporary folder)")
     args = parser.parse_args()
+    if bool(args.stream) != bool(args.capture):
+        parser.error("--stream and --capture go together")
 
     import build_addon
 
-    work = args.out or tempfile.mkdtemp(prefix="bench_proxy_")
+    work = os.path.abspath(args.out or tempfile.mkdtemp(prefix="bench_proxy_"))
     os.makedirs(work, exist_ok=True)
     zip_path = build_addon.build(os.path.join(work, "dist"))
     home = os.path.join(work, "home")
-    rows = []
-    if args.sizes:
-        print("| Gaussians/frame | PLY MB | import s | frame change, new frame: wall ms (CPU ms) | revisited ms | "
-              "RSS MB: imported / 1 frame / all frames |")
-        print("|---|---|---|---|---|---|")
-    for n in args.sizes:
-        folder = os.path.join(work, f"seq_{n}")
-        write_frames(folder, n, args.frames)
-        r = run_worker({"zip": zip_path, "folder": folder, "frames": args.frames}, home)
-        mb = os.path.getsize(os.path.join(folder, "frame_00000.ply")) / 2**20
-        print(f"| {n:,} | {mb:.1f} | {r['import_s']:.2f} | {r['first_ms']:.0f} ({r['first_cpu_ms']:.0f}) | {r['again_ms']:.0f} | "
-              f"{r['rss_imported']:.0f} / {r['rss_one_frame']:.0f} / {r['rss_all_frames']:.0f} |")
-        rows.append({"table": "timeline", "gaussians": n, "frames": args.frames, "ply_mb": mb, "import_s": r["import_s"],
-                     "new_frame_wall_ms": r["first_ms"], "new_frame_cpu_ms": r["first_cpu_ms"],
-                     "revisited_ms": r["again_ms"], "rss_imported_mb": r["rss_imported"],
-                     "rss_one_frame_mb": r["rss_one_frame"], "rss_all_frames_mb": r["rss_all_frames"]})
-    if args.fidelity or args.gifs:
+    rows = [timeline(args, work, zip_path, home, n) for n in args.sizes]
+    if args.stream:
         rows += fidelity(args, work, zip_path, home)
     write_results("bench_proxy", rows)
+
+
+def timeline(args, work: str, zip_path: str, home: str, n: int) -> dict:
+    if n == args.sizes[0]:
+        print("| Gaussians/frame | PLY MB | import s | frame change, new frame: wall ms (CPU ms) | revisited ms | "
+              "RSS MB: imported / 1 frame / all frames | load average |")
+        print("|---|---|---|---|---|---|---|")
+    folder = os.path.join(work, f"seq_{n}")
+    write_frames(folder, n, args.frames)
+    runs, loads = [], []
+    for _ in range(args.repeats):
+        loads.append(os.getloadavg()[0])
+        runs.append(run_worker("timeline", {"zip": zip_path, "folder": folder, "frames": args.frames}, home))
+    r = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
+    load = float(np.median(loads))
+    mb = os.path.getsize(os.path.join(folder, "frame_00000.ply")) / 2**20
+    print(f"| {n:,} | {mb:.1f} | {r['import_s']:.2f} | {r['first_ms']:.0f} ({r['first_cpu_ms']:.0f}) | {r['again_ms']:.0f} | "
+          f"{r['rss_imported']:.0f} / {r['rss_one_frame']:.0f} / {r['rss_all_frames']:.0f} | {load:.1f} |")
+    return {"table": "timeline", "gaussians": n, "frames": args.frames, "repeats": args.repeats, "ply_mb": mb,
+            "import_s": r["import_s"], "new_frame_wall_ms": r["first_ms"], "new_frame_cpu_ms": r["first_cpu_ms"],
+            "new_frame_wall_ms_runs": [run["first_ms"] for run in runs], "revisited_ms": r["again_ms"],
+            "rss_imported_mb": r["rss_imported"], "rss_one_frame_mb": r["rss_one_frame"],
+            "rss_all_frames_mb": r["rss_all_frames"], "load_average_1min": load}
 
 
 def fidelity(args, work: str, zip_path: str, home: str) -> list[dict]:
     import torch
 
-    from gifstream_engine.capture.camera import Camera
+    from gifstream_engine.capture import load_capture
     from gifstream_engine.imageio import read_png, write_png
-    from gifstream_engine.plyio import write_gaussian_ply
-    from gifstream_engine.render import Gaussians, render
+    from gifstream_engine.render import render
+    from gifstream_engine.sequence import PlySequence
 
-    names = ("means", "quats", "scales", "opacities", "colors")
-    if args.gifs:  # a decoded frame, coloured for its first camera (the model's colours depend on the view)
-        from gifstream_engine.codec.bitstream import DecodedStream
-
-        stream = DecodedStream(args.gifs, (0, 1))
-        camera = stream.cameras[0]
-        g = stream.gaussians(0, camera)
-        scene = {k: t.numpy() for k, t in zip(names, g.tensors())}
-        what = f"frame 0 of {os.path.basename(args.gifs)} ({len(g):,} Gaussians) from {camera.name}"
-    else:
-        scene = random_scene(args.fidelity, 1)
-        f = 0.9 * args.width
-        K = np.array([[f, 0, args.width / 2], [0, f, args.height / 2], [0, 0, 1.0]])
-        camera = Camera("bench", args.width, args.height, K, np.eye(4))
-        g = Gaussians(*(torch.as_tensor(scene[k], dtype=torch.float32) for k in names))
-        what = f"{args.fidelity:,} random Gaussians"
-    folder = os.path.join(work, "fidelity")
-    os.makedirs(folder, exist_ok=True)
-    write_gaussian_ply(os.path.join(folder, "frame_00000.ply"), **scene)
+    cache = os.path.join(work, "fidelity_cache")
+    r = run_worker("fidelity", {"zip": zip_path, "capture": os.path.abspath(args.capture), "work": work,
+                                "stream": os.path.abspath(args.stream), "cache": cache, "samples": args.samples}, home)
+    capture = load_capture(args.capture)
+    index = [c.name for c in capture.cameras].index(r["camera"])
+    camera, footage = capture.cameras[index], capture.frames(index)[0][..., :3]
+    frames = PlySequence(cache)
+    engines = {}
     with torch.no_grad():
-        rgb = render(g, camera, background=torch.zeros(3)).rgb.clamp(0, 1).numpy()
-    engine_png = os.path.join(work, "engine.png")
-    write_png(engine_png, (rgb * 255 + 0.5).astype(np.uint8))
-    renders = [("CYCLES", os.path.join(work, "cycles.png"), False), ("BLENDER_EEVEE", os.path.join(work, "eevee.png"), False),
-               ("CYCLES", os.path.join(work, "cycles_display_blend.png"), True)]
-    cam = {"K": camera.K.tolist(), "w2c": camera.w2c.tolist(), "width": camera.width, "height": camera.height}
-    r = run_worker({"zip": zip_path, "folder": folder, "frames": 1, "camera": cam, "renders": renders,
-                    "samples": args.samples}, home)
-    engine = read_png(engine_png)
-    images = [engine]
+        for label, gaussians in (("every Gaussian", frames.gaussians(0)), ("culled", frames.gaussians(0, camera))):
+            rgb = render(gaussians, camera, background=torch.zeros(3)).rgb.clamp(0, 1).numpy()
+            engines[label] = (rgb * 255 + 0.5).astype(np.uint8)
+    engine = engines["every Gaussian"]
+    what = f"frame 0 of {os.path.basename(args.stream)} ({len(frames.gaussians(0)):,} Gaussians) from {camera.name}"
+    print(f"\nFidelity: {what}, {camera.width}x{camera.height}; view {r['view_before']} -> {r['view_after']} by the imports")
+    print("| render | PSNR vs footage (dB) | PSNR vs engine (dB) | gap to the engine vs footage (dB) | render s |")
+    print("|---|---|---|---|---|")
+    base = psnr(engine, footage)
+    renders = {"cycles": f"Cycles, {args.samples} samples", "eevee": "Eevee, default samples",
+               "cycles_display_blend": f"Cycles, {args.samples} samples, blending sRGB-encoded colours (diagnostic)",
+               "cycles_agx": f"Cycles, {args.samples} samples, shown under AgX"}
+    images = {"engine": engine, "engine_culled": engines["culled"]}
+    labels = {"engine": "engine rasteriser, every Gaussian of the frame",
+              "engine_culled": "engine rasteriser culled to the camera (gifstream render)", **renders}
+    images.update({name: read_png(os.path.join(work, f"{name}.png"))[..., :3] for name in renders})
     rows = []
-    print(f"\nFidelity: {what}, {camera.width}x{camera.height}, {args.samples} samples")
-    print("| Blender engine | PSNR vs engine rasteriser (dB) | render s |")
-    print("|---|---|---|")
-    for name, path, display_blend in renders:
-        img = read_png(path)[..., :3]
-        label = f"{name}, blending sRGB-encoded colours (diagnostic)" if display_blend else name
-        if not display_blend:
-            images.append(img)
-        print(f"| {label} | {psnr(img, engine):.2f} | {r[os.path.basename(path)]:.1f} |")
-        rows.append({"table": "fidelity", "scene": what, "width": camera.width, "height": camera.height,
-                     "samples": args.samples, "engine": name, "display_blend_diagnostic": display_blend,
-                     "psnr_vs_engine": psnr(img, engine), "render_s": r[os.path.basename(path)]})
+    for name, img in images.items():
+        vs_footage, vs_engine = psnr(img, footage), (psnr(img, engine) if name != "engine" else float("inf"))
+        seconds = r.get(f"{name}_s")
+        print(f"| {labels[name]} | {vs_footage:.2f} | {vs_engine:.2f} | {base - vs_footage:+.2f} | "
+              f"{'' if seconds is None else f'{seconds:.1f}'} |")
+        rows.append({"table": "fidelity", "frame": what, "width": camera.width, "height": camera.height,
+                     "render": labels[name], "psnr_vs_footage": vs_footage, "psnr_vs_engine": vs_engine,
+                     "gap_db": base - vs_footage, "render_s": seconds})
+    picture = np.concatenate([footage] + [images[name] for name in ("engine", "cycles", "eevee", "cycles_agx")], axis=1)
     side = os.path.join(work, "proxy_vs_engine.png")
-    write_png(side, np.concatenate(images, axis=1))
-    print(f"engine | Cycles | Eevee: {side}")
+    write_png(side, picture.repeat(2, axis=0).repeat(2, axis=1))  # shown 2x
+    print(f"footage | engine | Cycles | Eevee | Cycles under AgX: {side}")
     return rows
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        with open(sys.argv[2]) as fh:
-            print(json.dumps(worker(json.load(fh))))
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        with open(sys.argv[3]) as fh:
+            spec = json.load(fh)
+        print(json.dumps((timeline_worker if sys.argv[2] == "timeline" else fidelity_worker)(spec)))
     else:
         main()

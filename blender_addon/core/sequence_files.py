@@ -51,6 +51,11 @@ class PlyHeader:
     format: str
     vertices: int
     properties: tuple[str, ...]
+    size: int | None = None  # bytes the header and its vertices take (binary, fixed-size properties), else None
+
+
+PLY_TYPE_BYTES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2, "uint16": 2,
+                  "int": 4, "int32": 4, "uint": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
 
 
 def read_ply_header(path: str) -> PlyHeader:
@@ -64,6 +69,8 @@ def read_ply_header(path: str) -> PlyHeader:
     if not head.startswith(b"ply") or end < 0:
         raise SequenceError(f"{path}: not a PLY file (no 'ply' magic and 'end_header')")
     fmt, vertices, properties, element = "", -1, [], None
+    record, before = 0, 0  # bytes of one vertex; of the elements before the vertices (None: not fixed-size)
+    counts: dict[str, int] = {}
     for line in head[:end].decode("ascii", errors="replace").splitlines():
         words = line.split()
         if not words:
@@ -72,15 +79,23 @@ def read_ply_header(path: str) -> PlyHeader:
             fmt = words[1]
         elif words[0] == "element" and len(words) == 3:
             element = words[1]
+            counts[element] = int(words[2]) if words[2].isdigit() else -1
             if element == "vertex":
-                vertices = int(words[2]) if words[2].isdigit() else -1
-        elif words[0] == "property" and element == "vertex" and len(words) >= 3:
-            properties.append(words[-1])
+                vertices = counts[element]
+        elif words[0] == "property" and len(words) >= 3:
+            size = PLY_TYPE_BYTES.get(words[1]) if len(words) == 3 else None  # a list property has no fixed size
+            if element == "vertex":
+                properties.append(words[-1])
+                record = None if record is None or size is None else record + size
+            elif vertices < 0 and element is not None:  # an element stored before the vertices
+                before = None if before is None or size is None else before + size * max(counts[element], 0)
     if fmt not in PLY_FORMATS:
         raise SequenceError(f"{path}: PLY format {fmt!r}, expected one of {', '.join(PLY_FORMATS)}")
     if vertices < 0:
         raise SequenceError(f"{path}: the PLY has no vertex element")
-    return PlyHeader(fmt, vertices, tuple(properties))
+    body = end + len(b"end_header") + 1  # and its newline
+    fixed = fmt != "ascii" and record is not None and before is not None
+    return PlyHeader(fmt, vertices, tuple(properties), body + before + vertices * record if fixed else None)
 
 
 def check_gaussian_ply(path: str) -> PlyHeader:
@@ -92,6 +107,44 @@ def check_gaussian_ply(path: str) -> PlyHeader:
             f"(expected x y z, f_dc_0..2, opacity (logit), scale_0..2 (log), rot_0..3 (w x y z))"
         )
     return header
+
+
+def check_frame_file(path: str) -> PlyHeader:
+    """`check_gaussian_ply`, and for a missing file or one shorter than its header says (a truncated write or
+    copy) a `SequenceError` naming it: a frame the proxy would show empty."""
+    if not os.path.isfile(path):
+        raise SequenceError(f"{os.path.basename(path)} is missing")
+    header = check_gaussian_ply(path)
+    actual = os.path.getsize(path)
+    if header.size is not None and actual < header.size:
+        raise SequenceError(f"{path}: truncated: {actual} of the {header.size} bytes its header says")
+    return header
+
+
+_FRAME_CHECKS: dict[tuple, str] = {}  # (path, mtime, size) -> the problem ("" for none): a file is read once
+
+
+def frame_problems(pattern: SequencePattern) -> list[tuple[int, str]]:
+    """(frame, problem) for every frame of the sequence that is missing or damaged (`check_frame_file`), the proxy
+    showing those empty. Cheap to repeat (a panel's redraw): each file is read again only when it changed."""
+    problems = []
+    for t in range(pattern.count):
+        path = pattern.path(t)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            problems.append((t, f"{pattern.filename(t)} is missing"))
+            continue
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        if key not in _FRAME_CHECKS:
+            try:
+                check_frame_file(path)
+                _FRAME_CHECKS[key] = ""
+            except SequenceError as exc:
+                _FRAME_CHECKS[key] = str(exc)
+        if _FRAME_CHECKS[key]:
+            problems.append((t, _FRAME_CHECKS[key]))
+    return problems
 
 
 def check_complete(directory: str) -> None:

@@ -10,6 +10,15 @@ The quad of a Gaussian with covariance S lies in the plane through its mean faci
 Cholesky factor [[a, 0], [b, c]] maps the unit disc onto the Gaussian's 1-sigma ellipse, so the quad
 mean + k*s*(a u1 + b u2) + k*t*(c u2), (s, t) in [-1, 1]^2, covers k sigmas and the shader's
 r^2 = k^2 (s^2 + t^2) is the Gaussian's Mahalanobis distance: alpha = opacity * exp(-r^2 / 2).
+
+Screen-space low-pass and pixel filter: the engine adds 0.3 px^2 to every projected covariance and samples each
+pixel at its centre; Blender then filters the render with its pixel filter (variance F px^2, "Pixel Filter").
+The quad gets max(0.3 - F, 0) px^2 instead, and its opacity the factor sqrt(det(M + 0.3) / det(M + 0.3 - F))
+(M: the marginal in px^2), so that after Blender's filter an isolated Gaussian has the engine's footprint and peak.
+
+Cost per frame change: the quads are built by extruding the PLY's vertices twice (vertices to edges to faces),
+which copies whole attribute arrays at once, instead of instancing a quad on every point and realizing the
+instances (per-instance work that cost four times as much); only what the material reads is kept.
 """
 
 from __future__ import annotations
@@ -23,9 +32,13 @@ MATERIAL_NAME = "GIFStream Gaussian"
 SH_C0 = 0.28209479177387814  # colour = 0.5 + SH_C0 * f_dc (degree-0 spherical harmonic)
 COVARIANCE_EPS = 1e-12
 LOW_PASS_PX2 = 0.3  # the engine rasteriser's eps2d (render.api.render), as in 3DGS and gsplat
-# attributes the tree writes for the material
-ATTR_ST, ATTR_COLOR, ATTR_OPACITY = "gs_st", "gs_color", "gs_opacity"
-PLY_ATTRIBUTES = ("f_*", "scale_*", "rot_*", "opacity")  # 3DGS PLY properties besides the position
+ALPHA_MIN, ALPHA_MAX = 1.0 / 255.0, 0.999  # the engine skips alpha below 1/255 and clamps it at 0.999
+EXTENT = 3.33  # the engine's widest screen box in sigmas (projection.MAX_EXTEND): alpha < 1/255 beyond it
+# attributes the tree writes for the material (besides the PLY's f_dc_0..2, which it reads as they are)
+ATTR_ST, ATTR_OPACITY = "gs_st", "gs_opacity"
+# PLY properties the material does not read, dropped before the quads are built (fewer arrays to copy); "n*" are
+# the normals (nx, ny, nz) other tools write
+CONSUMED = ("scale_*", "rot_*", "opacity", "f_rest_*", "n*")
 
 # modifier inputs: (name, socket type, default, min, max, description)
 INPUTS = (
@@ -39,9 +52,11 @@ INPUTS = (
     ("Scene FPS", "NodeSocketFloat", 24.0, 0.001, 1000.0, "Frame rate of the scene (set at import)"),
     ("Start Frame", "NodeSocketInt", 1, -10**6, 10**6, "Scene frame that shows the stream's first frame"),
     ("Viewport Density", "NodeSocketFloat", 1.0, 0.0, 1.0, "Fraction of Gaussians drawn in the viewport (renders draw all)"),
-    ("Extent", "NodeSocketFloat", 3.0, 0.5, 6.0, "Half size of a quad in standard deviations"),
+    ("Extent", "NodeSocketFloat", EXTENT, 0.5, 6.0, "Half size of a quad in standard deviations"),
     ("Pixel Angle", "NodeSocketFloat", 0.0, 0.0, 1.0,
      "Radians per pixel of the render camera (set at import): adds the rasteriser's 0.3 px^2 low-pass"),
+    ("Pixel Filter", "NodeSocketFloat", 0.0, 0.0, 4.0,
+     "Variance (px^2) of the render engine's pixel filter (set by Match Scene): taken out of the low-pass"),
     ("Material", "NodeSocketMaterial", None, None, None, "Material of the quads"),
 )
 
@@ -125,8 +140,9 @@ def _viewport_thinning(g: _Graph, geometry, density):
                   domain="POINT", mode="ALL").outputs[0]
 
 
-def _quad_transform(g: _Graph, extent, pixel_angle):
-    """Per instance (= Gaussian): the matrix taking the unit quad to its covariance-sized, camera-facing quad."""
+def _quad_axes(g: _Graph, extent, pixel_angle, pixel_filter):
+    """Per Gaussian (a PLY vertex): the quad's half axes (covariance-sized, camera-facing) and the opacity gain
+    that makes up for the pixel filter's blur."""
     center = g.node("GeometryNodeInputPosition").outputs[0]
     camera = g.node("GeometryNodeObjectInfo", {"Object": g.node("GeometryNodeInputActiveCamera").outputs[0]},
                     transform_space="RELATIVE")
@@ -139,34 +155,38 @@ def _quad_transform(g: _Graph, extent, pixel_angle):
     sigma = g.node("ShaderNodeCombineXYZ", {k: g.math("EXPONENT", g.named(f"scale_{i}")) for i, k in enumerate("XYZ")})
     w1, w2 = (g.vmath("MULTIPLY", g.node("FunctionNodeRotateVector", {"Vector": u, "Rotation": to_local}).outputs[0],
                       sigma.outputs[0]) for u in (u1, u2))
-    # the rasteriser's screen-space low-pass (0.3 px^2) at this Gaussian's distance
+    m11, m12, m22 = g.vmath("DOT_PRODUCT", w1, w1), g.vmath("DOT_PRODUCT", w1, w2), g.vmath("DOT_PRODUCT", w2, w2)
+    # a pixel's size at this Gaussian's distance, squared: the engine's low-pass less the pixel filter's variance
     pixel = g.math("MULTIPLY", g.vmath("DISTANCE", camera.outputs["Location"], center), pixel_angle)
-    low_pass = g.math("ADD", g.math("MULTIPLY", g.math("MULTIPLY", pixel, pixel), LOW_PASS_PX2), COVARIANCE_EPS)
-    s11 = g.math("ADD", g.vmath("DOT_PRODUCT", w1, w1), low_pass)
-    s12 = g.vmath("DOT_PRODUCT", w1, w2)
-    s22 = g.math("ADD", g.vmath("DOT_PRODUCT", w2, w2), low_pass)
+    pixel2 = g.math("MULTIPLY", pixel, pixel)
+    low_pass = g.math("MAXIMUM", g.math("SUBTRACT", LOW_PASS_PX2, pixel_filter), 0.0)
+    engine = g.math("ADD", g.math("MULTIPLY", pixel2, LOW_PASS_PX2), COVARIANCE_EPS)
+    quad = g.math("ADD", g.math("MULTIPLY", pixel2, low_pass), COVARIANCE_EPS)
+
+    def det(eps):
+        return g.math("SUBTRACT", g.math("MULTIPLY", g.math("ADD", m11, eps), g.math("ADD", m22, eps)), g.math("MULTIPLY", m12, m12))
+
+    gain = g.math("SQRT", g.math("DIVIDE", det(engine), g.math("MAXIMUM", det(quad), COVARIANCE_EPS)))
+    s11, s22 = g.math("ADD", m11, quad), g.math("ADD", m22, quad)
     a = g.math("SQRT", s11)
-    b = g.math("DIVIDE", s12, a)
+    b = g.math("DIVIDE", m12, a)
     c = g.math("SQRT", g.math("MAXIMUM", g.math("SUBTRACT", s22, g.math("MULTIPLY", b, b)), COVARIANCE_EPS))
     axis_x = g.vmath("SCALE", g.vmath("ADD", g.vmath("SCALE", u1, scale=a), g.vmath("SCALE", u2, scale=b)), scale=extent)
     axis_y = g.vmath("SCALE", u2, scale=g.math("MULTIPLY", c, extent))
-    columns = [g.node("ShaderNodeSeparateXYZ", {0: v}) for v in (axis_x, axis_y, view, center)]
-    matrix = g.node("FunctionNodeCombineMatrix")
-    for col, sep in enumerate(columns):
-        for row in range(3):
-            g.tree.links.new(sep.outputs[row], matrix.inputs[col * 4 + row])
-        matrix.inputs[col * 4 + 3].default_value = 1.0 if col == 3 else 0.0
-    return matrix.outputs[0]
+    return axis_x, axis_y, gain
 
 
-def _linear_color(g: _Graph):
-    """Display colour 0.5 + SH_C0 * f_dc, clamped, to scene-linear (the sRGB curve's power segment)."""
-    channels = []
-    for i in range(3):
-        c = g.math("ADD", g.math("MULTIPLY", g.named(f"f_dc_{i}"), SH_C0), 0.5)
-        c = g.math("MINIMUM", g.math("MAXIMUM", c, 0.0), 1.0)
-        channels.append(g.math("POWER", g.math("DIVIDE", g.math("ADD", c, 0.055), 1.055), 2.4))
-    return g.node("ShaderNodeCombineXYZ", dict(zip("XYZ", channels))).outputs[0]
+def _opacity(g: _Graph, gain):
+    """The PLY's logit opacity as alpha, times the filter's gain."""
+    sigmoid = g.math("DIVIDE", 1.0, g.math("ADD", 1.0, g.math("EXPONENT", g.math("MULTIPLY", g.named("opacity"), -1.0))))
+    return g.math("MULTIPLY", sigmoid, gain)
+
+
+def _store(g: _Graph, geometry, name, value, data_type="FLOAT_VECTOR", selection=None):
+    inputs = {"Geometry": geometry, "Name": name, "Value": value}
+    if selection is not None:
+        inputs["Selection"] = selection
+    return g.node("GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain="POINT").outputs[0]
 
 
 def _remove_attributes(g: _Graph, geometry, pattern: str):
@@ -178,36 +198,76 @@ def _remove_attributes(g: _Graph, geometry, pattern: str):
     return node.outputs[0]
 
 
+def _capture(g: _Graph, geometry, fields: dict):
+    """One Capture Attribute node for several fields (evaluated together, so they share their common nodes);
+    returns the geometry and the captured fields by name."""
+    node = g.node("GeometryNodeCaptureAttribute", {"Geometry": geometry}, domain="POINT")
+    for name, (kind, value) in fields.items():
+        node.capture_items.new(kind, name)
+        g.tree.links.new(value, node.inputs[name])
+    return node.outputs["Geometry"], {name: node.outputs[name] for name in fields}
+
+
+def _quads(g: _Graph, points, axis_x, axis_y, extent):
+    """Each vertex (a Gaussian) becomes a quad: moved to its corner (-1, -1), extruded along 2 * axis_x into an
+    edge, that edge along 2 * axis_y into a face; gs_st is the corner in sigmas (+-Extent)."""
+    st = g.node("ShaderNodeCombineXYZ", {"X": g.math("MULTIPLY", extent, -1.0), "Y": g.math("MULTIPLY", extent, -1.0)})
+    mesh = _store(g, points, ATTR_ST, st.outputs[0], "FLOAT2")
+    corner = g.vmath("SUBTRACT", g.node("GeometryNodeInputPosition").outputs[0], g.vmath("ADD", axis_x, axis_y))
+    mesh = g.node("GeometryNodeSetPosition", {"Geometry": mesh, "Position": corner}).outputs[0]
+    for axis, mode, component in ((axis_x, "VERTICES", "X"), (axis_y, "EDGES", "Y")):
+        offset = g.vmath("SCALE", axis, scale=2.0)
+        mesh = g.node("GeometryNodeExtrudeMesh", {"Mesh": mesh, "Offset": offset}, mode=mode).outputs[0]
+        # an extrusion appends as many vertices as it extruded, copies of them: the second half is the new side
+        size = g.node("GeometryNodeAttributeDomainSize", {"Geometry": mesh}).outputs["Point Count"]
+        half = g.node("FunctionNodeFloatToInt", {0: g.math("MULTIPLY", size, 0.5)}).outputs[0]
+        added = g.node("FunctionNodeCompare", {2: g.node("GeometryNodeInputIndex").outputs[0], 3: half},
+                       data_type="INT", operation="GREATER_EQUAL").outputs[0]
+        old = g.node("ShaderNodeSeparateXYZ", {0: g.named(ATTR_ST, "FLOAT_VECTOR")})
+        new = g.node("ShaderNodeCombineXYZ", {k: extent if k == component else old.outputs[k] for k in "XY"})
+        mesh = _store(g, mesh, ATTR_ST, new.outputs[0], "FLOAT2", selection=added)
+    return mesh
+
+
 def build_proxy_tree(name: str = TREE_NAME):
     tree = bpy.data.node_groups.new(name, "GeometryNodeTree")
     _interface(tree)
     g = _Graph(tree)
     group_in = g.node("NodeGroupInput")
     group_out = g.node("NodeGroupOutput")
+    extent = group_in.outputs["Extent"]
     points = g.node("GeometryNodeImportPLY", {"Path": _frame_path(g, group_in)}).outputs[0]
     points = _viewport_thinning(g, points, group_in.outputs["Viewport Density"])
-    quad = g.node("GeometryNodeMeshGrid", {"Size X": 2.0, "Size Y": 2.0, "Vertices X": 2, "Vertices Y": 2})
-    st = g.vmath("SCALE", g.node("GeometryNodeInputPosition").outputs[0], scale=group_in.outputs["Extent"])
-    quad = g.node("GeometryNodeStoreNamedAttribute", {"Geometry": quad.outputs["Mesh"], "Name": ATTR_ST, "Value": st},
-                  data_type="FLOAT_VECTOR", domain="POINT")
-    instances = g.node("GeometryNodeInstanceOnPoints", {"Points": points, "Instance": quad.outputs[0]}).outputs[0]
-    instances = g.node("GeometryNodeSetInstanceTransform", {"Instances": instances,
-                                                             "Transform": _quad_transform(g, group_in.outputs["Extent"], group_in.outputs["Pixel Angle"])}).outputs[0]
-    instances = g.node("GeometryNodeStoreNamedAttribute", {"Geometry": instances, "Name": ATTR_COLOR, "Value": _linear_color(g)},
-                       data_type="FLOAT_VECTOR", domain="INSTANCE").outputs[0]
-    opacity = g.math("DIVIDE", 1.0, g.math("ADD", 1.0, g.math("EXPONENT", g.math("MULTIPLY", g.named("opacity"), -1.0))))
-    instances = g.node("GeometryNodeStoreNamedAttribute", {"Geometry": instances, "Name": ATTR_OPACITY, "Value": opacity},
-                       data_type="FLOAT", domain="INSTANCE").outputs[0]
-    for pattern in PLY_ATTRIBUTES:  # consumed: the realized quads carry only what the material reads
-        instances = _remove_attributes(g, instances, pattern)
-    mesh = g.node("GeometryNodeRealizeInstances", {"Geometry": instances}).outputs[0]
+    axis_x, axis_y, gain = _quad_axes(g, extent, group_in.outputs["Pixel Angle"], group_in.outputs["Pixel Filter"])
+    points, fields = _capture(g, points, {"axis_x": ("VECTOR", axis_x), "axis_y": ("VECTOR", axis_y),
+                                          "opacity": ("FLOAT", _opacity(g, gain))})
+    points = _store(g, points, ATTR_OPACITY, fields["opacity"], "FLOAT")
+    for pattern in CONSUMED:
+        points = _remove_attributes(g, points, pattern)
+    mesh = _quads(g, points, fields["axis_x"], fields["axis_y"], extent)
     mesh = g.node("GeometryNodeSetMaterial", {"Geometry": mesh, "Material": group_in.outputs["Material"]}).outputs[0]
     tree.links.new(mesh, group_out.inputs["Geometry"])
     return tree
 
 
+def _linear_colour(g: _Graph, attr):
+    """Per channel: the display colour 0.5 + SH_C0 * f_dc, clamped to [0, 1], decoded with the sRGB curve
+    (IEC 61966-2-1, as the Standard view transform encodes it again) to scene-linear."""
+    channels = []
+    for i in range(3):
+        c = g.node("ShaderNodeMath", {0: attr(f"f_dc_{i}").outputs["Fac"], 1: SH_C0, 2: 0.5}, operation="MULTIPLY_ADD",
+                   use_clamp=True).outputs[0]
+        low = g.math("MULTIPLY", c, 1 / 12.92)
+        high = g.math("POWER", g.node("ShaderNodeMath", {0: c, 1: 1 / 1.055, 2: 0.055 / 1.055}, operation="MULTIPLY_ADD").outputs[0], 2.4)
+        is_low = g.math("LESS_THAN", c, 0.04045)
+        channels.append(g.node("ShaderNodeMath", {0: is_low, 1: g.math("SUBTRACT", low, high), 2: high},
+                               operation="MULTIPLY_ADD").outputs[0])
+    return g.node("ShaderNodeCombineXYZ", dict(zip("XYZ", channels))).outputs[0]
+
+
 def build_proxy_material(name: str = MATERIAL_NAME):
-    """Emission in the Gaussian's colour over transparency, alpha = opacity * exp(-r^2 / 2)."""
+    """Emission in the Gaussian's colour over transparency, alpha = opacity * exp(-r^2 / 2) as the engine has it:
+    0 below 1/255, at most 0.999."""
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True
     mat.surface_render_method = "DITHERED"  # order-independent in Eevee (BLENDED sorts per object only)
@@ -219,7 +279,8 @@ def build_proxy_material(name: str = MATERIAL_NAME):
     st = attr(ATTR_ST).outputs["Vector"]
     r2 = g.vmath("DOT_PRODUCT", st, st)
     alpha = g.math("MULTIPLY", attr(ATTR_OPACITY).outputs["Fac"], g.math("EXPONENT", g.math("MULTIPLY", r2, -0.5)))
-    emission = g.node("ShaderNodeEmission", {"Color": attr(ATTR_COLOR).outputs["Color"], "Strength": 1.0})
+    alpha = g.math("MULTIPLY", g.math("MINIMUM", alpha, ALPHA_MAX), g.math("GREATER_THAN", alpha, ALPHA_MIN))
+    emission = g.node("ShaderNodeEmission", {"Color": _linear_colour(g, attr), "Strength": 1.0})
     transparent = g.node("ShaderNodeBsdfTransparent")
     mix = g.node("ShaderNodeMixShader", {0: alpha, 1: transparent.outputs[0], 2: emission.outputs[0]})
     out = g.node("ShaderNodeOutputMaterial")

@@ -12,12 +12,13 @@ import os
 
 import bpy
 
-from ..core.sequence_files import SequenceError, SequencePattern, check_complete, check_sequence, find_pattern
+from ..core.sequence_files import (SequenceError, SequencePattern, check_complete, check_sequence, find_pattern,
+                                   frame_problems)
 from . import paths, proxy_nodes
 
 MODIFIER_NAME = "GIFStream"
 SOURCE_PROP = "gifstream_sequence"  # on the proxy object: where the sequence came from
-TREE_VERSION = 1
+TREE_VERSION = 2  # 2: quads by extrusion, pixel-filter compensation (issue 29)
 MIN_TRANSPARENT_BOUNCES = 256  # Cycles stops at this many overlapping quads per ray
 
 
@@ -104,9 +105,28 @@ def pixel_angle(scene) -> float:
     return cam.data.sensor_height / cam.data.lens / height
 
 
+# Variance (px^2, per axis) of a render engine's pixel filter of width w. Cycles (scene/film.cpp) samples the box
+# over [-w/2, w/2], the Gaussian exp(-8 v^2 / w^2) (sigma w/4), Blackman-Harris over [-w, w] (variance 0.0767 w^2,
+# integrated numerically); Eevee weighs its samples by a Gaussian fitted to Blackman-Harris, sigma 0.284 w.
+CYCLES_FILTER_VARIANCE = {"BOX": 1 / 12, "GAUSSIAN": 1 / 16, "BLACKMAN_HARRIS": 0.0767}
+EEVEE_FILTER_VARIANCE = 0.284 ** 2
+
+
+def pixel_filter_variance(scene) -> float:
+    """The variance of the scene's render engine's pixel filter, in px^2 (0 for other engines)."""
+    engine = scene.render.engine
+    if engine == "CYCLES":
+        return CYCLES_FILTER_VARIANCE.get(scene.cycles.pixel_filter_type, 0.0) * scene.cycles.filter_width ** 2
+    if engine.startswith("BLENDER_EEVEE"):
+        return EEVEE_FILTER_VARIANCE * scene.render.filter_size ** 2
+    return 0.0
+
+
 def match_scene(modifier, scene) -> None:
-    """The scene's frame rate and its camera's pixel size into the modifier (they are not read live)."""
-    set_inputs(modifier, {"Scene FPS": scene_fps(scene), "Pixel Angle": pixel_angle(scene)})
+    """The scene's frame rate, its camera's pixel size and its render engine's pixel filter into the modifier
+    (they are not read live)."""
+    set_inputs(modifier, {"Scene FPS": scene_fps(scene), "Pixel Angle": pixel_angle(scene),
+                          "Pixel Filter": pixel_filter_variance(scene)})
 
 
 def build_sequence(context, pattern: SequencePattern, settings: SequenceSettings):
@@ -169,16 +189,18 @@ def sequence_pattern(modifier) -> SequencePattern:
 
 
 def check_cache(modifier) -> None:
-    """`SequenceError` when the cache the modifier reads is not where its path says (e.g. after the .blend moved)."""
+    """`SequenceError`, one line, when the cache the modifier reads is not where its path says (e.g. after the .blend
+    moved), or when frames in it are missing or damaged (those show empty, in the viewport and in renders)."""
     pattern = sequence_pattern(modifier)
     check_complete(pattern.directory)
     if not os.path.isdir(pattern.directory):
         raise SequenceError(f"the cache folder {get_input(modifier, 'Directory')} ({pattern.directory}) does not exist; "
                             f"if the .blend or the cache moved, set the folder with GIFStream > Sequence > Relocate")
-    missing = [t for t in range(pattern.count) if not os.path.isfile(pattern.path(t))]
-    if missing:
-        raise SequenceError(f"the cache folder {pattern.directory} lacks {len(missing)} of {pattern.count} frames, "
-                            f"first {pattern.filename(missing[0])}")
+    problems = frame_problems(pattern)
+    if problems:
+        t, problem = problems[0]
+        raise SequenceError(f"{len(problems)} of {pattern.count} frames are missing or damaged and show empty, first "
+                            f"stream frame {t}: {problem}; decode the stream again or relocate the cache")
 
 
 def relocate(modifier, folder: str) -> None:

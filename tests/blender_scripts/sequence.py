@@ -42,9 +42,9 @@ def probe(obj, frame):
     if n:
         co = np.zeros(n * 3, np.float32)
         mesh.vertices.foreach_get("co", co)
-        color = np.zeros(n * 3, np.float32)
-        mesh.attributes["gs_color"].data.foreach_get("vector", color)
-        red = color.reshape(-1, 3)[:, 0] > 0.5
+        f_dc_0 = np.zeros(n, np.float32)  # red above 0.5: f_dc_0 above 0 (colour = 0.5 + SH_C0 * f_dc)
+        mesh.attributes["f_dc_0"].data.foreach_get("value", f_dc_0)
+        red = f_dc_0 > 0
         out["red_centroid"] = co.reshape(-1, 3)[red].mean(0).tolist() if red.any() else None
         out["attributes"] = sorted(a.name for a in mesh.attributes if not a.name.startswith("."))
     evaluated.to_mesh_clear()
