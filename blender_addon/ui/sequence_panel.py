@@ -8,7 +8,8 @@ from ..scene import colour, farm_bundle, paths, sequence_scene
 from . import compositing_layer, import_sequence
 from .common import ChooseFolder, SidebarPanel, fail
 
-SETTINGS_SHOWN = ("Start Frame", "Stream FPS", "Scene FPS", "Pixel Angle", "Viewport Density", "Extent", "Directory")
+SETTINGS_SHOWN = ("Start Frame", "Stream FPS", "Scene FPS", "Pixel Angle", "Pixel Filter", "Viewport Density", "Extent",
+                  "Directory")
 
 
 class _SequenceOperator:
