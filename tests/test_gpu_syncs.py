@@ -16,6 +16,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from gifstream_engine.render import api, gsplat_backend
+from test_gpu_training import gpu_capture  # noqa: F401 - a fixture
 from test_rasterizer import _gsplat_batch_stand_in, _gsplat_stand_in
 
 T = torch.Tensor
@@ -85,7 +86,7 @@ def test_a_step_reads_back_from_the_device_once_outside_the_model(synth_loaded, 
     gop = synth_loaded.gops(cfg.train.gop_length)[0]
     torch.manual_seed(gop_seed(cfg.train.seed, 0))
     model = initial_model(gop, cfg, lambda *_: None)
-    trainer = GopTrainer(cfg, load_gop_frames(gop), model[0] if isinstance(model, tuple) else model, torch.device("cpu"))
+    trainer = GopTrainer(cfg, load_gop_frames(gop), model, torch.device("cpu"))
     trainer.train_step()  # step 0: the KNN and the window sampler are built
     assert cfg.train.motion_patches == 8
     for _ in range(3):
@@ -107,17 +108,19 @@ def _line_of(trainer, text: str) -> int:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and gsplat")
-def test_the_same_count_on_a_gpu(synth_loaded):
+def test_the_same_count_on_a_gpu(gpu_capture):
     """On a GPU (no stand-ins): the step's read-backs outside `model/`, by the same counter."""
+    from gifstream_engine.capture import load_capture
     from gifstream_engine.train.config import load_config
     from gifstream_engine.train.gop_data import load_gop_frames
     from gifstream_engine.train.seeding import initial_model
     from gifstream_engine.train.trainer import GopTrainer
 
-    cfg = load_config(["preview"], ["train.steps=300", "train.seed_frames=2", "train.densify_every=1000"])
-    gop = synth_loaded.gops(cfg.train.gop_length)[0]
+    cfg = load_config(["preview"], ["train.steps=300", "train.seed_frames=2", "train.densify_every=1000",
+                                    "train.knn_every=1000"])
+    gop = load_capture(gpu_capture).gops(cfg.train.gop_length)[0]
     model = initial_model(gop, cfg, lambda *_: None)
-    trainer = GopTrainer(cfg, load_gop_frames(gop), model[0] if isinstance(model, tuple) else model, torch.device("cuda"))
+    trainer = GopTrainer(cfg, load_gop_frames(gop), model, torch.device("cuda"))
     trainer.train_step()
     counter = SyncCounter()
     with counter:

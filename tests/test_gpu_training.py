@@ -2,6 +2,8 @@
 CUDA device, a short CUDA training evaluated and encoded there, and a CUDA run resumed on the CPU.
 Run them with `pytest -m gpu tests/`; tools/gpu_check.sh runs them as one of its stages."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,13 @@ pytestmark = [pytest.mark.gpu,
 
 FAST = ["train.steps=40", "train.seed_frames=2", "train.max_anchors=800", "train.log_every=1000",
         "train.densify_every=10", "train.checkpoint_every=10"]
+
+
+@pytest.fixture
+def gpu_capture(request) -> str:
+    """$GIFSTREAM_TEST_CAPTURE (a capture folder: what tools/gpu_check.sh passes on a machine without Blender), else the
+    tests' tiny capture rendered with Blender."""
+    return os.environ.get("GIFSTREAM_TEST_CAPTURE") or request.getfixturevalue("synth_capture")
 
 
 def _on_cuda(g):
@@ -46,7 +55,7 @@ def test_gsplat_and_the_pytorch_rasteriser_agree_on_one_cuda_device():
     assert (batches[0][0] - batches[1][0]).abs().max() < 1e-3
 
 
-def test_a_short_cuda_training_evaluates_and_encodes_on_the_gpu(synth_capture, tmp_path):
+def test_a_short_cuda_training_evaluates_and_encodes_on_the_gpu(gpu_capture, tmp_path):
     from gifstream_engine.capture import load_capture
     from gifstream_engine.codec.bitstream import encode_run
     from gifstream_engine.eval.evaluate import evaluate
@@ -56,7 +65,7 @@ def test_a_short_cuda_training_evaluates_and_encodes_on_the_gpu(synth_capture, t
     from gifstream_engine.train.driver import Training
     from gifstream_engine.train.run_folder import RunFolder
 
-    capture = load_capture(synth_capture)
+    capture = load_capture(gpu_capture)
     cfg = load_config(["preview"], FAST + ["train.device=cuda"])
     out = str(tmp_path / "run")
     assert Training(capture, cfg, out, log=print).run() == "finished"
@@ -72,13 +81,13 @@ def test_a_short_cuda_training_evaluates_and_encodes_on_the_gpu(synth_capture, t
     assert cpu_bytes.read_bytes() == (tmp_path / "gpu.gifs").read_bytes()
 
 
-def test_a_cuda_run_resumes_on_the_cpu(synth_capture, tmp_path):
+def test_a_cuda_run_resumes_on_the_cpu(gpu_capture, tmp_path):
     from gifstream_engine.capture import load_capture
     from gifstream_engine.train.config import load_config
     from gifstream_engine.train.driver import Training
     from gifstream_engine.train.run_folder import RunFolder
 
-    capture = load_capture(synth_capture)
+    capture = load_capture(gpu_capture)
     out = str(tmp_path / "run")
     first = Training(capture, load_config(["preview"], FAST + ["train.device=cuda"]), out, log=print)
     first.step_callbacks.append(lambda done: done.step == 20 and first.request_stop())

@@ -84,8 +84,11 @@ def test_setup_gpu_installs_the_compiler_packages_apart_and_builds_with_them(gpu
     # the CUDA_HOME assembled from them: nvcc, merged headers (crt/ from two packages), lib64 and libcudart.so
     home = os.path.join(folder, "home")
     for name in ("bin/nvcc", "nvvm/bin/cicc", "include/cuda_runtime.h", "include/crt/host_config.h",
-                 "include/crt/host_defines.h", "include/cub/cub.cuh", "lib64/libcudart.so"):
+                 "include/crt/host_defines.h", "include/cub/cub.cuh", "lib64/libcudart.so",
+                 "targets/x86_64-linux/include/cuda_runtime.h", "targets/x86_64-linux/lib/libcudart.so"):
         assert os.path.exists(os.path.join(home, name)), name
+    nvcc = os.path.join(home, "bin", "nvcc")  # a copy: nvcc's $(TOP) is the assembled home
+    assert not os.path.islink(nvcc) and os.access(nvcc, os.X_OK)
     assert os.path.realpath(os.path.join(home, "lib64", "libcudart.so")).endswith("libcudart.so.12")
     # the build: a child of this interpreter, CUDA_HOME the assembled home, its bin and this interpreter's (ninja) on PATH
     (command, env), = builds
@@ -137,6 +140,7 @@ def test_cuda_training_without_kernels_builds_them_as_a_phase_or_names_setup_gpu
 
 def test_toolkit_packages_follow_torchs_cuda_release():
     assert gpu_setup.toolkit_packages("13.0") == ["nvidia-cuda-nvcc==13.0.*", "nvidia-cuda-crt==13.0.*",
-                                                   "nvidia-cuda-runtime==13.0.*", "nvidia-cuda-cccl==13.0.*"]
+                                                   "nvidia-nvvm==13.0.*", "nvidia-cuda-runtime==13.0.*",
+                                                   "nvidia-cuda-cccl==13.0.*"]
     with pytest.raises(RenderError, match="CUDA 11.8: NVIDIA publishes no compiler packages"):
         gpu_setup.toolkit_packages("11.8")

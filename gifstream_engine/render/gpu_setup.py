@@ -97,13 +97,14 @@ def require_cuda_device() -> None:
 
 def toolkit_packages(release: str) -> list[str]:
     """NVIDIA's compiler packages on the package index for CUDA `release` (major.minor, torch's): nvcc, the
-    runtime's headers and library, and CCCL (CUDA 12: one package each; CUDA 13 and later: the unified ones)."""
+    runtime's headers and library, and CCCL (CUDA 12: one package each, NVVM inside nvcc's; CUDA 13 and later: the
+    unified ones, NVVM and the CRT headers split from nvcc)."""
     major = int(release.split(".")[0])
     if major == 12:
         return [f"{name}-cu12=={release}.*" for name in ("nvidia-cuda-nvcc", "nvidia-cuda-runtime", "nvidia-cuda-cccl")]
     if major >= 13:
-        return [f"{name}=={release}.*" for name in ("nvidia-cuda-nvcc", "nvidia-cuda-crt", "nvidia-cuda-runtime",
-                                                    "nvidia-cuda-cccl")]
+        return [f"{name}=={release}.*" for name in ("nvidia-cuda-nvcc", "nvidia-cuda-crt", "nvidia-nvvm",
+                                                    "nvidia-cuda-runtime", "nvidia-cuda-cccl")]
     raise RenderError(f"torch is built for CUDA {release}: NVIDIA publishes no compiler packages for it on the package "
                       f"index; install the CUDA {major} toolkit and set CUDA_HOME to it")
 
@@ -164,8 +165,10 @@ TOOLKIT_FOLDERS = ("bin", "include", "lib", "nvvm")
 
 
 def assemble_home(packages: str, home: str) -> str:
-    """A CUDA_HOME at `home` made of links into the pip packages' folders (`packages`/nvidia/<pkg>/{bin,include,
-    lib,nvvm}, merged), `lib64` beside `lib`, and `libcudart.so` for the linker where only `libcudart.so.N` exists."""
+    """A CUDA_HOME at `home` laid out as a toolkit from the pip packages' folders (`packages`/nvidia/<pkg>/{bin,
+    include,lib,nvvm}, merged): bin's programs copied (nvcc finds nvcc.profile, cicc and the headers from where its
+    executable really is: $(TOP) is `home`), the rest linked; `targets/x86_64-linux/{include,lib}` as nvcc.profile
+    names them, `lib64` beside `lib`, and `libcudart.so` for the linker where only `libcudart.so.N` exists."""
     shutil.rmtree(home, ignore_errors=True)
     root = os.path.join(packages, "nvidia")
     if not os.path.isdir(root):
@@ -175,6 +178,17 @@ def assemble_home(packages: str, home: str) -> str:
             source = os.path.join(root, package, name)
             if os.path.isdir(source):
                 _merge_links(source, os.path.join(home, name))
+    bin_folder = os.path.join(home, "bin")
+    for name in os.listdir(bin_folder) if os.path.isdir(bin_folder) else []:
+        path = os.path.join(bin_folder, name)
+        if os.path.islink(path) and os.path.isfile(path):
+            source = os.path.realpath(path)
+            os.remove(path)
+            shutil.copy2(source, path)
+    target = os.path.join(home, "targets", "x86_64-linux")
+    os.makedirs(target)
+    for name in ("include", "lib"):
+        os.symlink(os.path.join("..", "..", name), os.path.join(target, name))
     lib = os.path.join(home, "lib")
     if os.path.isdir(lib):
         os.symlink("lib", os.path.join(home, "lib64"))
