@@ -7,7 +7,7 @@ An N3DV-scale capture is made without rendering (`bench/scale_capture.py`: the d
 back and forth; built once into --work and reused), then each stage runs in a process of its own, so that its peak
 memory (ru_maxrss) is its own:
 - load: open the capture (probe every camera);
-- gop: `Training.train_gop(0)` for --steps steps at the preset with train.downscale=1 and a fresh SfM cache: the
+- gop: `Training.train_gop(0)` for its first --steps steps at the preset with train.downscale=1 and a fresh SfM cache: the
   seeding (SfM and moving points), the set-up until the first step ends, and per step the seconds of the whole step
   and of its host-side draws (the training image and the windows on moving pixels); frames decoded;
 - eval, encode, decode: a one-GOP run (`train.frames=0:GOP`) evaluated on the test camera, encoded, and decoded to
@@ -80,7 +80,9 @@ def stage_gop(spec: dict) -> dict:
 
     counter = DecodeCounter()
     torch.set_num_threads(spec["threads"])
-    cfg = load_config([spec["preset"]], [f"train.steps={spec['steps']}", "train.downscale=1", "train.device=cpu"])
+    # the preset's own schedule (its first steps, not a whole schedule squeezed into a few steps), stopped after
+    # spec['steps'] steps
+    cfg = load_config([spec["preset"]], ["train.downscale=1", "train.device=cpu"])
     marks, host = {}, []
     begin = time.perf_counter()
     capture = load_capture(spec["capture"])
@@ -112,7 +114,12 @@ def stage_gop(spec: dict) -> dict:
     steps = []
     shutil.rmtree(spec["run"], ignore_errors=True)  # a fresh GOP, never a resumed checkpoint
     training = Training(capture, cfg, spec["run"], log=lambda *_: None, handle_signals=False)
-    training.step_callbacks.append(lambda done: steps.append(time.perf_counter()))
+    def step_done(_done) -> None:
+        steps.append(time.perf_counter())
+        if len(steps) >= spec["steps"]:
+            training.request_stop()
+
+    training.step_callbacks.append(step_done)
     training.begin()
     training.train_gop(0)
     first = steps[0] - begin

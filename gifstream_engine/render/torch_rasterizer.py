@@ -170,8 +170,13 @@ class _Composite(torch.autograd.Function):
         return grads[:, 0:2], grads[:, 2:5], grads[:, 5], grads[:, 6:], None, None, None, None, None, None
 
 
-def _composite_band(means2d, conics, opacities, features, gid, px, py, y_lo, y_hi, width):
-    """One band of rows: (rows*width, F) features and (rows*width,) alpha."""
+def _composite_band(means2d, conics, opacities, features, screen, y_lo, y_hi, width):
+    """One band of rows: (rows*width, F) features and (rows*width,) alpha. `screen` (ids, means, radii, conics,
+    opacities, own rows: the visible Gaussians' detached tables) lists the band's pairs here, so a checkpointed band
+    keeps only those small tables until its backward recomputes the pairs (not every band's pairs at once)."""
+    ids, means_v, radii_v, conics_v, opacities_v, own_rows = screen
+    bx0, bx1, by0, by1 = _box_ranges(means_v, radii_v, y_lo, y_hi, width, own_rows)
+    gid, px, py = _pairs(ids, bx0, bx1, by0, by1, means_v, conics_v, opacities_v)
     return _Composite.apply(means2d, conics, opacities, features, gid, px, py, y_lo, y_hi - y_lo, width)
 
 
@@ -210,11 +215,10 @@ def rasterize(
         t.requires_grad for t in (means2d, proj.conics, opacities, features)
     )
     feature_rows, alpha_rows = [], []
+    screen = (ids, means_v, radii_v, conics_v, opacities_v, own_rows)
     for y_lo in range(0, height, rows):
         y_hi = min(height, y_lo + rows)
-        bx0, bx1, by0, by1 = _box_ranges(means_v, radii_v, y_lo, y_hi, width, own_rows)
-        gid, px, py = _pairs(ids, bx0, bx1, by0, by1, means_v, conics_v, opacities_v)
-        args = (means2d, proj.conics, opacities, features, gid, px, py, y_lo, y_hi, width)
+        args = (means2d, proj.conics, opacities, features, screen, y_lo, y_hi, width)
         if needs_grad and n_bands > 1:
             out, acc = checkpoint(_composite_band, *args, use_reentrant=False)
         else:
