@@ -162,11 +162,11 @@ def prepare_gsplat(log, progress=None) -> None:
     from ..errors import RenderError
     from .gpu_setup import build_kernels, cuda_release, use_toolkit
 
+    release = cuda_release()
+    toolkit = use_toolkit(release)  # first: gsplat loads even built kernels only where it finds a toolkit, and ninja
     state, where = gsplat_kernels()
     if state == "unavailable":
         raise RenderError(f"CUDA training needs gsplat: {where}; run `gifstream doctor` for what to install")
-    release = cuda_release()
-    toolkit = use_toolkit(release)  # gsplat loads even built kernels only where it finds a toolkit, and ninja
     if state == "missing":
         if toolkit is None:
             raise RenderError(f"gsplat's CUDA kernels are not built and no CUDA {release.split('.')[0]} compiler was "
