@@ -26,6 +26,9 @@ from .sfm_cache import cached_points, frame_key
 from .types import Capture
 
 MIN_POINTS = 30
+# SIFT sees images of at most this many pixels a side: seeds are voxelised at the model's voxel size, which a
+# 1024-pixel image resolves; larger images cost SIFT time with the square of their side (N3DV's 1352x1014 is 1.7x)
+SIFT_MAX_SIZE = 1024
 EXHAUSTIVE_CAMERAS = 8  # up to this many cameras every pair is matched; beyond, each camera with its neighbours
 MATCH_NEIGHBOURS = 6  # the cameras nearest each camera (by centre) it is matched with in larger rigs
 
@@ -70,7 +73,7 @@ def _write_known_model(folder: str, capture: Capture, db, scale: float) -> None:
     open(os.path.join(folder, "points3D.txt"), "w").close()
 
 
-def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = 1600, min_sift_width: int = 640,
+def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = SIFT_MAX_SIZE, min_sift_width: int = 640,
                       max_error_px: float = 2.0, min_track: int | None = None) -> PointCloud:
     """SfM points of one frame from all cameras (train and test) with poses held fixed.
 

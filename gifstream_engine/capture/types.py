@@ -171,6 +171,13 @@ class Capture:
         """All frames of one camera in this window, uint8 (T, H, W, 3)."""
         return self.footage(cam_index).frames
 
+    def release_other_cameras(self, keep: Sequence[int]) -> None:
+        """Drop the decoded frames of this window's cameras other than `keep` (e.g. the test cameras, once seeding
+        has read them)."""
+        kept = {self._block_key(i) for i in keep}
+        window = (self.frame_offset, self.num_frames)
+        self.cache.keep_only(lambda key: key[1:3] != window or key in kept)
+
     def release_other_windows(self) -> None:
         """Drop the decoded frames of every other window (another GOP) from the shared cache."""
         window = (self.frame_offset, self.num_frames)

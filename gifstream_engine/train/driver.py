@@ -125,6 +125,7 @@ class Training:
         check_gop_fits(self.gops[g], self.cfg.train.gop_length)  # before any decoding: refused, not killed
         data = load_gop_frames(self.gops[g])
         if os.path.isfile(ckpt):
+            self.gops[g].release_other_cameras(data.train_cams)
             trainer = GopTrainer.restore(ckpt, self.cfg, data, self.device)
             self.log(f"GOP {g}: resuming at step {trainer.step}")
             return trainer, True
@@ -134,6 +135,7 @@ class Training:
         torch.manual_seed(gop_seed(self.cfg.train.seed, g))
         gop = self.gops[g]
         model = warm_started(warm, self.cfg, gop, self.device, self.log) if g > 0 else initial_model(gop, self.cfg, self.log)
+        gop.release_other_cameras(data.train_cams)  # the test cameras' frames served seeding; training never reads them
         return GopTrainer(self.cfg, data, model, self.device), False
 
     def _train_gop(self, g: int, until_warm: bool) -> str:

@@ -58,8 +58,10 @@ def load_gop_frames(capture: Capture) -> GopData:
     with ThreadPoolExecutor(max_workers=max(1, min(LOAD_THREADS, os.cpu_count() or 1))) as pool:
         loaded = dict(zip(range(len(capture.cameras)), pool.map(load, range(len(capture.cameras)))))
     footage = [loaded[i] for i in train]
-    medians = torch.from_numpy(np.stack([f.median for f in footage]))
-    return GopData(capture, train, torch.from_numpy(frames), medians, footage)
+    medians = np.stack([f.median for f in footage])
+    for f, median in zip(footage, medians):
+        f.motion.median = median  # one copy: the footage's median is a view of the stack
+    return GopData(capture, train, torch.from_numpy(frames), torch.from_numpy(medians), footage)
 
 
 GB = 1 << 30
