@@ -10,7 +10,8 @@ Per size N, on a synthetic GOP (N anchors on voxel centres, an N3DV-like stream 
 - `grow_candidates`: the new anchors' voxels from the growth statistics (~5% of child slots over the threshold);
 - `growth_step`: `GrowthPolicy`'s whole grow-and-prune (candidates, pruning, `AnchorState.extend/select` with Adam's
   moments, one KNN build).
-Each row has wall and CPU seconds (CPU: this process's; on a loaded machine the wall time can be much larger).
+Each row has wall and CPU seconds (CPU: this process's, all its threads) and the 1-minute load average when it was
+measured: on a loaded machine the wall time can be many times the CPU time.
 
 Usage: python bench/bench_scale_anchors.py [--sizes 10000 100000 300000] [--exact-max 10000]
 `run(sizes)` returns the rows, for a larger scale bench to include.
@@ -93,13 +94,18 @@ def timed(fn: Callable[[], object]) -> tuple[object, float, float]:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def load() -> float:
+    """The machine's 1-minute load average: timings are comparable only under similar load."""
+    return os.getloadavg()[0]
+
+
 def run(sizes: Sequence[int], exact_max: int = 10000) -> list[dict]:
     rows = []
     for n in sizes:
         model = synthetic_model(n)
         attributes = np.concatenate([model.anchor_xyz.numpy(), model.stream.detach().numpy().reshape(n, -1)], 1)
         grid, wall, cpu = timed(lambda: TrainingStreamGrid.of(model, STATE))
-        row = {"op": "stream_grid", "anchors": n, "wall_s": wall, "cpu_s": cpu,
+        row = {"op": "stream_grid", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load(),
                "neighbour_difference": neighbour_difference(grid.cells.numpy(), attributes)}
         if n <= exact_max:
             exact, exact_wall, exact_cpu = timed(lambda: sort_to_grid(attributes))
@@ -107,22 +113,22 @@ def run(sizes: Sequence[int], exact_max: int = 10000) -> list[dict]:
                     "exact_neighbour_difference": neighbour_difference(exact, attributes)}
         rows.append(row)
         _, wall, cpu = timed(model.update_knn)
-        rows.append({"op": "knn", "anchors": n, "wall_s": wall, "cpu_s": cpu})
+        rows.append({"op": "knn", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load()})
         stats = synthetic_stats(n, model.cfg.num_offsets)
         cfg = TrainConfig(max_anchors=10 * n)
         (centres, _), wall, cpu = timed(lambda: grow_candidates(model, stats, cfg.grad_threshold, cfg.time_mix_alpha))
-        rows.append({"op": "grow_candidates", "anchors": n, "wall_s": wall, "cpu_s": cpu,
+        rows.append({"op": "grow_candidates", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load(),
                      "new_anchors": 0 if centres is None else len(centres)})
         anchors = anchor_state(model, stats)
         report, wall, cpu = timed(lambda: GrowthPolicy(cfg)._grow_and_prune(anchors))
-        rows.append({"op": "growth_step", "anchors": n, "wall_s": wall, "cpu_s": cpu, "grown": report.grown,
+        rows.append({"op": "growth_step", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load(), "grown": report.grown,
                      "pruned": report.pruned})
         del model, anchors, attributes, grid
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'op':<16} {'anchors':>8} {'wall s':>8} {'cpu s':>8}  notes")
+    print(f"{'op':<16} {'anchors':>8} {'wall s':>8} {'cpu s':>8} {'load':>6}  notes")
     for r in rows:
         notes = ""
         if r["op"] == "stream_grid":
@@ -134,7 +140,7 @@ def print_table(rows: list[dict]) -> None:
             notes = f"{r['new_anchors']} new voxels"
         elif r["op"] == "growth_step":
             notes = f"{r['grown']} grown, {r['pruned']} pruned"
-        print(f"{r['op']:<16} {r['anchors']:>8} {r['wall_s']:>8.3f} {r['cpu_s']:>8.3f}  {notes}")
+        print(f"{r['op']:<16} {r['anchors']:>8} {r['wall_s']:>8.3f} {r['cpu_s']:>8.3f} {r['load']:>6.1f}  {notes}")
 
 
 def main() -> None:
@@ -143,7 +149,6 @@ def main() -> None:
     parser.add_argument("--exact-max", type=int, default=10000, help="largest size the coder's exact sort is timed at")
     args = parser.parse_args()
     rows = run(args.sizes, args.exact_max)
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print_table(rows)
     write_results("bench_scale_anchors", rows)
 
