@@ -210,23 +210,26 @@ def _capture(g: _Graph, geometry, fields: dict):
 
 def _quads(g: _Graph, points, axis_x, axis_y, extent):
     """Each vertex (a Gaussian) becomes a quad: moved to its corner (-1, -1), extruded along 2 * axis_x into an
-    edge, that edge along 2 * axis_y into a face; gs_st is the corner in sigmas (+-Extent)."""
-    st = g.node("ShaderNodeCombineXYZ", {"X": g.math("MULTIPLY", extent, -1.0), "Y": g.math("MULTIPLY", extent, -1.0)})
-    mesh = _store(g, points, ATTR_ST, st.outputs[0], "FLOAT2")
+    edge, that edge along 2 * axis_y into a face; gs_st is the corner in sigmas (+-Extent).
+
+    An extrusion appends one new vertex per extruded vertex, in their order, so of the 4N vertices vertex j is the
+    corner s = +1 where j mod 2N >= N, t = +1 where j >= 2N: gs_st is stored once, from the index, instead of
+    being carried through both extrusions."""
     corner = g.vmath("SUBTRACT", g.node("GeometryNodeInputPosition").outputs[0], g.vmath("ADD", axis_x, axis_y))
-    mesh = g.node("GeometryNodeSetPosition", {"Geometry": mesh, "Position": corner}).outputs[0]
-    for axis, mode, component in ((axis_x, "VERTICES", "X"), (axis_y, "EDGES", "Y")):
-        offset = g.vmath("SCALE", axis, scale=2.0)
-        mesh = g.node("GeometryNodeExtrudeMesh", {"Mesh": mesh, "Offset": offset}, mode=mode).outputs[0]
-        # an extrusion appends as many vertices as it extruded, copies of them: the second half is the new side
-        size = g.node("GeometryNodeAttributeDomainSize", {"Geometry": mesh}).outputs["Point Count"]
-        half = g.node("FunctionNodeFloatToInt", {0: g.math("MULTIPLY", size, 0.5)}).outputs[0]
-        added = g.node("FunctionNodeCompare", {2: g.node("GeometryNodeInputIndex").outputs[0], 3: half},
-                       data_type="INT", operation="GREATER_EQUAL").outputs[0]
-        old = g.node("ShaderNodeSeparateXYZ", {0: g.named(ATTR_ST, "FLOAT_VECTOR")})
-        new = g.node("ShaderNodeCombineXYZ", {k: extent if k == component else old.outputs[k] for k in "XY"})
-        mesh = _store(g, mesh, ATTR_ST, new.outputs[0], "FLOAT2", selection=added)
-    return mesh
+    mesh = g.node("GeometryNodeSetPosition", {"Geometry": points, "Position": corner}).outputs[0]
+    mesh = g.node("GeometryNodeExtrudeMesh", {"Mesh": mesh, "Offset": g.vmath("SCALE", axis_x, scale=2.0)}, mode="VERTICES").outputs[0]
+    mesh = g.node("GeometryNodeExtrudeMesh", {"Mesh": mesh, "Offset": g.vmath("SCALE", axis_y, scale=2.0)}, mode="EDGES").outputs[0]
+    count = g.node("GeometryNodeAttributeDomainSize", {"Geometry": mesh}).outputs["Point Count"]
+    half, quarter = (g.node("FunctionNodeIntegerMath", {0: count, 1: k}, operation="DIVIDE").outputs[0] for k in (2, 4))
+    index = g.node("GeometryNodeInputIndex").outputs[0]
+    within = g.node("FunctionNodeIntegerMath", {0: index, 1: half}, operation="MODULO").outputs[0]
+
+    def side(value, threshold):  # -Extent or +Extent
+        upper = g.node("FunctionNodeCompare", {2: value, 3: threshold}, data_type="INT", operation="GREATER_EQUAL").outputs[0]
+        return g.math("MULTIPLY", g.node("ShaderNodeMath", {0: upper, 1: 2.0, 2: -1.0}, operation="MULTIPLY_ADD").outputs[0], extent)
+
+    st = g.node("ShaderNodeCombineXYZ", {"X": side(within, quarter), "Y": side(index, half)})
+    return _store(g, mesh, ATTR_ST, st.outputs[0], "FLOAT2")
 
 
 def build_proxy_tree(name: str = TREE_NAME):
