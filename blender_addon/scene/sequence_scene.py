@@ -125,8 +125,9 @@ def pixel_filter_variance(scene) -> float:
 def match_scene(modifier, scene) -> None:
     """The scene's frame rate, its camera's pixel size and its render engine's pixel filter into the modifier
     (they are not read live)."""
-    set_inputs(modifier, {"Scene FPS": scene_fps(scene), "Pixel Angle": pixel_angle(scene),
-                          "Pixel Filter": pixel_filter_variance(scene)})
+    values = {"Scene FPS": scene_fps(scene), "Pixel Angle": pixel_angle(scene), "Pixel Filter": pixel_filter_variance(scene)}
+    ids = input_ids(modifier.node_group)  # a tree built by an older add-on (a saved .blend) may lack Pixel Filter
+    set_inputs(modifier, {name: value for name, value in values.items() if name in ids})
 
 
 def build_sequence(context, pattern: SequencePattern, settings: SequenceSettings):

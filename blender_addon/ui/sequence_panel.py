@@ -108,7 +108,8 @@ class VIEW3D_PT_gifstream_sequence(SidebarPanel, bpy.types.Panel):
                 row.operator(GIFSTREAM_OT_show_as_captured.bl_idname, text="", icon="COLOR")
             ids = sequence_scene.input_ids(modifier.node_group)
             for name in SETTINGS_SHOWN:
-                layout.prop(modifier, f'["{ids[name]}"]', text=name)
+                if name in ids:  # a tree built by an older add-on (a saved .blend) may lack newer settings
+                    layout.prop(modifier, f'["{ids[name]}"]', text=name)
             try:
                 sequence_scene.check_cache(modifier)
             except SequenceError as exc:
