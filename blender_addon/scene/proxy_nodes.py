@@ -182,11 +182,9 @@ def _opacity(g: _Graph, gain):
     return g.math("MULTIPLY", sigmoid, gain)
 
 
-def _store(g: _Graph, geometry, name, value, data_type="FLOAT_VECTOR", selection=None):
-    inputs = {"Geometry": geometry, "Name": name, "Value": value}
-    if selection is not None:
-        inputs["Selection"] = selection
-    return g.node("GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain="POINT").outputs[0]
+def _store(g: _Graph, geometry, name, value, data_type):
+    return g.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": name, "Value": value},
+                  data_type=data_type, domain="POINT").outputs[0]
 
 
 def _remove_attributes(g: _Graph, geometry, pattern: str):
