@@ -64,3 +64,46 @@ def test_neighbours_with_fewer_kept_anchors_than_k():
     # k + 1 candidates are asked for, fewer exist: itself is dropped, else the farthest; the last one repeats
     assert idx.tolist() == [[1, 1, 1, 1], [2, 2, 2, 2], [1, 1, 1, 1], [2, 2, 2, 2]]
     assert nearest_kept(xyz, np.array([], np.int64), 2).tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]  # none: all
+
+
+def _anchor_state(seed):
+    from gifstream_engine.model import GIFStreamModel, ModelConfig
+    from gifstream_engine.train.anchors import PER_ANCHOR_LR, AnchorState
+    from gifstream_engine.train.densify import GrowthStats
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = GIFStreamModel(rng.normal(size=(60, 3)).astype(np.float32), None, 4, ModelConfig())
+    params = model.per_anchor_parameters()
+    optimizer = torch.optim.Adam([{"params": [params[name]], "lr": 0.1, "name": name} for name in PER_ANCHOR_LR])
+    for p in params.values():
+        p.grad = torch.randn_like(p)
+    optimizer.step()  # moments that differ per row
+    stats = GrowthStats.zeros(60, model.cfg.num_offsets, "cpu")
+    for value in vars(stats).values():
+        value.copy_(torch.rand(value.shape))
+    return AnchorState(model, optimizer, stats)
+
+
+def test_growing_and_pruning_in_one_copy_is_extend_then_select():
+    """`extend(parents, centres, keep)` (growth's single copy) leaves every per-anchor table as `extend` followed by
+    `select` did."""
+    from gifstream_engine.train.anchors import PER_ANCHOR_LR
+
+    rng = np.random.default_rng(3)
+    keep = torch.as_tensor(rng.random(60) < 0.7)
+    parents = torch.as_tensor(rng.integers(0, 60, 9))  # some of them pruned in the same step
+    centres = torch.as_tensor(rng.normal(size=(9, 3)), dtype=torch.float32)
+    two, one = _anchor_state(0), _anchor_state(0)
+    two.extend(parents, centres)
+    two.select(torch.cat([keep, keep.new_ones(9)]))
+    one.extend(parents, centres, keep)
+    assert torch.equal(two.model.anchor_xyz, one.model.anchor_xyz)
+    for name in PER_ANCHOR_LR:
+        a, b = getattr(two.model, name), getattr(one.model, name)
+        assert torch.equal(a, b), name
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(two.optimizer.state[a][key], one.optimizer.state[b][key]), (name, key)
+    for field, value in vars(two.stats).items():
+        assert torch.equal(value, getattr(one.stats, field)), field
+    assert one.model.num_anchors == int(keep.sum()) + 9 and one.stream_grid is None

@@ -40,17 +40,23 @@ class AnchorState:
         self.stats = self.stats.select(keep)
 
     @torch.no_grad()
-    def extend(self, parents: torch.Tensor, centres: torch.Tensor) -> None:
+    def extend(self, parents: torch.Tensor, centres: torch.Tensor, keep: torch.Tensor | None = None) -> None:
         """Append one anchor at each of `centres` (G, 3) whose feature, stream and masks are copies of anchor
         parents[i]'s; the rest starts fresh (scale of one voxel, offsets at the centre, zero moments and
-        statistics)."""
+        statistics). keep ((N,) bool, default all): keep only those of the present anchors, as `select` would
+        after the appending, with one copy of every table instead of two (parents index the present anchors)."""
         m, grown = self.model, len(parents)
         fresh = {"log_scale": torch.full((grown, 6), math.log(m.cfg.voxel_size)),
                  "offsets": torch.zeros(grown, m.cfg.num_offsets, 3)}
         rows = {name: getattr(m, name)[parents] if name in INHERITED else fresh[name] for name in PER_ANCHOR_LR}
-        self._rebuild(lambda rows: rows, rows)
-        m.anchor_xyz = torch.cat([m.anchor_xyz, centres.to(m.anchor_xyz)])
-        self.stats = self.stats.extend(grown)
+        if keep is None:
+            self._rebuild(lambda rows: rows, rows)
+            m.anchor_xyz = torch.cat([m.anchor_xyz, centres.to(m.anchor_xyz)])
+            self.stats = self.stats.extend(grown)
+            return
+        self._rebuild(lambda rows: rows[keep], rows)
+        m.anchor_xyz = torch.cat([m.anchor_xyz[keep], centres.to(m.anchor_xyz)])
+        self.stats = self.stats.select(keep).extend(grown)
 
     def _rebuild(self, pick, appended: dict[str, torch.Tensor] | None = None) -> None:
         """Each per-anchor parameter as a new Parameter of the rows `pick` keeps (plus `appended`), with Adam's

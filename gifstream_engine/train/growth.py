@@ -67,9 +67,9 @@ class GrowthPolicy:
         if keep.sum() < 1:
             keep[:] = True
         if grown:
-            anchors.extend(parents[:room], centres[:room])
-            keep = torch.cat([keep, keep.new_ones(grown)])
-        anchors.select(keep)
+            anchors.extend(parents[:room], centres[:room], keep)
+        else:
+            anchors.select(keep)
         anchors.stats.reset_growth()
         model.update_knn()
         return GrowthReport(grown, int((~keep).sum()), knn_updated=True)
