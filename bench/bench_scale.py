@@ -205,7 +205,7 @@ def measure(capture: str, work: str, label: str, args) -> list[dict]:
     frames = args.gop_frames * (2 if label == "2x frames" else 1)
     short = os.path.join(work, f"short_{label}")
     train = ["train", capture, "--out", short, "--preset", args.preset, "--set", "train.downscale=1", "--steps",
-             str(args.steps), "--frames", f"0:{frames}", "--overwrite", "--threads", str(args.threads), "--device", "cpu"]
+             str(max(10, args.steps)), "--frames", f"0:{frames}", "--overwrite", "--threads", str(args.threads), "--device", "cpu"]
     if not os.path.isfile(os.path.join(short, "eval.json")):
         run_stage("cli", {"argv": train}, env)
     row("eval", run_stage("cli", {"argv": ["eval", short]}, env))

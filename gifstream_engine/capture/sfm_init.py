@@ -29,6 +29,7 @@ MIN_POINTS = 30
 # SIFT sees images of at most this many pixels a side: seeds are voxelised at the model's voxel size, which a
 # 1024-pixel image resolves; larger images cost SIFT time with the square of their side (N3DV's 1352x1014 is 1.7x)
 SIFT_MAX_SIZE = 1024
+MOVING_CONTEXT_PX = 12  # with moving_only, SIFT looks this far around the moving pixels (a feature's support)
 EXHAUSTIVE_CAMERAS = 8  # up to this many cameras every pair is matched; beyond, each camera with its neighbours
 MATCH_NEIGHBOURS = 6  # the cameras nearest each camera (by centre) it is matched with in larger rigs
 
@@ -74,7 +75,7 @@ def _write_known_model(folder: str, capture: Capture, db, scale: float) -> None:
 
 
 def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = SIFT_MAX_SIZE, min_sift_width: int = 640,
-                      max_error_px: float = 2.0, min_track: int | None = None) -> PointCloud:
+                      max_error_px: float = 2.0, min_track: int | None = None, moving_only: bool = False) -> PointCloud:
     """SfM points of one frame from all cameras (train and test) with poses held fixed.
 
     Small images are upscaled (by an integer factor, to at least `min_sift_width`) before SIFT, which
@@ -86,7 +87,7 @@ def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = SI
     if min_track is None:
         min_track = 3 if len(capture.cameras) >= 6 else 2
     options = {"max_image_size": max_image_size, "min_sift_width": min_sift_width, "max_error_px": max_error_px,
-               "min_track": min_track}
+               "min_track": min_track, "moving_only": moving_only}
 
     def compute() -> dict:
         cloud = _triangulate(capture, frame, **options)
@@ -99,23 +100,32 @@ def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = SI
 
 
 def _triangulate(capture: Capture, frame: int, max_image_size: int, min_sift_width: int, max_error_px: float,
-                 min_track: int) -> PointCloud:
+                 min_track: int, moving_only: bool) -> PointCloud:
     os.environ.setdefault("GLOG_minloglevel", "2")  # COLMAP's per-image INFO lines drown our progress
     import pycolmap
 
     pycolmap.set_random_seed(0)  # RANSAC in verification and triangulation: same capture, same points
     scale = float(max(1, int(np.ceil(min_sift_width / max(c.width for c in capture.cameras)))))
     with tempfile.TemporaryDirectory(prefix="gifstream_sfm_") as tmp:
-        image_dir = os.path.join(tmp, "images")
+        image_dir, mask_dir = os.path.join(tmp, "images"), os.path.join(tmp, "masks")
         os.makedirs(image_dir)
+        os.makedirs(mask_dir)
         for i, cam in enumerate(capture.cameras):
             image = capture.frames(i)[frame]
+            if moving_only:  # COLMAP extracts no feature where a mask (image name + .png) is black
+                mask = capture.footage(i).moving([frame], dilate=MOVING_CONTEXT_PX)[0]
+                mask = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, -1)
+                if scale > 1:
+                    mask = resize(mask, round(cam.width * scale), round(cam.height * scale), "POINT")
+                write_png(os.path.join(mask_dir, f"{cam.name}.png.png"), mask)
             if scale > 1:
                 image = resize(image, round(cam.width * scale), round(cam.height * scale))
             write_png(os.path.join(image_dir, f"{cam.name}.png"), image)
         db_path = os.path.join(tmp, "database.db")
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "PINHOLE"
+        if moving_only:
+            reader.mask_path = mask_dir
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.max_image_size = max_image_size
         extraction.use_gpu = False
@@ -182,11 +192,23 @@ def random_points(bounds: np.ndarray, count: int, seed: int = 0) -> PointCloud:
 
 
 def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_points: int = MIN_POINTS,
-                        random_count: int = 20_000, seed: int = 0, num_seed_frames: int = 1) -> PointCloud:
+                        random_count: int = 20_000, seed: int = 0, num_seed_frames: int = 1,
+                        moving_only: bool = False) -> PointCloud:
     """Points to seed the anchors: the capture's own cloud (frame 0) or SfM of frame 0, plus SfM of the other
-    `num_seed_frames - 1` frames spread over the capture; random points in the bounds if too few triangulate."""
+    `num_seed_frames - 1` frames spread over the capture; random points in the bounds if too few triangulate.
+
+    moving_only: SfM of the moving pixels only (a later GOP, whose static set GOP 0's anchors already hold: SIFT
+    and matching skip it); however few points that gives, they are the answer (no capture points, no random ones)."""
     frames = spread_frames(capture.num_frames, num_seed_frames)
     clouds = []
+    if moving_only:
+        try:
+            return merge_clouds([triangulate_frame(capture, t, moving_only=True) for t in frames], "sfm")
+        except GIFStreamError:
+            raise
+        except Exception as exc:  # COLMAP may find nothing to match where little moves
+            warnings.warn(f"SfM of the moving pixels of frames {frames} failed ({exc}); no new seeds from them")
+            return PointCloud(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), "sfm", {}, np.zeros(0, np.int64))
     if use_capture_points and capture.points is not None and len(capture.points) >= min_points:
         colors = capture.point_colors if capture.point_colors is not None else np.full((len(capture.points), 3), 128, np.uint8)
         clouds.append(PointCloud(capture.points, colors, "capture", frames=np.zeros(len(capture.points), np.int64)))

@@ -39,10 +39,10 @@ class Seeds:
         return Seeds(self.xyz[keep], self.colors[keep], self.occupancy[keep], self.description)
 
 
-def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0) -> Seeds:
+def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0, moving_only: bool = False) -> Seeds:
     """SfM points of `num_seed_frames` frames of the capture (capture/sfm_init.py), marked where they lie on
-    moving pixels, voxelised into one seed per voxel."""
-    cloud = initial_point_cloud(capture, seed=seed, num_seed_frames=num_seed_frames)
+    moving pixels, voxelised into one seed per voxel; `moving_only`: SfM of the moving pixels only."""
+    cloud = initial_point_cloud(capture, seed=seed, num_seed_frames=num_seed_frames, moving_only=moving_only)
     frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
     on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
     occupancy = np.zeros((len(frames), capture.num_frames), bool)
@@ -53,8 +53,8 @@ def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int
     return Seeds(xyz, colors, occupancy, description)
 
 
-def gop_seeds(capture: Capture, cfg: RunConfig) -> Seeds:
-    return seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed)
+def gop_seeds(capture: Capture, cfg: RunConfig, moving_only: bool = False) -> Seeds:
+    return seed_anchors(capture, cfg.train.seed_frames, cfg.model.voxel_size, cfg.train.seed, moving_only)
 
 
 def initial_model(capture: Capture, cfg: RunConfig, log) -> GIFStreamModel:
@@ -74,7 +74,7 @@ def warm_started(warm_path: str, cfg: RunConfig, capture: Capture, device, log) 
     model.stream = torch.nn.Parameter(torch.zeros(model.num_anchors, capture.num_frames, cfg.model.stream_dim,
                                                   device=model.feat.device))
     model.num_frames = capture.num_frames
-    seeds = gop_seeds(capture, cfg)
+    seeds = gop_seeds(capture, cfg, moving_only=True)  # GOP 0's anchors hold the static set: only what moves is new
     occupied = {tuple(v) for v in np.floor(model.anchor_xyz.cpu().numpy() / cfg.model.voxel_size).astype(np.int64)}
     keys = np.floor(seeds.xyz / cfg.model.voxel_size).astype(np.int64)
     new = seeds.moving & np.array([tuple(k) not in occupied for k in keys], bool)
