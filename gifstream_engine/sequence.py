@@ -191,7 +191,7 @@ def render_frames(sequence: Sequence, camera: Camera, start: int, stop: int) -> 
     """(t, image) for frames t = start..stop-1 rendered from `camera` on black; image (H, W, 3) float32 RGB in [0, 1]."""
     with torch.no_grad():
         for t in range(start, stop):
-            yield t, render(sequence.gaussians(t, camera), camera, background=torch.zeros(3)).rgb.numpy()
+            yield t, render(sequence.gaussians(t, camera), camera, background=torch.zeros(3)).rgb.cpu().numpy()
 
 
 DEFAULT_VIDEO_FPS = 30.0  # for a sequence that records no frame rate

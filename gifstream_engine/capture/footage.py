@@ -1,9 +1,11 @@
 """One camera's footage over a window, decoded once, with what every consumer derives from it.
 
-`CameraFootage(frames)` computes on first use, in one pass over the frames a few at a time, the temporal median
-and the pixels that depart from it (`eval.motion.departs_from_median`), kept packed at one bit a pixel. From those bits
-come the window sampler's moving pixels (undilated), seeding's and evaluation's moving pixels (dilated,
-`eval.motion.moving_pixels`) for any frame, without decoding or converting the footage again.
+A pixel departs from the footage's temporal median when some channel differs from it by more than THRESHOLD
+(`departs_from_median`); the moving pixels are the departing ones dilated by DILATE_PX (`eval.motion`).
+`CameraFootage(frames)` computes on first use, in one pass over the frames, the temporal median and the departing
+pixels, kept packed at one bit a pixel. From those bits come the window sampler's moving pixels (undilated) and
+seeding's moving pixels (dilated, as `eval.motion.moving_pixels`) for any frame, without decoding or converting the
+footage again.
 """
 
 from __future__ import annotations
@@ -13,8 +15,30 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..eval.motion import DILATE_PX, THRESHOLD, departs_from_median, dilate_max
+THRESHOLD = 0.08
+DILATE_PX = 2
+
+
+def temporal_median(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 footage -> (H, W, 3) float32 median frame in [0, 1]."""
+    return np.median(frames, axis=0).astype(np.float32) / 255.0
+
+
+def departs_from_median(frames: torch.Tensor, median: torch.Tensor, threshold: float = THRESHOLD) -> torch.Tensor:
+    """(..., H, W) bool: where frames (..., H, W, 3) in [0, 1] differ from the median by more than `threshold` in some
+    channel (the moving pixels before their dilation)."""
+    return ((frames - median).abs() > threshold).any(-1)
+
+
+def dilate_max(values: torch.Tensor, px: int) -> torch.Tensor:
+    """(..., H, W) float -> the same shape, each pixel the largest value within px pixels (a square window)."""
+    if px <= 0:
+        return values
+    shape = values.shape
+    flat = values.reshape(-1, 1, *shape[-2:])
+    return F.max_pool2d(flat, 2 * px + 1, stride=1, padding=px).reshape(shape)
 
 
 def still_range(threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +64,7 @@ class Motion:
 
     @staticmethod
     def of(frames: np.ndarray, threshold: float = THRESHOLD) -> "Motion":
-        """The median (as `eval.motion.temporal_median`) and the departing pixels (as `departs_from_median`),
+        """The median (as `temporal_median`) and the departing pixels (as `departs_from_median`),
         compared in uint8 against each channel's still range (`still_range`): no float copy of the footage."""
         twice_median = np.median(frames, axis=0) * 2  # whole numbers 0..510
         median = (twice_median / 2).astype(np.float32) / 255.0

@@ -13,16 +13,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-THRESHOLD = 0.08
-DILATE_PX = 2
-
-
-def temporal_median(frames: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) uint8 footage -> (H, W, 3) float32 median frame in [0, 1]."""
-    return np.median(frames, axis=0).astype(np.float32) / 255.0
-
+# the definition of a departing pixel lives with the footage it is computed from (capture/footage.py)
+from ..capture.footage import DILATE_PX, THRESHOLD, departs_from_median, dilate_max, temporal_median  # noqa: F401
 
 CHUNK_FRAMES = 8  # frames converted to float at a time: memory of a few frames, not of the footage
 
@@ -45,21 +38,6 @@ def moving_mask(frames: torch.Tensor, median: torch.Tensor, threshold: float = T
     """(..., H, W) bool, on the frames' device: the moving pixels of frames (..., H, W, 3) in [0, 1] against their
     median (H, W, 3), dilated by `dilate` pixels."""
     return dilate_max(departs_from_median(frames, median, threshold).float(), dilate).bool()
-
-
-def departs_from_median(frames: torch.Tensor, median: torch.Tensor, threshold: float = THRESHOLD) -> torch.Tensor:
-    """(..., H, W) bool: where frames (..., H, W, 3) in [0, 1] differ from the median by more than `threshold` in some
-    channel (the moving pixels before their dilation)."""
-    return ((frames - median).abs() > threshold).any(-1)
-
-
-def dilate_max(values: torch.Tensor, px: int) -> torch.Tensor:
-    """(..., H, W) float -> the same shape, each pixel the largest value within px pixels (a square window)."""
-    if px <= 0:
-        return values
-    shape = values.shape
-    flat = values.reshape(-1, 1, *shape[-2:])
-    return F.max_pool2d(flat, 2 * px + 1, stride=1, padding=px).reshape(shape)
 
 
 @dataclasses.dataclass
