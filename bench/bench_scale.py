@@ -10,8 +10,8 @@ memory (ru_maxrss) is its own:
 - gop: `Training.train_gop(0)` for its first --steps steps at the preset with train.downscale=1 and a fresh SfM cache: the
   seeding (SfM and moving points), the set-up until the first step ends, and per step the seconds of the whole step
   and of its host-side draws (the training image and the windows on moving pixels); frames decoded;
-- eval, encode, decode: a one-GOP run (`train.frames=0:GOP`) evaluated on the test camera, encoded, and decoded to
-  per-frame PLYs (time to the first frame on disk, bytes per Gaussian).
+- eval, encode, decode: a one-GOP run (`train.frames=0:GOP`, at --short-downscale) evaluated on the test camera,
+  encoded, and decoded to per-frame PLYs (time to the first frame on disk, bytes per Gaussian).
 --grow repeats the stages at twice the frames (the eval/encode/decode run then has two GOPs) and twice the cameras.
 The anchor table (stream-grid order, KNN, growth at --anchors) comes from `bench/bench_scale_anchors.py` when it is
 there. Rows go to bench/results/bench_scale.json.
@@ -136,7 +136,7 @@ def stage_gop(spec: dict) -> dict:
 
 def stage_cli(spec: dict) -> dict:
     """One `gifstream` command in this process (argv spec['argv']); for decode, when its first frame is on disk."""
-    from gifstream_engine.cli.__main__ import main as cli_main
+    from gifstream_engine.cli import main as cli_main
 
     counter = DecodeCounter()
     first = {}
@@ -155,11 +155,9 @@ def stage_cli(spec: dict) -> dict:
 
         threading.Thread(target=watch, daemon=True).start()
     start = time.perf_counter()
-    try:
-        cli_main(spec["argv"])
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
+    status = cli_main(spec["argv"])
+    if status:
+        raise SystemExit(status)
     out = {"seconds": time.perf_counter() - start, "frames_decoded": counter.count}
     if spec.get("watch"):
         out["first_frame_s"] = first.get("s")
@@ -187,8 +185,6 @@ def run_stage(stage: str, spec: dict, env: dict | None = None) -> dict:
 # ---- the driver ------------------------------------------------------------------------------------------------
 
 def measure(capture: str, work: str, label: str, args) -> list[dict]:
-    from scale_capture import build  # noqa: F401  (the capture is built by the caller)
-
     env = dict(os.environ, GIFSTREAM_CACHE=os.path.join(work, f"sfm_cache_{label}_{time.time_ns()}"))
     rows = []
 
@@ -197,18 +193,19 @@ def measure(capture: str, work: str, label: str, args) -> list[dict]:
         print(json.dumps(rows[-1]), flush=True)
 
     row("load", run_stage("load", {"capture": capture}, env))
-    run = os.path.join(work, f"run_{label}")
-    gop = run_stage("gop", {"capture": capture, "run": run, "steps": args.steps, "preset": args.preset,
-                            "threads": args.threads}, env)
-    row("gop", gop)
+    if not args.skip_gop:
+        run = os.path.join(work, f"run_{label}")
+        gop = run_stage("gop", {"capture": capture, "run": run, "steps": args.steps, "preset": args.preset,
+                                "threads": args.threads}, env)
+        row("gop", gop)
     # a run of one GOP (two at twice the frames) for evaluation, encoding and decoding
     frames = args.gop_frames * (2 if label == "2x frames" else 1)
     short = os.path.join(work, f"short_{label}")
-    train = ["train", capture, "--out", short, "--preset", args.preset, "--set", "train.downscale=1", "--steps",
+    train = ["train", capture, "--out", short, "--preset", args.preset, "--set", f"train.downscale={args.short_downscale}", "--steps",
              str(max(10, args.steps)), "--frames", f"0:{frames}", "--overwrite", "--threads", str(args.threads), "--device", "cpu"]
     if not os.path.isfile(os.path.join(short, "eval.json")):
         run_stage("cli", {"argv": train}, env)
-    row("eval", run_stage("cli", {"argv": ["eval", short]}, env))
+    row("eval", run_stage("cli", {"argv": ["eval", short]}, env) | {"downscale": args.short_downscale, "run_frames": frames})
     gifs = os.path.join(work, f"short_{label}.gifs")
     row("encode", run_stage("cli", {"argv": ["encode", short, "-o", gifs]}, env))
     plys = os.path.join(work, f"ply_{label}")
@@ -219,6 +216,7 @@ def measure(capture: str, work: str, label: str, args) -> list[dict]:
     count = len(read_gaussian_ply(os.path.join(plys, names[0]))["means"])
     decode["ply_bytes_per_gaussian"] = os.path.getsize(os.path.join(plys, names[0])) / max(count, 1)
     decode["frames"] = len(names)
+    decode["downscale"] = args.short_downscale
     row("decode", decode)
     return rows
 
@@ -235,9 +233,14 @@ def main() -> None:
     parser.add_argument("--grow", nargs="*", default=["frames", "cameras"], choices=["frames", "cameras"])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--gop-frames", type=int, default=60)
+    parser.add_argument("--short-downscale", type=float, default=1.0,
+                        help="train.downscale of the run that eval, encode and decode measure (a CPU trains a "
+                             "1352x1014 step in minutes)")
     parser.add_argument("--preset", default="n3dv")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="/tmp/gifstream_scale")
+    parser.add_argument("--skip-gop", action="store_true", help="leave out the full-size GOP stage")
+    parser.add_argument("--results", default="bench_scale", help="the results file's name")
     parser.add_argument("--anchors", type=int, nargs="*", default=[10000, 100000, 300000])
     args = parser.parse_args()
     from scale_capture import build
@@ -260,12 +263,12 @@ def main() -> None:
                         width, height)
         for r in measure(capture, args.work, label, args):
             rows.append(r | {"cameras": cameras, "frames": frames, "size": args.size})
-        write_results("bench_scale", rows)
+        write_results(args.results, rows)
     if args.anchors and os.path.isfile(os.path.join(BENCH, "bench_scale_anchors.py")):
         from bench_scale_anchors import run as anchor_rows
 
         rows += [{"stage": "anchors", **r} for r in anchor_rows(args.anchors)]
-        write_results("bench_scale", rows)
+        write_results(args.results, rows)
 
 
 if __name__ == "__main__":
