@@ -25,6 +25,7 @@ class TrainingJob(EngineJob):
             args.append("--resume")
         args += shlex.split(extra)
         self.phase, self.psnr, self.eta, self.anchors = "", 0.0, 0.0, 0
+        self.stage = "train"  # or "compile": the engine builds gsplat's GPU kernels before its first CUDA step
         os.makedirs(out, exist_ok=True)
         super().__init__(python, args, log_path=os.path.join(out, LOG_FILE))
 
@@ -33,6 +34,7 @@ class TrainingJob(EngineJob):
         return self.done
 
     def _on_progress(self, event):
+        self.stage = event.get("stage", "train")
         self.done, self.total = event.get("step", 0), event.get("total", 0)
         self.phase, self.psnr = event.get("phase", ""), event.get("psnr", 0.0)
         self.eta, self.anchors = event.get("eta", 0.0), event.get("anchors", 0)
@@ -49,6 +51,8 @@ class TrainingJob(EngineJob):
             self._end("failed", self._failure(code))
 
     def _progress_text(self):
+        if self.stage == "compile":
+            return f"compiling GPU kernels {self.done}/{self.total} (once per machine; not training time)"
         if not self.total:
             return "preparing (point cloud, anchors)..."
         return (f"step {self.done}/{self.total} {self.phase}  PSNR {self.psnr:.2f} dB  "
