@@ -20,7 +20,7 @@ from ..render.gaussians import Gaussians
 from ..sequence import GopSequence, SequenceGop
 from .container import write_container
 from .entropy_models import EntropyModels
-from .gop_coding import decode_gop, encode_gop
+from .gop_coding import decode_gop, encode_gop, required_sections
 from .header import StreamHeader
 
 
@@ -101,6 +101,10 @@ class DecodedStream(GopSequence):
         for g, gh in enumerate(header.gops):
             if gh.frame_offset + gh.num_frames <= self.frames[0] or gh.frame_offset >= self.frames[1]:
                 continue
+            for name in required_sections(gop_prefix(g), gh, self.frames[1] - 1 - gh.frame_offset):
+                if name not in self.container.table:  # a missing section fails here, before any frame is written
+                    raise BitstreamError(f"{path}: no section {name!r}; the stream has {len(self.container.table)} "
+                                         f"sections")
             self.gops.append(StreamGop(self, g, gh.frame_offset, gh.num_frames))
         self.decode_seconds = 0.0  # spent decoding GOPs (bitstream to anchors and streams) so far
         self._current: tuple[int, SequenceGop] | None = None

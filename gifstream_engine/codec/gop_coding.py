@@ -232,6 +232,16 @@ def anchor_positions(keys: np.ndarray, voxel: float) -> np.ndarray:
 
 
 # --- decoder -----------------------------------------------------------------------------------
+def required_sections(prefix: str, gh, last_frame: int | None = None) -> list[str]:
+    """The sections `decode_gop` reads for GOP `prefix` (header `gh`) up to `last_frame`: a reader checks they are
+    all there before decoding anything."""
+    names = [f"{prefix}/geometry", f"{prefix}/decoders", f"{prefix}/anchors"]
+    if gh.num_dynamic:
+        count = gh.num_frames if last_frame is None else min(gh.num_frames, last_frame + 1)
+        names += [f"{prefix}/stream_grid"] + [f"{prefix}/stream/{t:04d}" for t in range(count)]
+    return names
+
+
 def decode_gop(container: Container, prefix: str, gh: GopHeader, model_cfg: ModelConfig,
                last_frame: int | None = None) -> SequenceGop:
     """Rebuild GOP `prefix` from the container: its model with every value as coded (decode it with
