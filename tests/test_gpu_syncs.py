@@ -55,9 +55,6 @@ class SyncCounter(TorchFunctionMode):
                 self.sites[f"{engine[-1].filename.split('gifstream_engine/')[1]}:{engine[-1].lineno}"] += 1
         return func(*args, **kwargs)
 
-    def in_files(self, *prefixes: str) -> int:
-        return sum(n for site, n in self.sites.items() if site.startswith(prefixes))
-
 
 def _on_gsplat(monkeypatch):
     """The trainer's renders through the gsplat path, with stand-ins that rasterise on the CPU."""
@@ -70,10 +67,10 @@ def _on_gsplat(monkeypatch):
     monkeypatch.setattr(api, "choose_backend", lambda requested, device: "gsplat")
 
 
-def test_a_step_reads_back_from_the_device_once_outside_the_model(synth_loaded, monkeypatch):
-    """Outside growth and pruning steps: the trainer, its loss and the renders (the image and its 8 windows, one
-    gsplat call each) read back once, the step's report. The model's decoding (`model/`) selects the Gaussians
-    that show with nonzero and boolean masks: its read-backs are counted and printed, not bounded here."""
+def test_a_step_reads_back_from_the_device_at_most_twice(synth_loaded, monkeypatch):
+    """Outside growth and pruning steps, the whole step (its decodes with the fixed shape a GPU trainer uses, the
+    renders of the image and its 8 windows in one gsplat call each, the loss, the optimiser and the growth
+    statistics) reads back at most twice: the step's report, and at most one more."""
     from gifstream_engine.train.config import load_config
     from gifstream_engine.train.driver import gop_seed
     from gifstream_engine.train.gop_data import load_gop_frames
@@ -87,15 +84,20 @@ def test_a_step_reads_back_from_the_device_once_outside_the_model(synth_loaded, 
     torch.manual_seed(gop_seed(cfg.train.seed, 0))
     model = initial_model(gop, cfg, lambda *_: None)
     trainer = GopTrainer(cfg, load_gop_frames(gop), model, torch.device("cpu"))
+    assert not trainer.fixed_shape  # the CPU compacts what it decodes (its rasteriser's cost grows with it)
+    trainer.fixed_shape = True  # as on a GPU
     trainer.train_step()  # step 0: the KNN and the window sampler are built
     assert cfg.train.motion_patches == 8
-    for _ in range(3):
+    for step in (1, 2, 3, 150, 250):  # canonical; QAT with uniform noise and the rate term; rounding
+        if trainer.step != step:  # a step to set up the phase's state (the stream grid) first
+            trainer.step = step - 1
+            trainer.train_step()
         counter = SyncCounter()
         with counter:
             info = trainer.train_step()
-        assert info["grown"] == 0 and info["pruned"] == 0
-        print(f"step {trainer.step - 1}: {sum(counter.sites.values())} read-backs {dict(counter.sites)}")
-        assert counter.in_files("train/trainer.py", "train/losses.py", "render/") == 1
+        assert info["grown"] == 0 and info["pruned"] == 0 and 0 < info["gaussians"] < model.num_anchors * 5
+        print(f"step {step} ({info['phase']}): {sum(counter.sites.values())} read-backs {dict(counter.sites)}")
+        assert sum(counter.sites.values()) <= 2
         assert counter.sites["train/trainer.py:" + str(_line_of(trainer, "tolist()"))] == 1
 
 
@@ -109,7 +111,7 @@ def _line_of(trainer, text: str) -> int:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and gsplat")
 def test_the_same_count_on_a_gpu(gpu_capture):
-    """On a GPU (no stand-ins): the step's read-backs outside `model/`, by the same counter."""
+    """On a GPU (no stand-ins): the step's read-backs, by the same counter: at most two."""
     from gifstream_engine.capture import load_capture
     from gifstream_engine.train.config import load_config
     from gifstream_engine.train.gop_data import load_gop_frames
@@ -126,4 +128,4 @@ def test_the_same_count_on_a_gpu(gpu_capture):
     with counter:
         trainer.train_step()
     print(dict(counter.sites))
-    assert counter.in_files("train/trainer.py", "train/losses.py", "render/") == 1
+    assert trainer.fixed_shape and sum(counter.sites.values()) <= 2

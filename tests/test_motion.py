@@ -193,7 +193,7 @@ def test_windows_decoded_together_render_what_each_decoded_alone_renders():
 
     model, view, windows, frames = _moving_model_and_windows()
     state = DecodeState(quantize="none")
-    gaussians, slot = model.decode_windows(frames, [view] * 3, windows, state)
+    gaussians, slot = model.decode_windows(frames, windows, state)
     rgb, _ = render_batch(gaussians, slot, windows, background=torch.zeros(3), backend="torch")
     params = [model.feat, model.stream, model.offsets, model.motion_mlp[2].weight]
     batched = torch.autograd.grad(rgb.sum(), params)

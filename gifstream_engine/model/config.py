@@ -35,13 +35,19 @@ def validate_model(model: ModelConfig, origin: str = "model", error: type[GIFStr
 
 @dataclasses.dataclass
 class DecodeState:
-    """How the schedule shapes decoding at this step (see train/schedule.py)."""
+    """How decoding is shaped at this step: by the schedule (train/schedule.py) and, `fixed_shape`, by the device
+    the trainer runs on."""
 
     use_stream: bool = True  # False in the canonical phase: M_de = M_dy = 0, M_knn = 0.5
     quantize: str = "none"  # "none", "noise" (uniform noise) or "round" (straight-through rounding)
     feat_step: float = 1.0  # quantisation step of f and f_t
     geo_step: float = 0.02  # quantisation step of scales and offsets
     stream_window: int = 0  # f_t averaged over t±window (shrinks to 0 during training)
+    # False: only the Gaussians that show are returned (selected with nonzero: a host-device read-back each, what
+    # the CPU rasteriser wants, as its cost grows with their count). True: every anchor's K Gaussians in a fixed
+    # order, those that do not show with opacity 0 (a GPU rasteriser culls them; no read-back, no gradient).
+    # Training only: exports and proxies want the compact set.
+    fixed_shape: bool = False
 
 
 @dataclasses.dataclass
@@ -53,3 +59,26 @@ class AnchorValues:
     offsets: torch.Tensor  # (N, K, 3)
     masks: dict[str, torch.Tensor] | None = None  # de, dy, knn, p (N,) each; None: the model's own quantised masks
 
+
+
+@dataclasses.dataclass
+class DecodeAux:
+    """What a decode tells the trainer besides the Gaussians, per decoded row (an anchor at a frame) of n rows.
+
+    A compact decode's rows are the anchors that can show and `shown` is all True; a fixed-shape one
+    (`DecodeState.fixed_shape`) keeps every anchor's row and `shown` marks those a compact decode would have kept:
+    statistics and losses over the rows count only those (`mean_over_shown`), so both give the same numbers."""
+
+    anchor_idx: torch.Tensor  # (n,) long: each row's anchor (distinct when one frame is decoded)
+    shown: torch.Tensor  # (n,) bool: the rows that can show (those a compact decode keeps)
+    child_index: torch.Tensor  # (M,) long: each returned Gaussian's place among the n * K (row, offset) children
+    opacity: torch.Tensor  # (n, K) each child's opacity (<= 0: dropped, or 0 in a fixed-shape decode)
+    scales: torch.Tensor  # (n, K, 3)
+    translation: torch.Tensor  # (n, 3) each row's anchor motion
+    masks: dict[str, torch.Tensor]  # de, dy, knn, p: (N,) each, of every anchor
+
+    def mean_over_shown(self, rows: torch.Tensor) -> torch.Tensor:
+        """The mean of rows (n, ...) over the rows that show (0 where none does)."""
+        weight = self.shown.to(rows.dtype).reshape(-1, *[1] * (rows.dim() - 1))
+        count = self.shown.sum() * (rows[0].numel() if len(rows) else 1)
+        return (rows * weight).sum() / count.clamp(min=1)

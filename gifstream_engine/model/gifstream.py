@@ -13,9 +13,9 @@ from torch import nn
 
 from ..render.gaussians import Gaussians
 from ..render.api import camera_tensors
-from ..render.projection import MAX_EXTEND, in_view, quat_to_rotmat, reach_image
+from ..render.projection import MAX_EXTEND, quat_to_rotmat, reach_image
 from .anchors import initial_spacing
-from .config import AnchorValues, DecodeState, ModelConfig
+from .config import AnchorValues, DecodeAux, DecodeState, ModelConfig
 from .knn import nearest_kept
 from .quantize import CLOSED_LOGIT, MASK_NAMES, OPEN_LOGIT, quantize_mask, quantize_values
 from .time_code import time_code, time_embedding
@@ -133,10 +133,6 @@ class GIFStreamModel(nn.Module):
         return self.stream[:, t]
 
     # --- decoding --------------------------------------------------------------------------
-    def visible_anchors(self, camera, margin: float = 0.15) -> torch.Tensor:
-        """Indices of anchors whose centre projects inside the image grown by `margin`, in front of the camera."""
-        return torch.nonzero(in_view(self.anchor_xyz, camera, margin)).squeeze(1)
-
     def frame_inputs(self, frames: list[int], state: DecodeState, values: AnchorValues | None = None):
         """(h (F, N, C+P), masks) of each of `frames`: the time-invariant feature beside the stream gated by M_de,
         as every decoder sees them."""
@@ -164,44 +160,33 @@ class GIFStreamModel(nn.Module):
         """(F, 2 * time_freqs) embedding of each frame of `frames`."""
         return torch.stack([time_embedding(t / max(1, self.num_frames - 1), self.cfg.time_freqs) for t in frames]).to(like)
 
-    def anchor_motion(self, t: int, h_all: torch.Tensor, idx: torch.Tensor, masks: dict[str, torch.Tensor]):
-        """Translation (n, 3) and rotation quaternion (n, 4) of anchors idx (n,) at frame t: the motion decoder on
-        their own input blended with their neighbours' mean by M_knn, plus the time embedding, gated by M_dy."""
-        embedding = self._time_embeddings([t], h_all).expand(len(idx), -1)
-        return self._motion(h_all[idx], h_all[self.knn_index[idx]].mean(1), embedding, masks["knn"][idx, None],
-                            masks["dy"][idx, None])
-
     def decode(self, t: int, camera=None, state: DecodeState = DecodeState(), return_aux: bool = False,
                values: AnchorValues | None = None):
         """The Gaussians of frame t (0 <= t < num_frames) of this GOP: the one path from parameters to Gaussians.
 
         Args:
-            camera: when given, only anchors whose centre is in its view (grown by 15%) are decoded.
-            state: how the schedule shapes decoding (stream on/off, quantisation mode and steps, stream window).
+            camera: when given, only the anchors whose Gaussians can reach its image are decoded: those with M_p
+                kept that, placed by their decoded motion at frame t, lie within a conservative bound of their
+                Gaussians' extent of the image (`_reaches`). None: every anchor.
+            state: how decoding is shaped (stream on/off, quantisation mode and steps, stream window, fixed shape).
             values: quantised time-invariant anchor values replacing the model's own: feat (N, C), log_scale
                 (N, 6), offsets (N, K, 3), masks {de, dy, knn, p: (N,)} (None: quantise the parameters here).
-            return_aux: also return what the trainer's losses need.
+            return_aux: also return what the trainer's losses and growth statistics need (`DecodeAux`).
         Returns:
             Gaussians with at most n * K entries (n anchors decoded, K offsets each; those of opacity <= 0 are
             dropped): means (M, 3), quats (M, 4), scales (M, 3), opacities (M,), colors (M, 3). With
-            `return_aux`, also {anchor_idx (n,), child_anchor (M,), child_keep (n * K,) bool, opacity (n, K),
-            scales (n, K, 3), masks, translation (n, 3)}.
+            `state.fixed_shape`, all N * K, those that do not show with opacity 0. With `return_aux`, also the aux.
         """
-        idx = self.visible_anchors(camera) if camera is not None else torch.arange(self.num_anchors, device=self.anchor_xyz.device)
-        gaussians, _, aux = self._decode_rows([t], [idx], state, values)
+        gaussians, _, aux = self._decode_rows([t], None if camera is None else [camera], state, values)
         return (gaussians, aux) if return_aux else gaussians
 
-    def decode_windows(self, frames: list[int], views: list, windows: list, state: DecodeState = DecodeState(),
+    def decode_windows(self, frames: list[int], windows: list, state: DecodeState = DecodeState(),
                        values: AnchorValues | None = None):
-        """The Gaussians of frames[i] that show in windows[i], a crop of camera views[i] (`Camera.cropped`), for
-        several windows of one size in one pass (the trainer's windows on moving pixels, which
-        `render.render_batch` renders together). What `decode(frames[i], views[i])` gives, less the Gaussians
-        that cannot reach the window: the anchors in the view are placed by their decoded motion at that frame,
-        and only those whose Gaussians can reach the window (a bound from their offsets and scales,
-        `render.projection.reach_image`) are decoded further. Returns the Gaussians and (M,) long: the window
-        each belongs to."""
-        anchors = [self.visible_anchors(view) for view in views]
-        gaussians, slot, _ = self._decode_rows(frames, anchors, state, values, windows)
+        """The Gaussians of frames[i] that can show in windows[i] (cameras of one image size, e.g. crops made
+        by `Camera.cropped`), for several windows in one pass (the trainer's windows on moving pixels, which
+        `render.render_batch` renders together): what `decode(frames[i], windows[i])` gives, for all i at once.
+        Returns the Gaussians and (M,) long: the window each belongs to."""
+        gaussians, slot, _ = self._decode_rows(frames, windows, state, values)
         return gaussians, slot
 
     def _reach(self, idx: torch.Tensor, state: DecodeState, values: AnchorValues | None) -> torch.Tensor:
@@ -216,28 +201,44 @@ class GIFStreamModel(nn.Module):
             longest = (offsets.abs() + slack).norm(dim=-1).amax(1) * torch.exp(log_scale[:, :3].amax(1) + slack)
             return longest + MAX_EXTEND * torch.exp(log_scale[:, 3:].amax(1) + slack)
 
-    def _decode_rows(self, frames: list[int], anchor_sets: list[torch.Tensor], state: DecodeState,
-                     values: AnchorValues | None, cameras: list | None = None):
-        """Decode anchor_sets[i] at frames[i] (only those that can reach cameras[i]'s image, when given):
-        (Gaussians, (M,) slot i of each Gaussian, aux)."""
-        k, n_all = self.cfg.num_offsets, self.num_anchors
+    def _row_motion(self, h_flat: torch.Tensor, idx: torch.Tensor, slot: torch.Tensor, embeddings: torch.Tensor,
+                    masks: dict[str, torch.Tensor]):
+        """(h (n, D), translation (n, 3), rotation (n, 4)) of rows idx (n,) at frames slot (n,): h_flat (F * N, D)
+        holds every anchor's input at each frame, embeddings (F, E) each frame's time embedding."""
+        base = slot * self.num_anchors  # the row of each anchor's frame in h_flat
+        h = h_flat[idx + base]
+        translation, rotation = self._motion(h, h_flat[self.knn_index[idx] + base[:, None]].mean(1), embeddings[slot],
+                                             masks["knn"][idx, None], masks["dy"][idx, None])
+        return h, translation, rotation
+
+    def _decode_rows(self, frames: list[int], cameras: list | None, state: DecodeState, values: AnchorValues | None):
+        """Decode the anchors at frames[i] that can show in cameras[i]'s image (every anchor, one frame, when
+        cameras is None): (Gaussians, (M,) the i of each Gaussian, `DecodeAux`).
+
+        A compact decode (`state.fixed_shape` False) finds the rows that can show without autograd (motion of
+        every anchor with M_p kept, `_reaches`) and builds the graph only for them; a fixed-shape one decodes
+        every anchor at every frame and folds what a compact decode drops (rows that cannot show, children of
+        opacity <= 0) into opacity 0 with no gradient, with no host-device read-back."""
+        k, n_all, device = self.cfg.num_offsets, self.num_anchors, self.anchor_xyz.device
         h_frames, masks = self.frame_inputs(frames, state, values)  # (F, N, C+P)
         h_flat = h_frames.reshape(-1, h_frames.shape[-1])
-        idx = anchor_sets[0] if len(anchor_sets) == 1 else torch.cat(anchor_sets)
-        slot = torch.repeat_interleave(torch.arange(len(frames), device=idx.device),
-                                       torch.tensor([len(a) for a in anchor_sets], device=idx.device))
-        if cameras is not None:  # only what the motion-free part can show at all: M_p kept
-            kept = torch.nonzero(masks["p"][idx] > 0).squeeze(1)
-            idx, slot = idx[kept], slot[kept]
-        base = slot * n_all  # the row of each anchor's frame in h_flat
-        h = h_flat[idx + base]
-        translation, anchor_rot = self._motion(h, h_flat[self.knn_index[idx] + base[:, None]].mean(1),
-                                               self._time_embeddings(frames, h)[slot], masks["knn"][idx, None],
-                                               masks["dy"][idx, None])
-        if cameras is not None:
+        embeddings = self._time_embeddings(frames, h_flat)
+        if cameras is None or state.fixed_shape:
+            anchors = torch.arange(n_all, device=device)
+        else:  # only what the motion-free part can show at all: M_p kept
+            anchors = torch.nonzero(masks["p"] > 0).squeeze(1)
+        idx = anchors.repeat(len(frames))
+        slot = torch.arange(len(frames), device=device).repeat_interleave(len(anchors))
+        if cameras is not None and not state.fixed_shape:
+            with torch.no_grad():
+                _, translation, _ = self._row_motion(h_flat, idx, slot, embeddings, masks)
             seen = torch.nonzero(self._reaches(idx, slot, translation, cameras, state, values)).squeeze(1)
-            idx, slot, h, translation, anchor_rot = idx[seen], slot[seen], h[seen], translation[seen], anchor_rot[seen]
+            idx, slot = idx[seen], slot[seen]
+        h, translation, anchor_rot = self._row_motion(h_flat, idx, slot, embeddings, masks)
         m_p = masks["p"][idx]
+        shown = torch.ones_like(idx, dtype=torch.bool)
+        if cameras is not None and state.fixed_shape:
+            shown = (m_p > 0) & self._reaches(idx, slot, translation.detach(), cameras, state, values)
 
         opacity = torch.tanh(self.opacity_mlp(h)) * m_p[:, None]  # (n, K)
         color = torch.sigmoid(self.color_mlp(h)).reshape(-1, k, 3)
@@ -253,25 +254,28 @@ class GIFStreamModel(nn.Module):
         rotated = torch.einsum("nij,nkj->nki", quat_to_rotmat(anchor_rot), local)
         means = self.anchor_xyz[idx, None, :] + rotated + translation[:, None, :]
         quats = quat_multiply(anchor_rot[:, None, :].expand(-1, k, -1), rot)
-        keep = opacity.reshape(-1) > 0
-        gaussians = Gaussians(means.reshape(-1, 3)[keep], quats.reshape(-1, 4)[keep], scales.reshape(-1, 3)[keep],
-                              opacity.reshape(-1)[keep], color.reshape(-1, 3)[keep])
-        child_anchor = idx[:, None].expand(-1, k).reshape(-1)[keep]
-        child_slot = slot[:, None].expand(-1, k).reshape(-1)[keep]
-        return gaussians, child_slot, {"anchor_idx": idx, "child_anchor": child_anchor,
-                                       "child_keep": keep, "opacity": opacity, "scales": scales, "masks": masks,
-                                       "translation": translation}
+        keep = ((opacity > 0) & shown[:, None]).reshape(-1)  # (n * K,) the children that show
+        shown_opacity = torch.where(keep, opacity.reshape(-1), torch.zeros_like(keep, dtype=opacity.dtype))
+        fields = [means.reshape(-1, 3), quats.reshape(-1, 4), scales.reshape(-1, 3), shown_opacity,
+                  color.reshape(-1, 3), slot[:, None].expand(-1, k).reshape(-1)]
+        if state.fixed_shape:  # every child, in order
+            child = torch.arange(len(keep), device=device)
+        else:
+            child = torch.nonzero(keep).squeeze(1)
+            fields = [field[child] for field in fields]
+        *tensors, child_slot = fields
+        gaussians = Gaussians(*tensors)
+        return gaussians, child_slot, DecodeAux(idx, shown, child, opacity, scales, translation, masks)
 
     def _reaches(self, idx, slot, translation, cameras, state, values) -> torch.Tensor:
-        """(n,) bool: whether anchor idx[i], moved by translation[i], can show in cameras[slot[i]]'s image."""
+        """(n,) bool: whether anchor idx[i], moved by translation[i], can show in cameras[slot[i]]'s image (its
+        Gaussians' extent bounded by `_reach`, tested by `render.projection.reach_image`)."""
         tensors = [camera_tensors(camera, idx.device) for camera in cameras]
         viewmats = torch.stack([v for v, _ in tensors]).index_select(0, slot)
         Ks = torch.stack([K for _, K in tensors]).index_select(0, slot)
         sizes = {(camera.width, camera.height) for camera in cameras}
         if len(sizes) != 1:
-            raise ValueError(f"decode_windows needs cameras of one image size, got {sorted(sizes)}")
+            raise ValueError(f"decoding several images at once needs cameras of one image size, got {sorted(sizes)}")
         (width, height), = sizes
         centres = self.anchor_xyz[idx] + translation.detach()
         return reach_image(centres, self._reach(idx, state, values), viewmats, Ks, width, height)
-
-

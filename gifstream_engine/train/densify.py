@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..model import GIFStreamModel
+from ..model import DecodeAux, GIFStreamModel
 
 
 @dataclasses.dataclass
@@ -46,27 +46,29 @@ class GrowthStats:
 
 
 @torch.no_grad()
-def accumulate(stats: GrowthStats, aux: dict, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int, height: int,
-               k: int) -> None:
-    """Add one render's gradients (pixel-space means2d grads, converted to NDC scale of a width x height image as
-    in 3DGS); aux's anchors are distinct (`decode`'s)."""
+def accumulate(stats: GrowthStats, aux: DecodeAux, means2d_grad: torch.Tensor, visible: torch.Tensor, width: int,
+               height: int, k: int) -> None:
+    """Add one render's gradients (pixel-space means2d grads (M, 2) and visibility (M,) of the decoded Gaussians,
+    converted to NDC scale of a width x height image as in 3DGS) to the rows of aux (one frame's decode: its
+    anchors are distinct). Rows that do not show (a fixed-shape decode's) add nothing, as a compact decode
+    that left them out."""
     scale = torch.tensor([width / 2.0, height / 2.0], device=means2d_grad.device)
     g = (means2d_grad * scale).norm(dim=-1) * visible
-    n_vis = len(aux["anchor_idx"])
-    full = torch.zeros(n_vis * k, device=g.device)
-    seen = torch.zeros(n_vis * k, device=g.device)
-    keep = aux["child_keep"]
-    full[keep] = g
-    seen[keep] = visible.float()
-    idx = aux["anchor_idx"]
-    stats.grad_sum[idx] += full.view(n_vis, k)
-    stats.grad_max[idx] = torch.maximum(stats.grad_max[idx], full.view(n_vis, k))
-    stats.seen[idx] += seen.view(n_vis, k)
-    opacity = aux["opacity"].clamp(min=0)
+    n_rows = len(aux.anchor_idx)
+    full = torch.zeros(n_rows * k, device=g.device)
+    seen = torch.zeros(n_rows * k, device=g.device)
+    full[aux.child_index] = g
+    seen[aux.child_index] = visible.float()
+    full, seen = full.view(n_rows, k), seen.view(n_rows, k)
+    idx, shown = aux.anchor_idx, aux.shown.float()
+    stats.grad_sum[idx] += full
+    stats.grad_max[idx] = torch.maximum(stats.grad_max[idx], full)
+    stats.seen[idx] += seen
+    opacity = aux.opacity.clamp(min=0) * shown[:, None]
     stats.opacity_sum[idx] += opacity.sum(-1)
     stats.opacity_max[idx] = torch.maximum(stats.opacity_max[idx], opacity.mean(-1))
-    stats.anchor_seen[idx] += 1
-    stats.dyn_grad[idx] += full.view(n_vis, k).sum(-1)
+    stats.anchor_seen[idx] += shown
+    stats.dyn_grad[idx] += full.sum(-1)
 
 
 def voxel_ids(*keys: np.ndarray) -> list[np.ndarray]:

@@ -12,6 +12,7 @@ import dataclasses
 
 import torch
 
+from ..model import DecodeAux
 from .anchors import AnchorState
 from .config import TrainConfig
 from .densify import accumulate, grow_candidates, low_opacity_anchors
@@ -22,7 +23,7 @@ from .schedule import StepPlan
 class Drawn:
     """What the step's training image drew: `decode`'s aux, the render's meta and the image size."""
 
-    aux: dict
+    aux: DecodeAux
     meta: object  # render.RenderMeta (its 2D means' gradient is read after backward)
     width: int
     height: int

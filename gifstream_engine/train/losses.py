@@ -7,6 +7,7 @@ import torch
 
 from ..eval.metrics import ssim
 from ..eval.motion import DILATE_PX, THRESHOLD, dilate_max
+from ..model import DecodeAux
 
 
 def photometric(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
@@ -32,18 +33,19 @@ def motion_importance(target: torch.Tensor, median: torch.Tensor, boost: float) 
     return 1 + boost * dilate_max(d**2 / (d**2 + gamma**2), DILATE_PX)
 
 
-def stream_regularisers(model, aux: dict, t: int) -> dict[str, torch.Tensor]:
+def stream_regularisers(model, aux: DecodeAux, t: int) -> dict[str, torch.Tensor]:
     """The feature stream's priors at frame t over the decoded anchors: masks kept small (sparsity), f_t close to
-    the next frame's (the previous at the clip's end) and to its canonical neighbours', both where M_de is open.
+    the next frame's (the previous at the clip's end) and to its canonical neighbours', both where M_de is open
+    (means over the rows that show, `DecodeAux.mean_over_shown`).
     Unweighted: the trainer weighs them (lambda_mask, lambda_temporal, lambda_spatial)."""
-    idx, masks = aux["anchor_idx"], aux["masks"]
+    idx, masks = aux.anchor_idx, aux.masks
     de = masks["de"][idx]
     f_t = model.stream[idx, t]
     t2 = min(t + 1, model.num_frames - 1) if t + 1 < model.num_frames else max(t - 1, 0)
     neighbours = model.stream[model.knn_index[idx], t]
     return {"masks": masks["de"].mean() + masks["dy"].mean(),
-            "temporal": (de[:, None] * (f_t - model.stream[idx, t2]) ** 2).mean(),
-            "spatial": (de[:, None, None] * (f_t[:, None] - neighbours) ** 2).mean()}
+            "temporal": aux.mean_over_shown(de[:, None] * (f_t - model.stream[idx, t2]) ** 2),
+            "spatial": aux.mean_over_shown(de[:, None, None] * (f_t[:, None] - neighbours) ** 2)}
 
 
 def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:

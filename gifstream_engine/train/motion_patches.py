@@ -21,7 +21,7 @@ from ..capture.footage import CameraFootage
 class MotionPatch:
     cam_slot: int  # index into the GOP's training cameras
     frame: int  # frame of the GOP
-    view: Camera  # the full camera (anchors are culled by its view)
+    view: Camera  # the full camera the window is cut from
     camera: Camera  # the window as a camera of its own (Camera.cropped)
     target: torch.Tensor  # (h, w, 3) float32 in [0, 1]
     median: torch.Tensor  # (h, w, 3) the camera's temporal median over the same window

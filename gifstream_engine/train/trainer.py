@@ -67,6 +67,8 @@ class GopTrainer:
         self.anchors = AnchorState(self.model, self.optimizer,
                                    GrowthStats.zeros(model.num_anchors, cfg.model.num_offsets, device))
         self.growth = GrowthPolicy(cfg.train)
+        # off the CPU, decode with a fixed shape: selecting the Gaussians that show reads back from the device
+        self.fixed_shape = device.type != "cpu"
 
     def _make_optimizer(self) -> torch.optim.Adam:
         groups = [{"params": [p], "lr": getattr(self.tc, PER_ANCHOR_LR[name]), "name": name}
@@ -83,6 +85,7 @@ class GopTrainer:
     def _train_step(self) -> dict:
         tc, m = self.tc, self.model
         p = plan(self.step, tc)
+        p = dataclasses.replace(p, decode=dataclasses.replace(p.decode, fixed_shape=self.fixed_shape))
         self.growth.before_step(p, self.anchors)
         cam_slot = self._draw(len(self.data.train_cams))
         t = self._draw(self.data.frames.shape[1])
@@ -97,7 +100,7 @@ class GopTrainer:
         terms = {"photometric": self._photometric(out.rgb, target, self.data.medians[cam_slot])}
         if tc.motion_patches > 0:
             terms["windows"] = tc.motion_patch_weight * self._windows_loss(p, values)
-        terms["scale"] = tc.lambda_scale * aux["scales"].mean()
+        terms["scale"] = tc.lambda_scale * aux.mean_over_shown(aux.scales)
         if p.decode.use_stream:
             priors = losses.stream_regularisers(m, aux, t)
             weights = {"masks": tc.lambda_mask, "temporal": tc.lambda_temporal, "spatial": tc.lambda_spatial}
@@ -116,11 +119,14 @@ class GopTrainer:
             m.update_knn()
         self.step += 1
         with torch.no_grad():
-            # what the step reports, read from the device at once: its one synchronisation outside the model
-            loss_value, mse, bits_value = torch.stack([loss, torch.mean((out.rgb - target) ** 2), bits]).tolist()
+            # what the step reports, read from the device at once: its one synchronisation (a fixed-shape decode
+            # returns every Gaussian, those that do not show with opacity 0)
+            drawn_count = (gaussians.opacities > 0).sum().to(loss.dtype)
+            loss_value, mse, bits_value, drawn_count = torch.stack(
+                [loss, torch.mean((out.rgb - target) ** 2), bits, drawn_count]).tolist()
         return {"phase": p.phase, "loss": loss_value, "terms": {k: v.detach() for k, v in terms.items()},
                 "psnr": -10 * math.log10(max(mse, 1e-10)), "kbytes": bits_value / 8192,
-                "anchors": m.num_anchors, "gaussians": len(gaussians), "grown": report.grown, "pruned": report.pruned}
+                "anchors": m.num_anchors, "gaussians": int(drawn_count), "grown": report.grown, "pruned": report.pruned}
 
     def _draw(self, n: int) -> int:
         """A uniform draw from 0..n-1 by the step's generator (on the host: no device synchronisation)."""
@@ -146,8 +152,7 @@ class GopTrainer:
             return torch.zeros((), device=self.device)
         patches = [self.patches.sample(self.generator) for _ in range(tc.motion_patches)]
         cameras = [patch.camera for patch in patches]
-        gaussians, slot = self.model.decode_windows([patch.frame for patch in patches], [patch.view for patch in patches],
-                                                    cameras, p.decode, values)
+        gaussians, slot = self.model.decode_windows([patch.frame for patch in patches], cameras, p.decode, values)
         if len(gaussians) == 0:
             return torch.zeros((), device=self.device)
         rgb, _ = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device), backend=tc.rasterizer)
