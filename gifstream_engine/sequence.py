@@ -29,8 +29,9 @@ from .imageio import to_uint8, write_png
 from .model import AnchorValues, DecodeState, GIFStreamModel
 from .plyio import read_gaussian_ply, write_gaussian_ply
 from .render import render
+from .render.api import camera_tensors
 from .render.gaussians import Gaussians
-from .render.projection import in_view
+from .render.projection import MAX_EXTEND, reach_image
 
 MAX_PLY_BYTES = 1 << 32  # one frame's PLY: 4 GiB, some 60 million Gaussians
 FRAME_FILE = FRAME_PREFIX + "{:0" + str(FRAME_DIGITS) + "d}.{}"  # what `write_frames` writes, `PlySequence` reads
@@ -43,8 +44,8 @@ class Sequence(Protocol):
 
     def gaussians(self, frame: int, camera: Camera | None = None) -> Gaussians:
         """The Gaussians of `frame` (0 <= frame < num_frames): N of them, each means (3,), quats (4,) wxyz,
-        scales (3,) linear, opacity in [0, 1], colour (3,) RGB in [0, 1]. With `camera`, those outside its view
-        (grown by a margin) may be left out: cheaper, the same image."""
+        scales (3,) linear, opacity in [0, 1], colour (3,) RGB in [0, 1]. With `camera`, those that cannot reach
+        its image may be left out: cheaper, the same image."""
         ...
 
     def statistics(self) -> dict:
@@ -103,6 +104,15 @@ class GopSequence:
         return {"num_anchors": kept, "dynamic_fraction": dynamic / max(kept, 1), "train_seconds": None, "gops": len(self.gops)}
 
 
+def reaching(gaussians: Gaussians, camera: Camera) -> torch.Tensor:
+    """(N,) bool, conservative: False only for Gaussians whose 3.33-sigma extent cannot touch `camera`'s image
+    (`render.projection.reach_image`), whatever their centre's place (a large one outside the view may reach in)."""
+    viewmat, K = camera_tensors(camera, gaussians.device, gaussians.means.dtype)
+    n = len(gaussians)
+    return reach_image(gaussians.means, MAX_EXTEND * gaussians.scales.amax(-1), viewmat.expand(n, 4, 4),
+                       K.expand(n, 3, 3), camera.width, camera.height)
+
+
 def incomplete_message(folder: str) -> str:
     """What a reader says of a `.part` folder (as the add-on's sequence_files does)."""
     return (f"{folder} is an incomplete sequence: a '{PART_SUFFIX}' folder is one still being written, or left by a "
@@ -113,7 +123,7 @@ def incomplete_message(folder: str) -> str:
 class PlySequence:
     """A folder of per-frame standard 3DGS PLYs numbered without gaps (frame_00000.ply, ... as `write_frames`
     writes them, or any other prefix: the largest group of numbered files sharing one); its first file is frame 0.
-    Culling to a camera keeps the Gaussians whose centre is in its (grown) view."""
+    Culling to a camera keeps the Gaussians whose extent can reach its image (`reaching`)."""
 
     NUMBERED = re.compile(r"^(.*?)(\d+)\.ply$", re.IGNORECASE)
 
@@ -157,7 +167,7 @@ class PlySequence:
         if not all(torch.isfinite(t).all() for t in tensors):
             raise SequenceError(f"{path}: the Gaussians hold NaN or inf")
         g = Gaussians(*tensors)
-        return g if camera is None else g.select(in_view(g.means, camera))
+        return g if camera is None else g.select(reaching(g, camera))
 
     def statistics(self) -> dict:
         return {"num_anchors": None, "dynamic_fraction": None, "train_seconds": None, "gops": None}

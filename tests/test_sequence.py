@@ -11,6 +11,7 @@ from conftest import pinhole
 from gifstream_engine.codec.bitstream import DecodedStream
 from gifstream_engine.errors import FrameRangeError
 from gifstream_engine.frames import check_range, parse_frame_range, resolve
+from gifstream_engine.render import render
 from gifstream_engine.render.projection import in_view
 from gifstream_engine.sequence import PlySequence, write_frames
 from gifstream_engine.sources import open_sequence
@@ -48,8 +49,38 @@ def test_stream_ply_folder_and_ranges_agree(tmp_path):
         for x, y in zip(a.tensors(), b.tensors()):
             torch.testing.assert_close(x, y, atol=2e-5, rtol=1e-4)
     camera = pinhole(32, 24, f=20.0, w2c=np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 4.0], [0, 0, 0, 1]]))
-    culled = plys.gaussians(0, camera)
-    assert 0 < len(culled) <= len(plys.gaussians(0)) and bool(in_view(culled.means, camera).all())
+    culled, every = plys.gaussians(0, camera), plys.gaussians(0)
+    assert 0 < len(culled) <= len(every)
+    image = render(culled, camera, background=torch.zeros(3), backend="torch").rgb
+    assert image.amax() > 0.1 and torch.allclose(image, render(every, camera, background=torch.zeros(3),
+                                                                backend="torch").rgb, atol=1e-6)
+
+
+def test_culling_ply_frames_keeps_large_gaussians_reaching_in_from_outside(tmp_path):
+    """A Gaussian centred beyond the camera's view grown by 15% whose extent reaches into the image is kept, a
+    small one far off is not."""
+    from gifstream_engine.render.gaussians import Gaussians
+
+    camera = pinhole(64, 48, f=40.0)  # 4 m in front: 1 m is 10 px, the grown view starts at u = -9.6
+    outside = Gaussians(torch.tensor([[-4.2, 0.0, 4.0], [-30.0, 0.0, 4.0]]), torch.tensor([[1.0, 0, 0, 0]] * 2),
+                        torch.tensor([[1.0] * 3, [0.1] * 3]), torch.tensor([0.9, 0.9]), torch.full((2, 3), 0.8))
+    assert not in_view(outside.means, camera).any()
+    write_frames(_FixedSequence(outside), str(tmp_path), 0, 1, "ply")
+    culled = PlySequence(str(tmp_path)).gaussians(0, camera)
+    assert len(culled) == 1 and culled.means[0, 0].item() == pytest.approx(-4.2)
+    assert render(culled, camera, background=torch.zeros(3), backend="torch").rgb[:, :3].amax() > 0.2
+
+
+class _FixedSequence:
+    """One frame of given Gaussians, as a `Sequence`."""
+
+    num_frames, fps = 1, None
+
+    def __init__(self, gaussians):
+        self._gaussians = gaussians
+
+    def gaussians(self, frame, camera=None):
+        return self._gaussians
 
 
 def test_npz_frames_carry_frame_and_fps(tmp_path):
