@@ -33,8 +33,8 @@ def test_sfm_points_are_cached_by_content(synth_loaded, tmp_path, monkeypatch):
 
     monkeypatch.setenv("GIFSTREAM_CACHE", str(tmp_path / "cache"))
     calls = []
-    real = sfm_init._triangulate
-    monkeypatch.setattr(sfm_init, "_triangulate", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = sfm_init._prepare  # a frame is prepared for COLMAP only when the cache misses
+    monkeypatch.setattr(sfm_init, "_prepare", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     first = triangulate_frame(synth_loaded, 1)
     again = triangulate_frame(synth_loaded, 1)
     assert calls == [1] and len(first.points) > 0
@@ -53,6 +53,21 @@ def test_sfm_points_are_cached_by_content(synth_loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("GIFSTREAM_CACHE", "off")
     triangulate_frame(synth_loaded, 1)
     assert calls == [1, 1, 1, 1]
+
+
+def test_frames_triangulated_side_by_side_are_those_of_one_at_a_time(synth_loaded, monkeypatch, tmp_path):
+    """Frames missing from the cache are triangulated in worker processes, each single-threaded: the same points,
+    colours and counts as triangulating them one at a time in this process, in the order asked, and cached."""
+    from gifstream_engine.capture.sfm_init import triangulate_frames
+
+    monkeypatch.setenv("GIFSTREAM_CACHE", "off")
+    alone = [triangulate_frames(synth_loaded, [t], workers=1)[0] for t in (3, 0)]
+    monkeypatch.setenv("GIFSTREAM_CACHE", str(tmp_path / "cache"))
+    together = triangulate_frames(synth_loaded, [3, 0, 3], workers=2)
+    for a, b in zip(alone + alone[:1], together):
+        assert len(a.points) > 0 and np.array_equal(a.points, b.points) and np.array_equal(a.colors, b.colors)
+        assert a.stats == b.stats and np.array_equal(a.frames, b.frames)
+    assert len(list((tmp_path / "cache" / "sfm").glob("*.npz"))) == 2
 
 
 def test_sfm_cache_key_follows_the_pixels_and_the_rig(synth_loaded):

@@ -17,8 +17,6 @@ import hashlib
 import json
 import os
 import warnings
-from typing import Callable
-
 import numpy as np
 
 from ..fileio import atomic_open
@@ -54,23 +52,31 @@ def frame_key(capture: Capture, frame: int, options: dict) -> str:
     return h.hexdigest()
 
 
-def cached_points(key: str, compute: Callable[[], dict]) -> dict:
-    """The arrays `compute()` returns ({name: np.ndarray}), from the cache when an entry for `key` is readable."""
+def read_entry(key: str) -> dict | None:
+    """The arrays ({name: np.ndarray}) of the entry for `key`, or None when there is none, it is unreadable (it is
+    then recomputed and replaced), or the cache is off."""
+    folder = cache_folder()
+    path = os.path.join(folder, f"{key}.npz") if folder is not None else None
+    if path is None or not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as entry:
+            return {name: entry[name] for name in entry.files}
+    except Exception as exc:  # truncated or damaged (a bad zip, a missing array): recompute and replace it
+        warnings.warn(f"SfM cache entry {path} is unreadable ({exc}); triangulating again")
+        return None
+
+
+def write_entry(key: str, arrays: dict) -> None:
+    """Store `arrays` as the entry for `key` (nothing when the cache is off); a cache that cannot be written is a
+    warning, never the failure of the run that computed the points."""
     folder = cache_folder()
     if folder is None:
-        return compute()
+        return
     path = os.path.join(folder, f"{key}.npz")
-    if os.path.exists(path):
-        try:
-            with np.load(path, allow_pickle=False) as entry:
-                return {name: entry[name] for name in entry.files}
-        except Exception as exc:  # truncated or damaged (a bad zip, a missing array): recompute and replace it
-            warnings.warn(f"SfM cache entry {path} is unreadable ({exc}); triangulating again")
-    result = compute()
     try:
         os.makedirs(folder, exist_ok=True)
         with atomic_open(path) as f:  # runs on the same capture (Ray workers, a retry) may write one key at once
-            np.savez(f, **result)
+            np.savez(f, **arrays)
     except Exception as exc:  # a read-only or full cache folder must not fail the run that computed the points
         warnings.warn(f"cannot write the SfM cache entry {path} ({exc}); continuing without caching it")
-    return result

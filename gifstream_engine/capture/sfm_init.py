@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import GIFStreamError
 from ..imageio import resize, write_png
 from . import spread_frames
-from .sfm_cache import cached_points, frame_key
+from .sfm_cache import frame_key, read_entry, write_entry
 from .types import Capture
 
 MIN_POINTS = 30
@@ -51,27 +51,12 @@ def _rotmat_to_qvec(rot: np.ndarray) -> np.ndarray:
     return np.array([w, x, y, z])
 
 
-def _write_known_model(folder: str, capture: Capture, db, scale: float) -> None:
-    """A COLMAP text model with the database's ids, our intrinsics (for images upscaled by `scale`), poses, no points."""
-    os.makedirs(folder, exist_ok=True)
-    images = {img.name: img for img in db.read_all_images()}
-    cam_lines, img_lines = [], []
-    for cam in capture.cameras:
-        db_image = images[f"{cam.name}.png"]
-        camera = db.read_camera(db_image.camera_id)
-        params = [cam.K[0, 0] * scale, cam.K[1, 1] * scale, cam.K[0, 2] * scale, cam.K[1, 2] * scale]
-        camera.model = "PINHOLE"
-        camera.params = params
-        db.update_camera(camera)
-        size = f"{round(cam.width * scale)} {round(cam.height * scale)}"
-        cam_lines.append(f"{db_image.camera_id} PINHOLE {size} {' '.join(map(repr, params))}")
-        q, t = _rotmat_to_qvec(cam.w2c[:3, :3]), cam.w2c[:3, 3]
-        img_lines.append(f"{db_image.image_id} {' '.join(map(repr, q))} {' '.join(map(repr, t))} {db_image.camera_id} {cam.name}.png\n")
-    with open(os.path.join(folder, "cameras.txt"), "w") as f:
-        f.write("\n".join(cam_lines) + "\n")
-    with open(os.path.join(folder, "images.txt"), "w") as f:
-        f.write("\n".join(img_lines) + "\n")
-    open(os.path.join(folder, "points3D.txt"), "w").close()
+def _options(capture: Capture, max_image_size: int, min_sift_width: int, max_error_px: float, min_track: int | None,
+             moving_only: bool) -> dict:
+    if min_track is None:
+        min_track = 3 if len(capture.cameras) >= 6 else 2
+    return {"max_image_size": max_image_size, "min_sift_width": min_sift_width, "max_error_px": max_error_px,
+            "min_track": min_track, "moving_only": moving_only}
 
 
 def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = SIFT_MAX_SIZE, min_sift_width: int = 640,
@@ -84,85 +69,167 @@ def triangulate_frame(capture: Capture, frame: int = 0, max_image_size: int = SI
     (default: 3 views in rigs of 6 or more cameras, else 2). Results are cached on disk by content
     (`sfm_cache`): the same frame of the same capture with the same options is triangulated once.
     """
-    if min_track is None:
-        min_track = 3 if len(capture.cameras) >= 6 else 2
-    options = {"max_image_size": max_image_size, "min_sift_width": min_sift_width, "max_error_px": max_error_px,
-               "min_track": min_track, "moving_only": moving_only}
+    return triangulate_frames(capture, [frame], max_image_size, min_sift_width, max_error_px, min_track, moving_only)[0]
 
-    def compute() -> dict:
-        cloud = _triangulate(capture, frame, **options)
-        return {"points": cloud.points, "colors": cloud.colors, "stats": np.array(json.dumps(cloud.stats))}
 
-    entry = cached_points(frame_key(capture, frame, options), compute)
+def triangulate_frames(capture: Capture, frames: list[int], max_image_size: int = SIFT_MAX_SIZE,
+                       min_sift_width: int = 640, max_error_px: float = 2.0, min_track: int | None = None,
+                       moving_only: bool = False, workers: int | None = None) -> list[PointCloud]:
+    """`triangulate_frame` of each of `frames`, the ones not in the cache triangulated side by side in `workers`
+    processes (default: the cores this process may use). Each frame's COLMAP runs single-threaded in its own
+    process, so the points are those of one frame triangulated alone, whatever the number of workers."""
+    options = _options(capture, max_image_size, min_sift_width, max_error_px, min_track, moving_only)
+    keys = [frame_key(capture, frame, options) for frame in frames]
+    entries = {key: entry for key in set(keys) if (entry := read_entry(key)) is not None}
+    missing = list(dict.fromkeys((key, frame) for key, frame in zip(keys, frames) if key not in entries))
+    for (key, _), result in zip(missing, _triangulate_all(capture, [f for _, f in missing], options, workers)):
+        write_entry(key, result)
+        entries[key] = result
+    return [_cloud(entries[key], frame) for key, frame in zip(keys, frames)]
+
+
+def _cloud(entry: dict, frame: int) -> PointCloud:
     points = np.asarray(entry["points"], np.float64).reshape(-1, 3)
     return PointCloud(points, np.asarray(entry["colors"], np.uint8).reshape(-1, 3), "sfm", json.loads(str(entry["stats"])),
                       np.full(len(points), frame, np.int64))
 
 
-def _triangulate(capture: Capture, frame: int, max_image_size: int, min_sift_width: int, max_error_px: float,
-                 min_track: int, moving_only: bool) -> PointCloud:
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _triangulate_all(capture: Capture, frames: list[int], options: dict, workers: int | None) -> list[dict]:
+    """The cache entries ({points, colors, stats}) of `frames`, triangulated in up to `workers` processes: the
+    images are written here (from the frames already decoded) while the workers run COLMAP on earlier ones."""
+    workers = min(len(frames), workers or usable_cores())
+    with tempfile.TemporaryDirectory(prefix="gifstream_sfm_") as tmp:
+        if workers <= 1:
+            return [_triangulate(_prepare(capture, frame, os.path.join(tmp, str(frame)), **options)) for frame in frames]
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a forked child would inherit the trainer's threads (torch's pool) mid-flight
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_triangulate, _prepare(capture, frame, os.path.join(tmp, str(frame)), **options))
+                       for frame in frames]
+            return [future.result() for future in futures]
+
+
+@dataclasses.dataclass(frozen=True)
+class SfmJob:
+    """One frame's triangulation, ready for COLMAP in any process: its images (and masks) written to `folder`,
+    the rig's intrinsics scaled to those images, its poses and which image pairs to match."""
+    folder: str
+    names: list[str]  # one per camera; images are `{name}.png`
+    intrinsics: list[tuple[float, float, float, float]]  # fx, fy, cx, cy of the written images
+    sizes: list[tuple[int, int]]  # width, height of the written images
+    w2c: list[np.ndarray]  # (4, 4) world-to-camera of each camera
+    pairs: list[tuple[int, int]] | None  # camera index pairs to match; None: every pair
+    scale: float  # written images / footage
+    max_image_size: int
+    max_error_px: float
+    min_track: int
+    masked: bool
+
+
+def _prepare(capture: Capture, frame: int, folder: str, max_image_size: int, min_sift_width: int,
+             max_error_px: float, min_track: int, moving_only: bool) -> SfmJob:
+    """Write frame's images of every camera (upscaled by an integer factor to at least `min_sift_width`) and,
+    with `moving_only`, the masks of its moving pixels into `folder`."""
+    scale = float(max(1, int(np.ceil(min_sift_width / max(c.width for c in capture.cameras)))))
+    image_dir, mask_dir = os.path.join(folder, "images"), os.path.join(folder, "masks")
+    os.makedirs(image_dir)
+    os.makedirs(mask_dir)
+    for i, cam in enumerate(capture.cameras):
+        image = capture.frames(i)[frame]
+        if moving_only:  # COLMAP extracts no feature where a mask (image name + .png) is black
+            mask = capture.footage(i).moving([frame], dilate=MOVING_CONTEXT_PX)[0]
+            mask = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, -1)
+            if scale > 1:
+                mask = resize(mask, round(cam.width * scale), round(cam.height * scale), "POINT")
+            write_png(os.path.join(mask_dir, f"{cam.name}.png.png"), mask)
+        if scale > 1:
+            image = resize(image, round(cam.width * scale), round(cam.height * scale))
+        write_png(os.path.join(image_dir, f"{cam.name}.png"), image)
+    pairs = None if len(capture.cameras) <= EXHAUSTIVE_CAMERAS else neighbour_pairs(capture.cameras, MATCH_NEIGHBOURS)
+    return SfmJob(folder, [cam.name for cam in capture.cameras],
+                  [(cam.K[0, 0] * scale, cam.K[1, 1] * scale, cam.K[0, 2] * scale, cam.K[1, 2] * scale) for cam in capture.cameras],
+                  [(round(cam.width * scale), round(cam.height * scale)) for cam in capture.cameras],
+                  [np.asarray(cam.w2c, np.float64) for cam in capture.cameras], pairs, scale, max_image_size,
+                  max_error_px, min_track, moving_only)
+
+
+def _write_known_model(job: SfmJob, db, folder: str) -> None:
+    """A COLMAP text model with the database's ids, the job's intrinsics and poses, no points."""
+    os.makedirs(folder, exist_ok=True)
+    images = {img.name: img for img in db.read_all_images()}
+    cam_lines, img_lines = [], []
+    for name, params, (width, height), w2c in zip(job.names, job.intrinsics, job.sizes, job.w2c):
+        db_image = images[f"{name}.png"]
+        camera = db.read_camera(db_image.camera_id)
+        camera.model = "PINHOLE"
+        camera.params = list(params)
+        db.update_camera(camera)
+        cam_lines.append(f"{db_image.camera_id} PINHOLE {width} {height} {' '.join(map(repr, params))}")
+        q, t = _rotmat_to_qvec(w2c[:3, :3]), w2c[:3, 3]
+        img_lines.append(f"{db_image.image_id} {' '.join(map(repr, q))} {' '.join(map(repr, t))} {db_image.camera_id} {name}.png\n")
+    with open(os.path.join(folder, "cameras.txt"), "w") as f:
+        f.write("\n".join(cam_lines) + "\n")
+    with open(os.path.join(folder, "images.txt"), "w") as f:
+        f.write("\n".join(img_lines) + "\n")
+    open(os.path.join(folder, "points3D.txt"), "w").close()
+
+
+def _triangulate(job: SfmJob) -> dict:
+    """COLMAP on a prepared frame (SIFT, matching, the triangulator with the rig held fixed), single-threaded:
+    the cache entry {points (N, 3), colors (N, 3) uint8, stats (JSON)} of its points that pass the job's
+    reprojection error and track length."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # COLMAP's per-image INFO lines drown our progress
     import pycolmap
 
     pycolmap.set_random_seed(0)  # RANSAC in verification and triangulation: same capture, same points
-    scale = float(max(1, int(np.ceil(min_sift_width / max(c.width for c in capture.cameras)))))
-    with tempfile.TemporaryDirectory(prefix="gifstream_sfm_") as tmp:
-        image_dir, mask_dir = os.path.join(tmp, "images"), os.path.join(tmp, "masks")
-        os.makedirs(image_dir)
-        os.makedirs(mask_dir)
-        for i, cam in enumerate(capture.cameras):
-            image = capture.frames(i)[frame]
-            if moving_only:  # COLMAP extracts no feature where a mask (image name + .png) is black
-                mask = capture.footage(i).moving([frame], dilate=MOVING_CONTEXT_PX)[0]
-                mask = np.repeat(mask[..., None].astype(np.uint8) * 255, 3, -1)
-                if scale > 1:
-                    mask = resize(mask, round(cam.width * scale), round(cam.height * scale), "POINT")
-                write_png(os.path.join(mask_dir, f"{cam.name}.png.png"), mask)
-            if scale > 1:
-                image = resize(image, round(cam.width * scale), round(cam.height * scale))
-            write_png(os.path.join(image_dir, f"{cam.name}.png"), image)
-        db_path = os.path.join(tmp, "database.db")
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "PINHOLE"
-        if moving_only:
-            reader.mask_path = mask_dir
-        extraction = pycolmap.FeatureExtractionOptions()
-        extraction.max_image_size = max_image_size
-        extraction.use_gpu = False
-        extraction.num_threads = 1  # multi-threaded SIFT/matching order is not reproducible; one thread is
-        pycolmap.extract_features(db_path, image_dir, camera_mode=pycolmap.CameraMode.PER_IMAGE,
-                                  reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
-        matching = pycolmap.FeatureMatchingOptions()
-        matching.use_gpu = False
-        matching.num_threads = 1
-        matching.guided_matching = True  # the textures of real sets repeat: epipolar guidance recovers matches
-        matching.sift.max_ratio = 0.9
-        if len(capture.cameras) <= EXHAUSTIVE_CAMERAS:
-            pycolmap.match_exhaustive(db_path, matching_options=matching, device=pycolmap.Device.cpu)
-        else:  # matching every pair grows with the square of the cameras; neighbours see the same surfaces anyway
-            pairs_path = os.path.join(tmp, "pairs.txt")
-            with open(pairs_path, "w") as f:
-                f.writelines(f"{capture.cameras[a].name}.png {capture.cameras[b].name}.png\n"
-                             for a, b in neighbour_pairs(capture.cameras, MATCH_NEIGHBOURS))
-            pairing = pycolmap.ImportedPairingOptions()
-            pairing.match_list_path = pairs_path
-            pycolmap.match_image_pairs(db_path, matching_options=matching, pairing_options=pairing,
-                                       device=pycolmap.Device.cpu)
-        model_dir = os.path.join(tmp, "known")
-        with pycolmap.Database.open(db_path) as db:
-            _write_known_model(model_dir, capture, db, scale)
-        rec = pycolmap.Reconstruction(model_dir)
-        out_dir = os.path.join(tmp, "triangulated")
-        os.makedirs(out_dir)
-        rec = pycolmap.triangulate_points(rec, db_path, image_dir, out_dir)
-        with pycolmap.Database.open(db_path) as db:
-            stats = {"keypoints": db.num_keypoints(), "matches": db.num_matches(),
-                     "inlier_matches": db.num_inlier_matches(), "triangulated": len(rec.points3D)}
-        points = [p for p in rec.points3D.values() if p.error <= max_error_px * scale and p.track.length() >= min_track]
-    if not points:
-        return PointCloud(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), "sfm", stats, np.zeros(0, np.int64))
-    return PointCloud(np.array([p.xyz for p in points]), np.array([p.color for p in points], np.uint8), "sfm", stats,
-                      np.full(len(points), frame, np.int64))
+    image_dir, db_path = os.path.join(job.folder, "images"), os.path.join(job.folder, "database.db")
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "PINHOLE"
+    if job.masked:
+        reader.mask_path = os.path.join(job.folder, "masks")
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = job.max_image_size
+    extraction.use_gpu = False
+    extraction.num_threads = 1  # multi-threaded SIFT/matching order is not reproducible; one thread is
+    pycolmap.extract_features(db_path, image_dir, camera_mode=pycolmap.CameraMode.PER_IMAGE,
+                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.use_gpu = False
+    matching.num_threads = 1
+    matching.guided_matching = True  # the textures of real sets repeat: epipolar guidance recovers matches
+    matching.sift.max_ratio = 0.9
+    if job.pairs is None:
+        pycolmap.match_exhaustive(db_path, matching_options=matching, device=pycolmap.Device.cpu)
+    else:  # matching every pair grows with the square of the cameras; neighbours see the same surfaces anyway
+        pairs_path = os.path.join(job.folder, "pairs.txt")
+        with open(pairs_path, "w") as f:
+            f.writelines(f"{job.names[a]}.png {job.names[b]}.png\n" for a, b in job.pairs)
+        pairing = pycolmap.ImportedPairingOptions()
+        pairing.match_list_path = pairs_path
+        pycolmap.match_image_pairs(db_path, matching_options=matching, pairing_options=pairing,
+                                   device=pycolmap.Device.cpu)
+    model_dir = os.path.join(job.folder, "known")
+    with pycolmap.Database.open(db_path) as db:
+        _write_known_model(job, db, model_dir)
+    rec = pycolmap.Reconstruction(model_dir)
+    out_dir = os.path.join(job.folder, "triangulated")
+    os.makedirs(out_dir)
+    rec = pycolmap.triangulate_points(rec, db_path, image_dir, out_dir)
+    with pycolmap.Database.open(db_path) as db:
+        stats = {"keypoints": db.num_keypoints(), "matches": db.num_matches(),
+                 "inlier_matches": db.num_inlier_matches(), "triangulated": len(rec.points3D)}
+    points = [p for p in rec.points3D.values() if p.error <= job.max_error_px * job.scale and p.track.length() >= job.min_track]
+    return {"points": np.array([p.xyz for p in points], np.float64).reshape(-1, 3),
+            "colors": np.array([p.color for p in points], np.uint8).reshape(-1, 3), "stats": np.array(json.dumps(stats))}
 
 
 def neighbour_pairs(cameras, count: int) -> list[tuple[int, int]]:
@@ -203,7 +270,7 @@ def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_p
     clouds = []
     if moving_only:
         try:
-            return merge_clouds([triangulate_frame(capture, t, moving_only=True) for t in frames], "sfm")
+            return merge_clouds(triangulate_frames(capture, frames, moving_only=True), "sfm")
         except GIFStreamError:
             raise
         except Exception as exc:  # COLMAP may find nothing to match where little moves
@@ -214,7 +281,7 @@ def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_p
         clouds.append(PointCloud(capture.points, colors, "capture", frames=np.zeros(len(capture.points), np.int64)))
         frames = frames[1:]
     try:
-        clouds += [triangulate_frame(capture, t) for t in frames]
+        clouds += triangulate_frames(capture, frames)
     except GIFStreamError:  # the capture itself is unreadable: the same error training would meet
         raise
     except Exception as exc:  # pycolmap failures surface as RuntimeError with COLMAP's text
