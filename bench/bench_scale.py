@@ -8,8 +8,9 @@ back and forth; built once into --work and reused), then each stage runs in a pr
 memory (ru_maxrss) is its own:
 - load: open the capture (probe every camera);
 - gop: `Training.train_gop(0)` for its first --steps steps at the preset with train.downscale=1 and a fresh SfM cache: the
-  seeding (SfM and moving points), the set-up until the first step ends, and per step the seconds of the whole step
-  and of its host-side draws (the training image and the windows on moving pixels); frames decoded;
+  seeding (SfM and moving points), the set-up until the first step begins, the peak memory of each phase (frames
+  loaded, seeding, set-up, first step, later steps), and per step the seconds of the whole step and of its
+  host-side draws (the training image and the windows on moving pixels); frames decoded;
 - eval, encode, decode: a one-GOP run (`train.frames=0:GOP`, at --short-downscale) evaluated on the test camera,
   encoded, and decoded to per-frame PLYs (time to the first frame on disk, bytes per Gaussian).
 --grow repeats the stages at twice the frames (the eval/encode/decode run then has two GOPs) and twice the cameras.
@@ -55,6 +56,24 @@ class DecodeCounter:
         video._to_rgb = counted
 
 
+class PhasePeaks:
+    """Peak resident memory of each phase of a stage (sampled every 0.1 s from /proc/self/statm), so the table
+    says which phase sets the stage's peak; `phase` names the phase in progress."""
+
+    def __init__(self):
+        import threading
+
+        self.phase, self.peaks, self._page = "start", {}, os.sysconf("SC_PAGE_SIZE")
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while True:
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * self._page / GB
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+            time.sleep(0.1)
+
+
 def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
 
@@ -68,7 +87,7 @@ def stage_load(spec: dict) -> dict:
 
 
 def stage_gop(spec: dict) -> dict:
-    """Train GOP 0 for spec['steps'] steps: seeding, set-up to the end of the first step, seconds per step."""
+    """Train GOP 0 for spec['steps'] steps: seeding, set-up until the first step begins, seconds per step."""
     import torch
 
     from gifstream_engine.capture import load_capture
@@ -77,6 +96,7 @@ def stage_gop(spec: dict) -> dict:
     from gifstream_engine.train.driver import Training
     from gifstream_engine.train.gop_data import GopMemory
     from gifstream_engine.train.motion_patches import MotionPatchSampler
+    from gifstream_engine.train.trainer import GopTrainer
 
     counter = DecodeCounter()
     torch.set_num_threads(spec["threads"])
@@ -84,17 +104,19 @@ def stage_gop(spec: dict) -> dict:
     # spec['steps'] steps
     cfg = load_config([spec["preset"]], ["train.downscale=1", "train.device=cpu"])
     marks, host = {}, []
+    phases = PhasePeaks()
     begin = time.perf_counter()
     capture = load_capture(spec["capture"])
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            start, phases.phase = time.perf_counter(), name
             try:
                 return fn(*args, **kwargs)
             finally:
                 marks[name] = marks.get(name, 0.0) + time.perf_counter() - start
                 marks[f"{name}_frames_decoded"] = counter.count
+                phases.phase = f"after {name}"
         return wrapper
 
     seeding.initial_model = timed("seeding", seeding.initial_model)
@@ -112,6 +134,17 @@ def stage_gop(spec: dict) -> dict:
 
     MotionPatchSampler.sample = timed_sample
     steps = []
+    train_step = GopTrainer.train_step
+
+    def marked_step(self, *args, **kwargs):
+        if "first_step_start" not in marks:
+            marks["first_step_start"], phases.phase = time.perf_counter(), "first step"
+        try:
+            return train_step(self, *args, **kwargs)
+        finally:
+            phases.phase = "steps"
+
+    GopTrainer.train_step = marked_step
     shutil.rmtree(spec["run"], ignore_errors=True)  # a fresh GOP, never a resumed checkpoint
     training = Training(capture, cfg, spec["run"], log=lambda *_: None, handle_signals=False)
     def step_done(_done) -> None:
@@ -123,9 +156,10 @@ def stage_gop(spec: dict) -> dict:
     training.begin()
     training.train_gop(0)
     first = steps[0] - begin
-    per_step = (steps[-1] - steps[0]) / max(len(steps) - 1, 1)
+    per_step = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else first - (marks["first_step_start"] - begin)
     windows = cfg.train.motion_patches
-    return {"setup_s": first - per_step, "first_step_end_s": first, "seeding_s": marks.get("seeding"),
+    return {"setup_s": marks["first_step_start"] - begin, "first_step_end_s": first,
+            "peak_gb_by_phase": {name: round(gb, 3) for name, gb in phases.peaks.items()}, "seeding_s": marks.get("seeding"),
             "load_frames_s": marks.get("load_frames"), "step_s": per_step,
             "host_draws_ms_per_step": 1000 * sum(host) / max(len(steps), 1),
             "host_draw_ms_per_window": 1000 * sum(host) / max(len(host), 1) if windows else None,

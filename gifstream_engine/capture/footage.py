@@ -11,11 +11,12 @@ footage again.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported where it is used: SfM's worker processes import this package without it
+    import torch
 
 THRESHOLD = 0.08
 DILATE_PX = 2
@@ -36,6 +37,8 @@ def dilate_max(values: torch.Tensor, px: int) -> torch.Tensor:
     """(..., H, W) float -> the same shape, each pixel the largest value within px pixels (a square window)."""
     if px <= 0:
         return values
+    import torch.nn.functional as F
+
     shape = values.shape
     flat = values.reshape(-1, 1, *shape[-2:])
     return F.max_pool2d(flat, 2 * px + 1, stride=1, padding=px).reshape(shape)
@@ -46,6 +49,8 @@ def still_range(threshold: float = THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     uint8 values is a whole or half value) exactly when v < low[k] or v > high[k], as `departs_from_median`
     decides it in float32 (the values that do not depart form one interval around m, since |v / 255 - m| grows
     monotonically away from it)."""
+    import torch
+
     values = torch.arange(256, dtype=torch.uint8).float() / 255.0
     medians = torch.from_numpy((np.arange(511) / 2).astype(np.float32) / 255.0)
     departs = departs_from_median(values[None, :, None], medians[:, None, None], threshold).numpy()  # (511, 256)
@@ -118,6 +123,8 @@ class CameraFootage:
     def moving(self, which: Sequence[int], dilate: int = DILATE_PX) -> np.ndarray:
         """(len(which), H, W) bool: the moving pixels of frames `which` (departing, dilated by `dilate` pixels), as
         `eval.motion.moving_pixels` computes them from the footage."""
+        import torch
+
         bits = np.stack([self.departing(int(t)) for t in which]) if len(which) else \
             np.zeros((0, *self.frames.shape[1:3]), bool)
         return dilate_max(torch.from_numpy(bits).float(), dilate).bool().numpy()
