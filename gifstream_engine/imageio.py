@@ -20,12 +20,15 @@ def resize(image: np.ndarray, width: int, height: int, interpolation: str = "BIC
     return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=interpolation)
 
 
-def write_png(path: str, image: np.ndarray) -> None:
-    """Write an RGB image atomically (temporary name, then rename)."""
+def write_png(path: str, image: np.ndarray, compression: int | None = None) -> None:
+    """Write an RGB image atomically (temporary name, then rename); `compression` 0-9 (zlib's level; default: the
+    encoder's), 1 for scratch images read once (three times faster than the default at 1352x1014)."""
     image = to_uint8(image)
     with atomic_path(path) as tmp, av.open(tmp, "w", format="image2") as out:
         stream = out.add_stream("png")
         stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+        if compression is not None:
+            stream.codec_context.options = {"compression_level": str(int(compression))}
         for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
             out.mux(packet)
         for packet in stream.encode():
