@@ -43,8 +43,11 @@ def _expand(columns: list[torch.Tensor], counts: torch.Tensor) -> tuple[list[tor
     """Each row of `columns` repeated counts[i] times, and each copy's index among its row's copies."""
     total = int(counts.sum())
     first = torch.cumsum(counts, 0) - counts
-    repeated = torch.repeat_interleave(torch.stack(columns + [first], 1), counts, dim=0, output_size=total).unbind(1)
-    return list(repeated[:-1]), torch.arange(total, device=counts.device) - repeated[-1]
+    # int32 (half the bytes per pair): the columns are Gaussian indices and pixel coordinates, far below 2^31
+    dtype = torch.int32 if total < 2**31 else torch.int64
+    table = torch.stack(columns + [first], 1).to(dtype)
+    repeated = torch.repeat_interleave(table, counts, dim=0, output_size=total).unbind(1)
+    return list(repeated[:-1]), torch.arange(total, dtype=dtype, device=counts.device).sub_(repeated[-1])
 
 
 def _pairs(ids, x0, x1, y0, y1, means2d, conics, opacities):
@@ -83,11 +86,17 @@ def _falloff(means2d, conics, opacities, gid, px, py):
     """Per pair: offsets dx, dy of the Gaussian's centre from the pixel's, the conic's (a, b, c), exp(-sigma),
     sigma and the unclamped alpha o exp(-sigma)."""
     mx, my, a, b, c, o = _columns(torch.cat([means2d, conics, opacities[:, None]], 1), gid)
-    dx = mx - (px.to(mx.dtype) + 0.5)
-    dy = my - (py.to(my.dtype) + 0.5)
+    dx = mx.sub_(px.to(mx.dtype) + 0.5)  # in place: the gathered columns are this function's own
+    dy = my.sub_(py.to(my.dtype) + 0.5)
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
     exp_neg = torch.exp(-sigma)
-    return dx, dy, (a, b, c), exp_neg, sigma, o * exp_neg
+    return dx, dy, (a, b, c), exp_neg, sigma, o.mul_(exp_neg)
+
+
+def _sigma_alpha(means2d, conics, opacities, gid, px, py):
+    """Per pair: sigma and the unclamped alpha (`_falloff`'s last two), the other columns freed at once."""
+    *_, sigma, raw = _falloff(means2d, conics, opacities, gid, px, py)
+    return sigma, raw
 
 
 def _run_bounds(pix: torch.Tensor, n_pix: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +117,7 @@ def _reordered(gid: torch.Tensor, alpha: torch.Tensor, order: torch.Tensor) -> t
         return gid.index_select(0, order), alpha.index_select(0, order)
     packed = torch.stack([gid.to(torch.int32), alpha.view(torch.int32)], 1).view(torch.int64).squeeze(1)
     gid32, alpha_bits = packed.index_select(0, order).view(torch.int32).view(-1, 2).unbind(1)
-    return gid32.long(), alpha_bits.contiguous().view(torch.float32)
+    return gid32.contiguous(), alpha_bits.contiguous().view(torch.float32)
 
 
 class _Composite(torch.autograd.Function):
@@ -121,14 +130,19 @@ class _Composite(torch.autograd.Function):
     dL/dalpha_i = T_i g_i - (sum over the pairs behind i of w_j g_j) / (1 - alpha_i), a suffix sum per pixel."""
 
     @staticmethod
-    def forward(ctx, means2d, conics, opacities, features, gid, px, py, y_lo: int, rows: int, width: int):
+    def forward(ctx, means2d, conics, opacities, features, screen, y_lo: int, rows: int, width: int):
         n_pix = rows * width
-        *_, sigma, raw = _falloff(means2d, conics, opacities, gid, px, py)
+        ids, means_v, radii_v, conics_v, opacities_v, own_rows = screen
+        bx0, bx1, by0, by1 = _box_ranges(means_v, radii_v, y_lo, y_lo + rows, width, own_rows)
+        gid, px, py = _pairs(ids, bx0, bx1, by0, by1, means_v, conics_v, opacities_v)  # freed as soon as used
+        sigma, raw = _sigma_alpha(means2d, conics, opacities, gid, px, py)
         alpha = torch.clamp(raw, max=MAX_ALPHA)
         valid = torch.nonzero((sigma >= 0) & (alpha >= ALPHA_THRESHOLD)).squeeze(1)
+        del sigma, raw
         gid, alpha = gid.index_select(0, valid), alpha.index_select(0, valid)
-        pix, order = torch.sort(((py - y_lo) * width + px).index_select(0, valid).to(torch.int32), stable=True)
-        pix = pix.long()  # (pixel, depth) order
+        pix = (py.index_select(0, valid) - y_lo).mul_(width).add_(px.index_select(0, valid))
+        del px, py
+        pix, order = torch.sort(pix.to(torch.int32), stable=True)  # (pixel, depth) order
         gid, alpha = _reordered(gid, alpha, order)
 
         log_keep = torch.log1p(-alpha.double())
@@ -150,7 +164,8 @@ class _Composite(torch.autograd.Function):
     def backward(ctx, grad_out, grad_acc):
         means2d, conics, opacities, features, gid, pix, alpha, transmittance = ctx.saved_tensors
         py, px = pix.div(ctx.width, rounding_mode="floor"), pix.remainder(ctx.width)
-        dx, dy, (a, b, c), exp_neg, _, raw = _falloff(means2d, conics, opacities, gid, px, py + ctx.y_lo)
+        dx, dy, (a, b, c), exp_neg, sigma, raw = _falloff(means2d, conics, opacities, gid, px, py + ctx.y_lo)
+        del px, py, sigma
         g_out = _columns(grad_out, pix)
         g = grad_acc.index_select(0, pix)
         for g_c, f_c in zip(g_out, _columns(features, gid)):
@@ -167,17 +182,14 @@ class _Composite(torch.autograd.Function):
                    d_sigma * dx * dy, 0.5 * d_sigma * dy * dy, d_raw * exp_neg]
         columns += [weight * g_c for g_c in g_out]
         grads = _scatter_columns(columns, gid, means2d.shape[0])
-        return grads[:, 0:2], grads[:, 2:5], grads[:, 5], grads[:, 6:], None, None, None, None, None, None
+        return grads[:, 0:2], grads[:, 2:5], grads[:, 5], grads[:, 6:], None, None, None, None
 
 
 def _composite_band(means2d, conics, opacities, features, screen, y_lo, y_hi, width):
     """One band of rows: (rows*width, F) features and (rows*width,) alpha. `screen` (ids, means, radii, conics,
     opacities, own rows: the visible Gaussians' detached tables) lists the band's pairs here, so a checkpointed band
     keeps only those small tables until its backward recomputes the pairs (not every band's pairs at once)."""
-    ids, means_v, radii_v, conics_v, opacities_v, own_rows = screen
-    bx0, bx1, by0, by1 = _box_ranges(means_v, radii_v, y_lo, y_hi, width, own_rows)
-    gid, px, py = _pairs(ids, bx0, bx1, by0, by1, means_v, conics_v, opacities_v)
-    return _Composite.apply(means2d, conics, opacities, features, gid, px, py, y_lo, y_hi - y_lo, width)
+    return _Composite.apply(means2d, conics, opacities, features, screen, y_lo, y_hi - y_lo, width)
 
 
 def rasterize(
