@@ -154,3 +154,17 @@ def test_sfm_of_the_moving_pixels_only_finds_the_moving_objects(synth_loaded):
         ui, vi, inside = cam.pixels(moving.points)
         near_motion |= inside & mask[vi, ui]
     assert near_motion.all(), near_motion.mean()
+
+
+def test_a_failing_sfm_worker_raises_with_its_output(tmp_path):
+    """A worker process that fails (here: a job whose images are missing) raises RuntimeError naming the job and
+    ending with the worker's own last lines, as pycolmap's errors do in this process (seeding falls back on it)."""
+    from gifstream_engine.capture.sfm_init import SfmJob
+    from gifstream_engine.capture.sfm_worker import run_in_process
+
+    (tmp_path / "images").mkdir()
+    job = SfmJob(str(tmp_path), ["cam00"], [(100.0, 100.0, 50.0, 40.0)], [(100, 80)], [np.eye(4)], None, 1.0, 1024,
+                 2.0, 2, False)
+    with pytest.raises(RuntimeError, match=r"(?s)failed in its worker process \(exit [1-9].*cam00"):
+        run_in_process(job)
+    assert SfmJob.from_json(job.to_json()).to_json() == job.to_json()

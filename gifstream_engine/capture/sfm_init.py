@@ -103,18 +103,20 @@ def usable_cores() -> int:
 
 
 def _triangulate_all(capture: Capture, frames: list[int], options: dict, workers: int | None) -> list[dict]:
-    """The cache entries ({points, colors, stats}) of `frames`, triangulated in up to `workers` processes: the
-    images are written here (from the frames already decoded) while the workers run COLMAP on earlier ones."""
+    """The cache entries ({points, colors, stats}) of `frames`, triangulated in up to `workers` processes
+    (`capture/sfm_worker.py`, each a fresh Python: nothing of this process, such as torch's thread pool or a
+    script's main module, is inherited); the images are written here, from the frames already decoded, while the
+    workers run COLMAP on earlier ones."""
     workers = min(len(frames), workers or usable_cores())
     with tempfile.TemporaryDirectory(prefix="gifstream_sfm_") as tmp:
         if workers <= 1:
             return [_triangulate(_prepare(capture, frame, os.path.join(tmp, str(frame)), **options)) for frame in frames]
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
-        # spawn: a forked child would inherit the trainer's threads (torch's pool) mid-flight
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_triangulate, _prepare(capture, frame, os.path.join(tmp, str(frame)), **options))
+        from .sfm_worker import run_in_process
+
+        with ThreadPoolExecutor(workers) as pool:  # each thread waits on its worker process
+            futures = [pool.submit(run_in_process, _prepare(capture, frame, os.path.join(tmp, str(frame)), **options))
                        for frame in frames]
             return [future.result() for future in futures]
 
@@ -134,6 +136,19 @@ class SfmJob:
     max_error_px: float
     min_track: int
     masked: bool
+
+    def to_json(self) -> str:
+        fields = dataclasses.asdict(self) | {"w2c": [np.asarray(m).tolist() for m in self.w2c]}
+        return json.dumps(fields)
+
+    @staticmethod
+    def from_json(text: str) -> "SfmJob":
+        fields = json.loads(text)
+        fields["w2c"] = [np.asarray(m, np.float64) for m in fields["w2c"]]
+        fields["intrinsics"] = [tuple(v) for v in fields["intrinsics"]]
+        fields["sizes"] = [tuple(v) for v in fields["sizes"]]
+        fields["pairs"] = None if fields["pairs"] is None else [tuple(v) for v in fields["pairs"]]
+        return SfmJob(**fields)
 
 
 def _prepare(capture: Capture, frame: int, folder: str, max_image_size: int, min_sift_width: int,
