@@ -276,17 +276,18 @@ def random_points(bounds: np.ndarray, count: int, seed: int = 0) -> PointCloud:
 
 def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_points: int = MIN_POINTS,
                         random_count: int = 20_000, seed: int = 0, num_seed_frames: int = 1,
-                        moving_only: bool = False) -> PointCloud:
+                        moving_only: bool = False, workers: int | None = None) -> PointCloud:
     """Points to seed the anchors: the capture's own cloud (frame 0) or SfM of frame 0, plus SfM of the other
     `num_seed_frames - 1` frames spread over the capture; random points in the bounds if too few triangulate.
 
     moving_only: SfM of the moving pixels only (a later GOP, whose static set GOP 0's anchors already hold: SIFT
-    and matching skip it); however few points that gives, they are the answer (no capture points, no random ones)."""
+    and matching skip it); however few points that gives, they are the answer (no capture points, no random ones).
+    workers: processes triangulating frames side by side (`triangulate_frames`)."""
     frames = spread_frames(capture.num_frames, num_seed_frames)
     clouds = []
     if moving_only:
         try:
-            return merge_clouds(triangulate_frames(capture, frames, moving_only=True), "sfm")
+            return merge_clouds(triangulate_frames(capture, frames, moving_only=True, workers=workers), "sfm")
         except GIFStreamError:
             raise
         except Exception as exc:  # COLMAP may find nothing to match where little moves
@@ -297,7 +298,7 @@ def initial_point_cloud(capture: Capture, use_capture_points: bool = True, min_p
         clouds.append(PointCloud(capture.points, colors, "capture", frames=np.zeros(len(capture.points), np.int64)))
         frames = frames[1:]
     try:
-        clouds += triangulate_frames(capture, frames)
+        clouds += triangulate_frames(capture, frames, workers=workers)
     except GIFStreamError:  # the capture itself is unreadable: the same error training would meet
         raise
     except Exception as exc:  # pycolmap failures surface as RuntimeError with COLMAP's text

@@ -42,7 +42,9 @@ class Seeds:
 def seed_anchors(capture: Capture, num_seed_frames: int, voxel: float, seed: int = 0, moving_only: bool = False) -> Seeds:
     """SfM points of `num_seed_frames` frames of the capture (capture/sfm_init.py), marked where they lie on
     moving pixels, voxelised into one seed per voxel; `moving_only`: SfM of the moving pixels only."""
-    cloud = initial_point_cloud(capture, seed=seed, num_seed_frames=num_seed_frames, moving_only=moving_only)
+    # SfM's frames side by side in as many processes as the run's threads (`--threads`)
+    cloud = initial_point_cloud(capture, seed=seed, num_seed_frames=num_seed_frames, moving_only=moving_only,
+                                workers=torch.get_num_threads())
     frames = cloud.frames if cloud.frames is not None else np.zeros(len(cloud.points), np.int64)
     on_moving = moving_points(capture, cloud.points, frames) if cloud.source != "random" else np.zeros(len(frames), bool)
     occupancy = np.zeros((len(frames), capture.num_frames), bool)
