@@ -236,7 +236,7 @@ def measure(capture: str, work: str, label: str, args) -> list[dict]:
     frames = args.gop_frames * (2 if label == "2x frames" else 1)
     short = os.path.join(work, f"short_{label}")
     train = ["train", capture, "--out", short, "--preset", args.preset, "--set", f"train.downscale={args.short_downscale}", "--steps",
-             str(max(10, args.steps)), "--frames", f"0:{frames}", "--overwrite", "--threads", str(args.threads), "--device", "cpu"]
+             str(args.short_steps), "--frames", f"0:{frames}", "--overwrite", "--threads", str(args.threads), "--device", "cpu"]
     if not os.path.isfile(os.path.join(short, "eval.json")):
         run_stage("cli", {"argv": train}, env)
     row("eval", run_stage("cli", {"argv": ["eval", short]}, env) | {"downscale": args.short_downscale, "run_frames": frames})
@@ -266,6 +266,8 @@ def main() -> None:
     parser.add_argument("--size", default="1352x1014")
     parser.add_argument("--grow", nargs="*", default=["frames", "cameras"], choices=["frames", "cameras"])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--short-steps", type=int, default=10,
+                        help="steps of the run that eval, encode and decode measure (its size, not its quality, matters)")
     parser.add_argument("--gop-frames", type=int, default=60)
     parser.add_argument("--short-downscale", type=float, default=1.0,
                         help="train.downscale of the run that eval, encode and decode measure (a CPU trains a "
