@@ -87,3 +87,14 @@ def test_a_fixed_shape_decode_renders_and_learns_as_the_compact_one():
         a, b = getattr(compact[4], field.name), getattr(fixed[4], field.name)
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), field.name
     assert 0 < int((compact[4].anchor_seen > 0).sum()) < n  # some anchors were not decoded: not counted as seen
+
+
+def test_a_fixed_shape_decode_of_windows_comes_in_blocks_of_rows_per_window():
+    """What `render_batch(per_image=...)` relies on: window i's Gaussians are rows i*M..(i+1)*M-1, M =
+    `rows_per_window`; a compact decode promises no blocks (None)."""
+    model, _, windows, frames = _moving_model_and_windows()
+    gaussians, slot = model.decode_windows(frames, windows, FIXED)
+    m = model.rows_per_window(FIXED)
+    assert m == model.num_anchors * model.cfg.num_offsets and len(gaussians) == len(windows) * m
+    assert torch.equal(slot, torch.arange(len(windows)).repeat_interleave(m))
+    assert model.rows_per_window(COMPACT) is None

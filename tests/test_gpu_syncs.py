@@ -56,28 +56,32 @@ class SyncCounter(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _on_gsplat(monkeypatch):
-    """The trainer's renders through the gsplat path, with stand-ins that rasterise on the CPU."""
-    batch = _gsplat_batch_stand_in([])
+def _on_gsplat(monkeypatch) -> list:
+    """The trainer's renders through the gsplat path, with stand-ins that rasterise on the CPU; returns the list
+    where the batched stand-in records the shape of each call's means."""
+    calls = []
+    batch = _gsplat_batch_stand_in(calls)
 
     def rasterization(means, *args, **kwargs):
         return (batch if means.dim() == 3 else _gsplat_stand_in)(means, *args, **kwargs)
 
     monkeypatch.setattr(gsplat_backend, "gsplat_rasterization", lambda: rasterization)
     monkeypatch.setattr(api, "choose_backend", lambda requested, device: "gsplat")
+    return calls
 
 
 def test_a_step_reads_back_from_the_device_at_most_twice(synth_loaded, monkeypatch):
     """Outside growth and pruning steps, the whole step (its decodes with the fixed shape a GPU trainer uses, the
     renders of the image and its 8 windows in one gsplat call each, the loss, the optimiser and the growth
-    statistics) reads back at most twice: the step's report, and at most one more."""
+    statistics) reads back at most twice: the step's report, and at most one more. Each window's scene holds its
+    own N * K Gaussians only (`render_batch(per_image=...)`), not every window's."""
     from gifstream_engine.train.config import load_config
     from gifstream_engine.train.driver import gop_seed
     from gifstream_engine.train.gop_data import load_gop_frames
     from gifstream_engine.train.seeding import initial_model
     from gifstream_engine.train.trainer import GopTrainer
 
-    _on_gsplat(monkeypatch)
+    calls = _on_gsplat(monkeypatch)
     cfg = load_config(["preview"], ["train.steps=300", "train.seed_frames=2", "train.max_anchors=600",
                                     "train.densify_every=1000", "train.knn_every=1000"])
     gop = synth_loaded.gops(cfg.train.gop_length)[0]
@@ -99,6 +103,7 @@ def test_a_step_reads_back_from_the_device_at_most_twice(synth_loaded, monkeypat
         print(f"step {step} ({info['phase']}): {sum(counter.sites.values())} read-backs {dict(counter.sites)}")
         assert sum(counter.sites.values()) <= 2
         assert counter.sites["train/trainer.py:" + str(_line_of(trainer, "tolist()"))] == 1
+        assert calls[-1] == (8, model.num_anchors * model.cfg.num_offsets, 3)
 
 
 def _line_of(trainer, text: str) -> int:

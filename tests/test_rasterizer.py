@@ -261,6 +261,38 @@ def test_render_batch_on_gsplat_is_one_call(monkeypatch):
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_render_batch_on_gsplat_in_blocks_gives_each_scene_its_own(monkeypatch):
+    """Gaussians in equal, contiguous blocks per image (a fixed-shape decode's windows), told by `per_image`: each
+    of gsplat's scenes holds its own block only (B scenes of M, not B of B * M), with the same images and gradients
+    as the path that puts every Gaussian in every scene; a count that does not fit the images is refused."""
+    from gifstream_engine.render import api, gsplat_backend, render_batch
+
+    calls = []
+    monkeypatch.setattr(gsplat_backend, "gsplat_rasterization", lambda: _gsplat_batch_stand_in(calls))
+    monkeypatch.setattr(api, "choose_backend", lambda requested, device: "gsplat")
+    camera = pinhole(32, 24, f=30.0)
+    windows = [camera.cropped(0, 0, 16, 12), camera.cropped(16, 12, 16, 12), camera.cropped(8, 6, 16, 12)]
+    m = 50
+    g = random_gaussians(len(windows) * m, seed=7, requires_grad=True)
+    with torch.no_grad():
+        g.opacities[::4] = 0.0  # rows that do not show, as a fixed-shape decode has them
+    image_of = torch.arange(len(windows)).repeat_interleave(m)
+    background = torch.tensor([0.1, 0.2, 0.3])
+    blocked = render_batch(g, image_of, windows, background, backend="gsplat", per_image=m)
+    copied = render_batch(g, image_of, windows, background, backend="gsplat")
+    assert calls == [(3, m, 3), (3, 3 * m, 3)]
+    assert blocked[0].shape == (3, 12, 16, 3) and blocked[1][:, ..., 0].amax(dim=(1, 2)).min() > 0.2  # each shows
+    for a, b in zip(blocked, copied):
+        assert torch.allclose(a, b, atol=1e-5)
+    weights = torch.rand(blocked[0].shape, generator=torch.Generator().manual_seed(3))
+    ours = torch.autograd.grad((weights * blocked[0]).sum() + blocked[1].sum(), g.tensors())
+    theirs = torch.autograd.grad((weights * copied[0]).sum() + copied[1].sum(), g.tensors())
+    for a, b in zip(ours, theirs):
+        assert a.abs().amax() > 0 and torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(RenderError, match="per_image=49"):
+        render_batch(g, image_of, windows, background, backend="gsplat", per_image=m - 1)
+
+
 def test_reach_image_keeps_every_gaussian_that_shows():
     from gifstream_engine.render.projection import MAX_EXTEND, reach_image
 

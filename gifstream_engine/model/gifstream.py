@@ -185,9 +185,16 @@ class GIFStreamModel(nn.Module):
         """The Gaussians of frames[i] that can show in windows[i] (cameras of one image size, e.g. crops made
         by `Camera.cropped`), for several windows in one pass (the trainer's windows on moving pixels, which
         `render.render_batch` renders together): what `decode(frames[i], windows[i])` gives, for all i at once.
-        Returns the Gaussians and (M,) long: the window each belongs to."""
+        Returns the Gaussians and (M,) long: the window each belongs to (with `state.fixed_shape`, in blocks of
+        `rows_per_window(state)`, window after window)."""
         gaussians, slot, _ = self._decode_rows(frames, windows, state, values)
         return gaussians, slot
+
+    def rows_per_window(self, state: DecodeState) -> int | None:
+        """The Gaussians of each window of `decode_windows` when they come in equal, contiguous blocks, window after
+        window: with `state.fixed_shape`, every anchor's K children (what `render_batch(per_image=...)` takes to
+        give each of gsplat's scenes its own window only). None for a compact decode, whose counts differ."""
+        return self.num_anchors * self.cfg.num_offsets if state.fixed_shape else None
 
     def _reach(self, idx: torch.Tensor, state: DecodeState, values: AnchorValues | None) -> torch.Tensor:
         """(n,) a bound on how far the 3.33-sigma extents of anchors idx's Gaussians reach from where the anchor

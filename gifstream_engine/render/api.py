@@ -122,15 +122,23 @@ def render_batch(
     background: torch.Tensor | None = None,
     backend: str = "auto",
     max_pairs: int = DEFAULT_MAX_PAIRS,
+    per_image: int | None = None,  # the Gaussians come in len(cameras) contiguous blocks of this many, in order
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Several images of one size at once, image i showing the Gaussians with image_of == i as cameras[i] sees
     them: (B, H, W, 3) RGB and (B, H, W, 1) alpha, differentiable as `render`'s (what the trainer's windows on
     moving pixels use: one projection and one rasterisation instead of one per window). The PyTorch backend
     rasterises them as one canvas; gsplat as one batch of B scenes of one camera each (`render_gsplat_batch`), in
-    one call and without a host-device synchronisation."""
+    one call and without a host-device synchronisation.
+
+    `per_image` is the caller's promise that image_of is 0 for the first per_image Gaussians, 1 for the next
+    per_image, and so on (a fixed-shape decode's windows, `GIFStreamModel.rows_per_window`): gsplat's scene i then
+    holds block i only, not every Gaussian. Not checked against image_of (that would read back from the device)."""
     sizes = {(c.width, c.height) for c in cameras}
     if len(sizes) != 1:
         raise RenderError(f"render_batch needs cameras of one image size, got {sorted(sizes)}")
+    if per_image is not None and per_image * len(cameras) != len(gaussians):
+        raise RenderError(f"render_batch got {len(gaussians)} Gaussians for {len(cameras)} images of "
+                          f"per_image={per_image} each; expected {per_image * len(cameras)}")
     for camera in cameras:
         _require_pinhole(camera)
     device = gaussians.device
@@ -139,7 +147,7 @@ def render_batch(
     tensors = [camera_tensors(camera, device, gaussians.means.dtype) for camera in cameras]
     viewmats, Ks = torch.stack([v for v, _ in tensors]), torch.stack([k for _, k in tensors])
     if choose_backend(backend, device) == "gsplat":
-        return render_gsplat_batch(gaussians, image_of, viewmats, Ks, width, height, background)
+        return render_gsplat_batch(gaussians, image_of, viewmats, Ks, width, height, background, per_image)
     proj = project_gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
                              viewmats.index_select(0, image_of), Ks.index_select(0, image_of), width, height)
     rgb, alpha = rasterize(proj, gaussians.opacities, gaussians.colors, width, height, max_pairs, image_of, len(cameras))

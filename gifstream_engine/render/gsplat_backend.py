@@ -51,17 +51,34 @@ def render_gsplat(gaussians: Gaussians, viewmat, K, width, height, background, n
     return rgb, alphas[0], depth, meta["means2d"], radii, meta["depths"][0]
 
 
-def render_gsplat_batch(gaussians: Gaussians, image_of, viewmats, Ks, width, height, background):
+def render_gsplat_batch(gaussians: Gaussians, image_of, viewmats, Ks, width, height, background,
+                        per_image: int | None = None):
     """Image b of B shows the Gaussians with image_of == b as viewmats[b], Ks[b] see them, in one gsplat call: B
-    scenes (gsplat's leading batch dimension) of one camera each, every scene holding all N Gaussians with the
+    scenes (gsplat's leading batch dimension) of one camera each, with no host-device synchronisation.
+    (rgb (B, H, W, 3), alpha (B, H, W, 1)).
+
+    With `per_image` (the Gaussians come in B contiguous blocks of per_image, image after image, as a fixed-shape
+    decode gives them), scene b is block b alone: (B, per_image, ...) views, B * per_image Gaussians projected.
+    Without it (images of different counts, a compact decode's), every scene holds all N Gaussians with the
     opacity of those of other images set to 0 (gsplat culls them in its projection, and alpha 0 is never
-    composited): no per-image selection, so no host-device synchronisation. (rgb (B, H, W, 3), alpha (B, H, W, 1))."""
+    composited): B * N projected, but no per-image selection, which would read counts back from the device."""
     b = len(viewmats)
-    mine = image_of[None, :] == torch.arange(b, device=image_of.device)[:, None]  # (B, N)
-    opacities = gaussians.opacities[None, :] * mine.to(gaussians.opacities.dtype)
-    batched = [t[None].expand(b, *t.shape) for t in (gaussians.means, gaussians.quats, gaussians.scales, gaussians.colors)]
-    colors, alphas, _ = gsplat_rasterization()(
-        batched[0], batched[1], batched[2], opacities, batched[3], viewmats[:, None], Ks[:, None], width, height,
+    if per_image is not None:
+        scenes = [t.reshape(b, per_image, *t.shape[1:]) for t in gaussians.tensors()]
+    else:
+        scenes = _every_gaussian_in_every_scene(gaussians, image_of, b)
+    means, quats, scales, opacities, colors = scenes
+    rgb, alphas, _ = gsplat_rasterization()(
+        means, quats, scales, opacities, colors, viewmats[:, None], Ks[:, None], width, height,
         packed=False, render_mode="RGB", backgrounds=None if background is None else background.expand(b, 1, -1),
     )
-    return colors[:, 0], alphas[:, 0]
+    return rgb[:, 0], alphas[:, 0]
+
+
+def _every_gaussian_in_every_scene(gaussians: Gaussians, image_of, b: int) -> list[torch.Tensor]:
+    """means (B, N, 3), quats (B, N, 4), scales (B, N, 3), opacities (B, N), colors (B, N, 3): all N Gaussians in
+    each of B scenes (expanded views), opacity 0 in scene b for those with image_of != b."""
+    mine = image_of[None, :] == torch.arange(b, device=image_of.device)[:, None]  # (B, N)
+    means, quats, scales, _, colors = (t[None].expand(b, *t.shape) for t in gaussians.tensors())
+    opacities = gaussians.opacities[None, :] * mine.to(gaussians.opacities.dtype)
+    return [means, quats, scales, opacities, colors]

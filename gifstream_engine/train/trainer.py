@@ -155,7 +155,8 @@ class GopTrainer:
         gaussians, slot = self.model.decode_windows([patch.frame for patch in patches], cameras, p.decode, values)
         if len(gaussians) == 0:
             return torch.zeros((), device=self.device)
-        rgb, _ = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device), backend=tc.rasterizer)
+        rgb, _ = render_batch(gaussians, slot, cameras, background=torch.zeros(3, device=self.device), backend=tc.rasterizer,
+                              per_image=self.model.rows_per_window(p.decode))
         return self._photometric(rgb, torch.stack([patch.target for patch in patches]).to(self.device),
                                  torch.stack([patch.median for patch in patches]))
 
