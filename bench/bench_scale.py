@@ -1,7 +1,7 @@
 """What each stage of the engine costs at real capture size, and how the costs grow with frames and cameras.
 
 python bench/bench_scale.py [--cameras 20] [--frames 300] [--size 1352x1014] [--grow frames cameras]
-                            [--steps 10] [--preset n3dv] [--work /tmp/gifstream_scale] [--anchors 10000 100000 300000]
+                            [--steps 10] [--skip-gop] [--skip-run] [--no-base] [--preset n3dv] [--work /tmp/gifstream_scale] [--anchors 10000 100000 300000]
 
 An N3DV-scale capture is made without rendering (`bench/scale_capture.py`: the demo capture upscaled and played
 back and forth; built once into --work and reused), then each stage runs in a process of its own, so that its peak
@@ -232,6 +232,8 @@ def measure(capture: str, work: str, label: str, args) -> list[dict]:
         gop = run_stage("gop", {"capture": capture, "run": run, "steps": args.steps, "preset": args.preset,
                                 "threads": args.threads}, env)
         row("gop", gop)
+    if args.skip_run:
+        return rows
     # a run of one GOP (two at twice the frames) for evaluation, encoding and decoding
     frames = args.gop_frames * (2 if label == "2x frames" else 1)
     short = os.path.join(work, f"short_{label}")
@@ -276,6 +278,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="/tmp/gifstream_scale")
     parser.add_argument("--skip-gop", action="store_true", help="leave out the full-size GOP stage")
+    parser.add_argument("--no-base", action="store_true", help="only the --grow scales (e.g. to add them to a base run's "
+                        "results under another --results name)")
+    parser.add_argument("--skip-run", action="store_true", help="leave out the one-GOP run's eval, encode and decode")
     parser.add_argument("--results", default="bench_scale", help="the results file's name")
     parser.add_argument("--anchors", type=int, nargs="*", default=[10000, 100000, 300000])
     args = parser.parse_args()
@@ -288,7 +293,7 @@ def main() -> None:
         if not os.path.isdir(source):
             subprocess.run([sys.executable, "-m", "gifstream_engine.cli", "capture", "synth", source], check=True)
     width, height = (int(v) for v in args.size.split("x"))
-    scales = [("base", args.cameras, args.frames)]
+    scales = [] if args.no_base else [("base", args.cameras, args.frames)]
     if "frames" in args.grow:
         scales.append(("2x frames", args.cameras, 2 * args.frames))
     if "cameras" in args.grow:

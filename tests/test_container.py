@@ -65,7 +65,12 @@ def test_wrong_magic_and_version(tmp_path):
     bad = bytearray(data)
     bad[4:6] = struct.pack("<H", 9)
     open(path, "wb").write(bad)
-    with pytest.raises(BitstreamError, match="format version 9.0 is not supported"):
+    with pytest.raises(BitstreamError, match=r"format version 9\.\d is not supported"):
+        Container(path)
+    bad = bytearray(data)
+    bad[6:8] = struct.pack("<H", 7)
+    open(path, "wb").write(bad)
+    with pytest.raises(BitstreamError, match=r"format version 1\.7 is newer than this decoder's 1\.1"):
         Container(path)
 
 

@@ -1,10 +1,13 @@
 """The `.gifs` format on a freshly built random model and entropy models (no capture, no training: seconds).
 
 - round trip: what the decoder rebuilds is what the encoder's model decodes with the coded values;
-- golden bytes: the encoder's output for a fixed model is pinned (format 1.0). When the format changes on
-  purpose, regenerate with GIFSTREAM_REGENERATE_GOLDEN=1 and bump the container version.
+- golden bytes: the encoder's output for a fixed model is pinned (format 1.1). When the format changes on
+  purpose, regenerate with GIFSTREAM_REGENERATE_GOLDEN=1 and bump the container version;
+- older formats still decode: format 1.0's golden file (its header has no knn_rule) decodes with the legacy
+  neighbour rule, as the same random model built with that rule.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -22,7 +25,8 @@ from gifstream_engine.capture.camera import Rig
 
 from conftest import pinhole
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "data", "golden_1_0.gifs")
+GOLDEN = os.path.join(os.path.dirname(__file__), "data", "golden_1_1.gifs")
+GOLDEN_1_0 = os.path.join(os.path.dirname(__file__), "data", "golden_1_0.gifs")
 REGENERATE = "GIFSTREAM_REGENERATE_GOLDEN"
 SMALL = ModelConfig(feat_dim=6, stream_dim=2, num_offsets=2, hidden=8, knn=3, time_freqs=2, voxel_size=0.25)
 STATE = DecodeState(use_stream=True, quantize="round", feat_step=0.5, geo_step=0.1)
@@ -61,10 +65,10 @@ TRAIN_SETTINGS = {"steps": 100, "gop_length": 3, "downscale": 1.0, "seed": 0, "f
                   "geo_step": STATE.geo_step}
 
 
-def random_run(seed: int = 0, gop_frames=(3, 2)) -> CodableSequence:
+def random_run(seed: int = 0, gop_frames=(3, 2), cfg: ModelConfig = SMALL) -> CodableSequence:
     gops, entropies, offset = [], [], 0
     for g, frames in enumerate(gop_frames):
-        model, entropy = random_gop(seed + g, frames)
+        model, entropy = random_gop(seed + g, frames, cfg=cfg)
         with torch.no_grad():
             values, _ = quantised_anchors(model, entropy, STATE)
         gops.append(SequenceGop(offset, model, STATE, coded_anchor_values(model, entropy, STATE, values)))
@@ -72,7 +76,7 @@ def random_run(seed: int = 0, gop_frames=(3, 2)) -> CodableSequence:
         offset += frames
     cameras = [pinhole(32, 24, name="c0"), pinhole(32, 24, f=28.0, name="c1")]
     rig = Rig(24.0, np.array([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]), cameras)
-    run = CodableSequence(gops, entropies, SMALL, TRAIN_SETTINGS, "random", rig.fps)
+    run = CodableSequence(gops, entropies, cfg, TRAIN_SETTINGS, "random", rig.fps)
     run.rig = rig
     return run
 
@@ -85,6 +89,20 @@ def random_stream(tmp_path_factory):
     return run, path
 
 
+def assert_decodes_as(run: CodableSequence, path: str) -> None:
+    """The decoder holds the kept anchors in coding order: compare each frame as sets of Gaussians sorted by position;
+    only the float16-rounded decoder weights differ."""
+    stream = DecodedStream(path)
+    for t in range(run.num_frames):
+        expected, decoded = run.gaussians(t), stream.gaussians(t)
+        assert len(expected) == len(decoded) > 0
+        order = lambda g: np.lexsort(g.means.numpy().T[::-1])  # noqa: E731
+        e, d = order(expected), order(decoded)
+        for a, b in zip(expected.tensors(), decoded.tensors()):
+            assert torch.allclose(a[e], b[d], atol=0.05, rtol=0.05), (t, (a[e] - b[d]).abs().max())
+        torch.testing.assert_close(expected.means[e], decoded.means[d], atol=0.02, rtol=0.0)
+
+
 def test_random_model_round_trip(random_stream):
     run, path = random_stream
     stream = DecodedStream(path)
@@ -93,22 +111,14 @@ def test_random_model_round_trip(random_stream):
     header = Container(path).header
     assert [g["num_dynamic"] > 0 for g in header["gops"]] == [True, True]
     assert [g["num_anchors"] for g in header["gops"]] == [36, 36]  # the 4 pruned anchors are not coded
-    for t in range(run.num_frames):
-        expected, decoded = run.gaussians(t), stream.gaussians(t)
-        assert len(expected) == len(decoded) > 0
-        # the decoder holds the kept anchors in coding order: compare as sets of Gaussians, sorted by position
-        order = lambda g: np.lexsort(g.means.numpy().T[::-1])  # noqa: E731
-        e, d = order(expected), order(decoded)
-        for a, b in zip(expected.tensors(), decoded.tensors()):
-            # only the float16-rounded decoder weights differ
-            assert torch.allclose(a[e], b[d], atol=0.05, rtol=0.05), (t, (a[e] - b[d]).abs().max())
-        torch.testing.assert_close(expected.means[e], decoded.means[d], atol=0.02, rtol=0.0)
+    assert header["model"]["knn_rule"] == "canonical"
+    assert_decodes_as(run, path)
 
 
-def test_golden_bytes_pin_format_1_0(random_stream):
+def test_golden_bytes_pin_format_1_1(random_stream):
     _, path = random_stream
     data = open(path, "rb").read()
-    assert VERSION == (1, 0)
+    assert VERSION == (1, 1)
     if os.environ.get(REGENERATE) == "1":
         os.makedirs(os.path.dirname(GOLDEN), exist_ok=True)
         with open(GOLDEN, "wb") as f:
@@ -119,3 +129,15 @@ def test_golden_bytes_pin_format_1_0(random_stream):
     # and the golden file still decodes
     stream = DecodedStream(GOLDEN)
     assert stream.num_frames == 5 and len(stream.gaussians(4)) > 0
+
+
+def test_format_1_0_decodes_with_its_neighbour_rule():
+    """A 1.0 stream's anchors were trained with the KD tree's neighbours: its decoder finds those, not 1.1's (the
+    random model's lattice anchors tie everywhere, so the two rules differ on it)."""
+    header = Container(GOLDEN_1_0).header
+    assert Container(GOLDEN_1_0).version == (1, 0) and "knn_rule" not in header["model"]
+    legacy = dataclasses.replace(SMALL, knn_rule="kdtree")
+    assert DecodedStream(GOLDEN_1_0).header.model.knn_rule == "kdtree"
+    assert_decodes_as(random_run(cfg=legacy), GOLDEN_1_0)
+    gop = random_gop(0, 3)[0]
+    assert not np.array_equal(gop.knn_index.numpy(), random_gop(0, 3, cfg=legacy)[0].knn_index.numpy())

@@ -22,7 +22,7 @@ from ..errors import BitstreamError
 from ..fileio import atomic_open, read_input
 
 MAGIC, TRAILER = b"GIFS", b"SFIG"
-VERSION = (1, 0)
+VERSION = (1, 1)  # 1.1: the header's model records knn_rule (1.0 streams decode with the legacy rule)
 _TRAILER_SIZE = 12
 MAX_FILE_BYTES = 1 << 32  # a reader holds the whole file in memory: a .gifs of at most 4 GiB
 
@@ -78,6 +78,9 @@ class Container:
         self.version = (major, minor)
         if major != VERSION[0]:
             raise self._fail(f"format version {major}.{minor} is not supported (this decoder reads {VERSION[0]}.x)")
+        if minor > VERSION[1]:  # a later minor version may decode differently (1.1 changed the neighbour rule)
+            raise self._fail(f"format version {major}.{minor} is newer than this decoder's {VERSION[0]}.{VERSION[1]}; "
+                             "update GIFStream to read it")
         if d[-_TRAILER_SIZE:-8] != TRAILER or struct.unpack("<Q", d[-8:])[0] != len(d):
             raise self._fail(f"truncated or extended: trailer missing or length field != {len(d)} bytes")
         pos = 12

@@ -16,6 +16,7 @@ from .. import validate
 from ..capture.camera import Camera, Rig
 from ..errors import BitstreamError
 from ..model import ModelConfig, validate_model
+from ..model.config import LEGACY_KNN_RULE
 from .container import Container
 
 FORMAT = "gifstream-4dgs"
@@ -134,7 +135,8 @@ class StreamHeader:
         known = {f.name for f in dataclasses.fields(ModelConfig)}
         if set(model_fields) - known:
             raise BitstreamError(f"{path}: header model has unknown fields {sorted(set(model_fields) - known)}")
-        model = ModelConfig(**model_fields)
+        # format 1.0 headers predate knn_rule: their streams were trained with the legacy rule
+        model = ModelConfig(**{"knn_rule": LEGACY_KNN_RULE, **model_fields})
         validate_model(model, f"{path}: header model", BitstreamError)
         train = dict(validate.mapping(get("train"), f"{path}: header train", BitstreamError))
         train["downscale"] = validate.number(validate.field(train, "downscale", f"{path}: header train", BitstreamError),

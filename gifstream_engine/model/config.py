@@ -18,6 +18,9 @@ class ModelConfig:
     knn: int = 6  # neighbours aggregated by the motion decoder
     time_freqs: int = 8  # sin/cos pairs of the time embedding (16 dims)
     voxel_size: float = 0.02  # anchor voxelisation of the initial cloud and of grown anchors
+    # how the motion neighbours are found (model/knn.py): "canonical" (format 1.1 on), or "kdtree", format 1.0's
+    # rule, which streams and runs made before 1.1 were trained with
+    knn_rule: str = "canonical"
 
 
 # (minimum, maximum) of the model's dimensions; a bitstream header is held to the same bounds before allocating
@@ -29,8 +32,15 @@ MODEL_RULES: dict[str, dict] = {
 }
 
 
+KNN_RULES = ("canonical", "kdtree")
+# a model saved before `knn_rule` existed (format 1.0, and runs trained before it) was trained with this rule
+LEGACY_KNN_RULE = "kdtree"
+
+
 def validate_model(model: ModelConfig, origin: str = "model", error: type[GIFStreamError] = ConfigError) -> None:
     validate.fields(model, origin, MODEL_RULES, error)
+    if model.knn_rule not in KNN_RULES:
+        raise error(f"{origin}.knn_rule: expected one of {list(KNN_RULES)}, got {model.knn_rule!r}")
 
 
 @dataclasses.dataclass

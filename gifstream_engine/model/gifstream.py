@@ -98,10 +98,10 @@ class GIFStreamModel(nn.Module):
 
     @torch.no_grad()
     def update_knn(self) -> None:
-        """Each anchor's `cfg.knn` nearest kept anchors (M_p > 1/2), itself excluded (`knn.nearest_kept`: the same
-        neighbours whatever the anchors' order, so the decoder finds the trainer's)."""
+        """Each anchor's `cfg.knn` nearest kept anchors (M_p > 1/2), itself excluded, by `cfg.knn_rule`
+        (`knn.nearest_kept`: the same neighbours whatever the anchors' order, so the decoder finds the trainer's)."""
         kept = np.nonzero((self.mask_logits[:, 3] > 0).cpu().numpy())[0]
-        idx = nearest_kept(self.anchor_xyz.cpu().numpy(), kept, self.cfg.knn)
+        idx = nearest_kept(self.anchor_xyz.cpu().numpy(), kept, self.cfg.knn, self.cfg.knn_rule, self.cfg.voxel_size)
         self.knn_index = torch.as_tensor(idx, dtype=torch.long, device=self.anchor_xyz.device)
 
     @torch.no_grad()

@@ -35,7 +35,7 @@ class AnchorState:
     @torch.no_grad()
     def select(self, keep: torch.Tensor) -> None:
         """Keep the anchors `keep` ((N,) bool) in every per-anchor table, in order."""
-        self._rebuild(lambda rows: rows[keep])
+        self._rebuild(torch.nonzero(keep).squeeze(1))
         self.model.anchor_xyz = self.model.anchor_xyz[keep]
         self.stats = self.stats.select(keep)
 
@@ -50,34 +50,47 @@ class AnchorState:
                  "offsets": torch.zeros(grown, m.cfg.num_offsets, 3)}
         rows = {name: getattr(m, name)[parents] if name in INHERITED else fresh[name] for name in PER_ANCHOR_LR}
         if keep is None:
-            self._rebuild(lambda rows: rows, rows)
+            self._rebuild(None, rows)
             m.anchor_xyz = torch.cat([m.anchor_xyz, centres.to(m.anchor_xyz)])
             self.stats = self.stats.extend(grown)
             return
-        self._rebuild(lambda rows: rows[keep], rows)
+        self._rebuild(torch.nonzero(keep).squeeze(1), rows)
         m.anchor_xyz = torch.cat([m.anchor_xyz[keep], centres.to(m.anchor_xyz)])
         self.stats = self.stats.select(keep).extend(grown)
 
-    def _rebuild(self, pick, appended: dict[str, torch.Tensor] | None = None) -> None:
-        """Each per-anchor parameter as a new Parameter of the rows `pick` keeps (plus `appended`), with Adam's
-        moments picked alike (zero for appended rows)."""
+    def _rebuild(self, index: torch.Tensor | None, appended: dict[str, torch.Tensor] | None = None) -> None:
+        """Each per-anchor parameter as a new Parameter of its rows `index` ((M,) long, None: every row) plus
+        `appended`, with Adam's moments picked alike (zero for appended rows): one copy of each table."""
         for group in self.optimizer.param_groups:
             name = group["name"]
             if name not in PER_ANCHOR_LR:
                 continue
             old = group["params"][0]
-            value = pick(old.data)
-            if appended is not None:
-                value = torch.cat([value, appended[name].to(value)])
-            param = torch.nn.Parameter(value)
+            extra = None if appended is None else appended[name]
+            param = torch.nn.Parameter(picked_rows(old.data, index, extra))
             state = self.optimizer.state.pop(old, None)
             if state:
                 for key in ("exp_avg", "exp_avg_sq"):
-                    moment = pick(state[key])
-                    if appended is not None:
-                        moment = torch.cat([moment, torch.zeros_like(appended[name]).to(moment)])
-                    state[key] = moment
+                    state[key] = picked_rows(state[key], index, zeros=0 if extra is None else len(extra))
                 self.optimizer.state[param] = state
             group["params"][0] = param
             setattr(self.model, name, param)
         self.stream_grid = None  # anchor indices changed
+
+
+def picked_rows(table: torch.Tensor, index: torch.Tensor | None, appended: torch.Tensor | None = None,
+                zeros: int = 0) -> torch.Tensor:
+    """A new tensor of table's rows `index` (None: every row), then the rows `appended` or else `zeros` rows of
+    zeros, each written once into its place (no intermediate copies: these tables are the run's largest)."""
+    kept = len(table) if index is None else len(index)
+    extra = len(appended) if appended is not None else zeros
+    out = table.new_empty((kept + extra, *table.shape[1:]))
+    if index is None:
+        out[:kept].copy_(table)
+    else:
+        torch.index_select(table, 0, index, out=out[:kept])
+    if appended is not None:
+        out[kept:].copy_(appended)
+    else:
+        out[kept:].zero_()
+    return out

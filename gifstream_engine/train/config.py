@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..fileio import read_input
 from ..frames import parse_frame_range
 from ..model import ModelConfig, validate_model
+from ..model.config import LEGACY_KNN_RULE
 
 # shipped inside the package (a wheel carries them); the repository's presets/ is a link to this folder
 MAX_PRESET_BYTES = 1 << 20  # a preset is a few dozen lines
@@ -131,6 +132,8 @@ class RunConfig:
         cfg = RunConfig()
         if not isinstance(data, dict):
             raise ConfigError(f"{origin}: expected an object with [model] and [train], got {type(data).__name__}")
+        if isinstance(data.get("model"), dict) and "knn_rule" not in data["model"]:
+            cfg.model.knn_rule = LEGACY_KNN_RULE  # saved before the rule was recorded: trained with the legacy one
         apply_section(cfg, data, origin)
         cfg.validate(origin)
         return cfg
