@@ -62,18 +62,18 @@ def test_neighbours_are_the_nearest_kept_anchors():
 
 def test_neighbours_with_fewer_kept_anchors_than_k():
     xyz = np.array([[0, 0, 0], [1, 0, 0], [3, 0, 0], [7, 0, 0]], np.float32)
-    # every other kept anchor, the farthest repeated, listed in canonical order
-    assert nearest_kept(xyz, np.array([1, 2]), 4).tolist() == [[1, 2, 2, 2], [2, 2, 2, 2], [1, 1, 1, 1], [1, 1, 1, 2]]
-    assert nearest_kept(xyz, np.array([], np.int64), 2).tolist() == [[1, 2], [0, 2], [0, 1], [1, 2]]  # none: all
+    # every other kept anchor, nearest first, the farthest repeated
+    assert nearest_kept(xyz, np.array([1, 2]), 4).tolist() == [[1, 2, 2, 2], [2, 2, 2, 2], [1, 1, 1, 1], [2, 1, 1, 1]]
+    assert nearest_kept(xyz, np.array([], np.int64), 2).tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]  # none: all
     # format 1.0's rule asked the tree for k + 1 and dropped itself, else the farthest: kept to decode 1.0 streams
     legacy = nearest_kept(xyz, np.array([1, 2]), 4, rule="kdtree")
     assert legacy.tolist() == [[1, 1, 1, 1], [2, 2, 2, 2], [1, 1, 1, 1], [2, 2, 2, 2]]
 
 
-def rule_reference(xyz, kept, k):
-    """The canonical rule as its definition reads: every kept anchor but itself, by (d2, canonical rank), the
-    farthest repeated, listed in canonical order."""
-    x = xyz.astype(np.float64)
+def rule_reference(xyz, kept, k, voxel=None):
+    """The canonical rule as its definition reads: every kept anchor but itself, by (d2, canonical rank) -- d2 in
+    voxel steps for voxel centres, else in float64 of the positions -- the farthest repeated."""
+    x = xyz.astype(np.float64) if voxel is None else np.floor(xyz.astype(np.float64) / voxel).astype(np.int64)
     kept = np.arange(len(xyz)) if len(kept) == 0 else kept
     canonical = kept[np.lexsort(xyz[kept].T[::-1])]
     rank = {int(a): r for r, a in enumerate(canonical)}
@@ -82,8 +82,7 @@ def rule_reference(xyz, kept, k):
         others = [a for a in canonical if a != i] or [i]
         d2 = [((x[a, 0] - x[i, 0]) ** 2 + (x[a, 1] - x[i, 1]) ** 2) + (x[a, 2] - x[i, 2]) ** 2 for a in others]
         pick = [others[j] for j in sorted(range(len(others)), key=lambda j: (d2[j], rank.get(others[j], 0)))[:k]]
-        pick += [pick[-1]] * (k - len(pick))
-        rows.append(sorted(pick, key=lambda a: rank.get(a, 0)))
+        rows.append(pick + [pick[-1]] * (k - len(pick)))
     return np.array(rows)
 
 
@@ -96,7 +95,8 @@ def lattice(rng, n, spread, voxel):
 @pytest.mark.parametrize("search", ["lattice", "tree", "every candidate"])
 def test_canonical_rule_on_voxel_centres_with_ties(search, monkeypatch):
     """Anchors on voxel centres tie everywhere (six at one step, twelve at two...): each search -- shells on the
-    lattice, the KD tree's candidates, every kept anchor -- gives the rule's answer, ties broken by rank."""
+    lattice, the KD tree's candidates, every kept anchor -- gives the rule's answer, ties broken by rank, in voxel
+    steps, and in float64 where the voxel size is not given."""
     monkeypatch.setattr(knn, "_BRUTE_FORCE_PAIRS", 1 << 40 if search == "every candidate" else 0)
     rng = np.random.default_rng(3)
     for trial in range(24):
@@ -104,8 +104,9 @@ def test_canonical_rule_on_voxel_centres_with_ties(search, monkeypatch):
         xyz = lattice(rng, int(rng.integers(2, 300)), int(rng.choice([2, 4, 8, 40])), voxel)
         kept = np.sort(rng.choice(len(xyz), int(rng.integers(0, len(xyz) + 1)), replace=False))
         k = int(rng.integers(1, 9))
-        got = nearest_kept(xyz, kept, k, voxel=voxel if search == "lattice" else None)
-        assert np.array_equal(got, rule_reference(xyz, kept, k)), (search, trial)
+        for given in (voxel, None):
+            got = nearest_kept(xyz, kept, k, voxel=given)
+            assert np.array_equal(got, rule_reference(xyz, kept, k, given)), (search, trial, given)
 
 
 def test_canonical_rule_ignores_the_anchors_order():
@@ -119,16 +120,17 @@ def test_canonical_rule_ignores_the_anchors_order():
     assert np.array_equal(perm[shuffled[back]], idx)
 
 
-def test_canonical_rule_where_the_lattice_search_gives_up():
-    """Anchors too far apart for the shells (>= 4 voxel steps), and positions too large for float32 to hold a
-    voxel step: the tree takes them, by the same rule."""
+@pytest.mark.parametrize("search", ["tree", "every candidate"])
+def test_canonical_rule_where_the_lattice_search_gives_up(search, monkeypatch):
+    """Anchors too far apart for the shells (>= 4 voxel steps apart) are measured in voxel steps by the other
+    searches; voxel keys too large to pack are measured as positions."""
+    monkeypatch.setattr(knn, "_BRUTE_FORCE_PAIRS", 1 << 40 if search == "every candidate" else 0)
     rng = np.random.default_rng(5)
     sparse = ((np.unique(rng.integers(-60, 60, (400, 3)), axis=0)[:300] * 5 + 0.5) * 0.1).astype(np.float32)
-    far = lattice(rng, 200, 6, 1.0) + np.float32(2**20)
-    far = ((np.floor(far.astype(np.float64)) + 0.5)).astype(np.float32)
-    for xyz, voxel in ((sparse, 0.1), (far, 1.0)):
+    far = ((np.unique(rng.integers(-6, 6, (400, 3)), axis=0)[:200] + 2**20 + 0.5) * 1.0).astype(np.float32)
+    for xyz, voxel, measured in ((sparse, 0.1, 0.1), (far, 1.0, None)):
         kept = np.nonzero(rng.random(len(xyz)) < 0.7)[0]
-        assert np.array_equal(nearest_kept(xyz, kept, 6, voxel=voxel), rule_reference(xyz, kept, 6))
+        assert np.array_equal(nearest_kept(xyz, kept, 6, voxel=voxel), rule_reference(xyz, kept, 6, measured))
 
 
 def _anchor_state(seed):

@@ -1,19 +1,19 @@
 """The anchors' motion neighbours: each anchor's k nearest kept anchors, by a rule the decoder can recompute.
 
 Two rules (`ModelConfig.knn_rule`):
-- "canonical" (format 1.1 on): the k kept anchors j != i with the smallest squared distance
-  d2 = ((x_j - x_i)^2 + (y_j - y_i)^2) + (z_j - z_i)^2, in float64 of the float32 positions, summed in that
-  order; equal d2 ordered by the kept anchor's canonical rank (its place when the kept positions are sorted by x,
-  then y, then z). The result is defined by the positions alone, whatever the algorithm, the library or the
-  anchors' order. Anchors on voxel centres (all a trainer makes) take a lattice search whose cost grows with the
-  anchors, not with a tree's depth; the others, and lattice anchors with no kept anchor within 15 voxel steps,
-  take a KD tree whose candidates are ranked by the same rule.
+- "canonical" (format 1.1 on): the k kept anchors j != i with the smallest squared distance, equal distances
+  ordered by the kept anchor's canonical rank (its place when the kept positions are sorted by x, then y, then z).
+  Anchors on voxel centres (all a trainer makes, all a bitstream holds) measure it exactly in voxel steps between
+  their integer voxel keys; other positions as ((x_j - x_i)^2 + (y_j - y_i)^2) + (z_j - z_i)^2 in float64 of the
+  float32 positions. The result depends on the positions alone, not on the algorithm, a library or the anchors'
+  order. On voxel centres a lattice search looks the neighbours up shell by shell; the rows it leaves (no k kept
+  anchors within 15 squared steps) and other positions take a KD tree's candidates ranked by the same rule.
 - "kdtree" (format 1.0): cKDTree's own answer over the kept anchors in canonical order. Equal distances -- every
   other anchor on a voxel lattice has one -- fall where the tree's traversal puts them, so the result depends on
   SciPy's implementation; kept to decode streams and continue runs made with it.
 
-Where fewer than k kept anchors exist, the farthest repeats; with no anchor kept, every anchor counts as kept.
-The canonical rule lists an anchor's neighbours in canonical order, the kdtree rule nearest first.
+Neighbours are listed nearest first (the canonical rule: by distance, then rank); where fewer than k kept anchors
+exist the farthest repeats; with no anchor kept, every anchor counts as kept.
 """
 
 from __future__ import annotations
@@ -24,65 +24,60 @@ import numpy as np
 import torch
 
 from .config import KNN_RULES
+
 LATTICE_MAX_NORM = 15  # squared voxel steps searched on the lattice: every such offset lies within +-3 steps
 _TREE_SLACK = 4  # candidates asked of the KD tree beyond k + 1, so that ties at the k-th distance come with them
 _DENSE_TABLE_CELLS = 1 << 24  # voxel boxes up to this many cells are looked up in a table, larger ones by search
-# keys up to this many voxels from the origin: float32 positions then hold a voxel step to ~1e-3, so distinct
-# squared steps never swap under rounding (beyond it, the tree search ranks by the same rule)
-_LATTICE_MAX_KEY = 1 << 14
-_BRUTE_FORCE_PAIRS = 1 << 23  # few rows left: each is ranked against every kept anchor rather than a tree built
+_MAX_KEY = 1 << 19  # voxel keys beyond this are measured as positions (keys pack into one int64 up to about here)
+_BRUTE_FORCE_PAIRS = 1 << 22  # few rows left: each is ranked against every kept anchor rather than a tree built
 
 
 def nearest_kept(xyz: np.ndarray, kept: np.ndarray, k: int, rule: str = "canonical",
                  voxel: float | None = None) -> np.ndarray:
     """(N, k) int64: for every anchor of xyz (N, 3) float32, the indices of its k nearest anchors among `kept`
     (indices into xyz, distinct positions; all of them when empty), itself excluded, by `rule` (module doc).
-    voxel: the anchors' voxel size, where they sit on voxel centres (the lattice search then applies)."""
+    voxel: the anchors' voxel size (the canonical rule measures voxel centres in voxel steps)."""
     xyz = np.asarray(xyz, np.float32)
     n = len(xyz)
     kept = np.arange(n) if len(kept) == 0 else np.asarray(kept, np.int64)
     if rule not in KNN_RULES:
         raise ValueError(f"unknown knn rule {rule!r}; expected one of {KNN_RULES}")
     keys = _voxel_keys(xyz, voxel) if rule == "canonical" else None
-    if keys is not None:  # voxel keys order as the positions do, and sort faster packed into one integer
+    if keys is not None:  # keys order as the positions do, and sort faster packed into one integer
         canonical = kept[np.argsort(_Occupancy.packed_keys(keys, keys[kept]), kind="stable")]
     else:
         canonical = kept[np.lexsort(xyz[kept].T[::-1])]
     if rule == "kdtree":
         return _kdtree_answer(xyz, canonical, k)
-    rank = np.zeros(n, np.int64)
-    rank[canonical] = np.arange(len(canonical))
+    points = keys if keys is not None else xyz.astype(np.float64)  # what the rule measures
     out = np.empty((n, k), np.int64)
     pending = np.arange(n)
     if keys is not None:
-        pending = _lattice_search(xyz, keys, canonical, rank, k, out)
+        pending = _lattice_search(keys, canonical, k, out)
     if len(pending) * len(canonical) <= _BRUTE_FORCE_PAIRS:
         for i in pending:
-            out[i] = _in_rank_order(_every_candidate(xyz, canonical, i, k)[None], rank)[0]
+            out[i] = _every_candidate(points, canonical, i, k)
     elif len(pending):
-        out[pending] = _in_rank_order(_tree_search(xyz, canonical, pending, k), rank)
+        out[pending] = _tree_search(points, canonical, pending, k)
     return out
 
 
 def _voxel_keys(xyz: np.ndarray, voxel: float | None) -> np.ndarray | None:
     """Each anchor's integer voxel key where every anchor is exactly its voxel's centre (as
-    `gop_coding.anchor_positions` places it), else None."""
+    `gop_coding.anchor_positions` places it) in a box the lattice search can pack, else None."""
     if voxel is None or not len(xyz):
         return None
     keys = np.floor(xyz.astype(np.float64) / voxel).astype(np.int64)
-    if np.abs(keys).max() > _LATTICE_MAX_KEY or not np.array_equal(((keys + 0.5) * voxel).astype(np.float32), xyz):
+    if np.abs(keys).max() > _MAX_KEY or not np.array_equal(((keys + 0.5) * voxel).astype(np.float32), xyz):
         return None
     return keys
 
 
-def _squared_distances(xyz: np.ndarray, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """The rule's d2 between each rows[i] and each of candidates[i] (same leading shape), float64."""
-    a = xyz[rows].astype(np.float64)
-    return _d2(xyz[candidates].astype(np.float64) - (a[:, None, :] if candidates.ndim == 2 else a))
-
-
-def _d2(d: np.ndarray) -> np.ndarray:
-    """The rule's sum of squares of differences d (..., 3) float64, in its order."""
+def _squared_distances(points: np.ndarray, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The rule's d2 between each rows[i] and each of candidates[i] (same leading shape): exact in int64 for voxel
+    keys, float64 summed x, y, z in that order for positions."""
+    a = points[rows]
+    d = points[candidates] - (a[:, None, :] if candidates.ndim == 2 else a)
     return (d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) + d[..., 2] * d[..., 2]
 
 
@@ -137,7 +132,7 @@ class _Occupancy:
         return int(np.dot(offset, self.strides))
 
     def lookup(self, cells: np.ndarray) -> np.ndarray:
-        """The kept anchor in each packed cell, -1 where none (cells ascending: the search is cache-friendly)."""
+        """The kept anchor in each packed cell, -1 where none."""
         if self.table is not None:
             return self.table[cells]
         at = np.searchsorted(self.sorted_cells, cells)
@@ -149,28 +144,24 @@ class _Occupancy:
         return found
 
 
-def _lattice_search(xyz: np.ndarray, keys: np.ndarray, canonical: np.ndarray, rank: np.ndarray, k: int,
-                    out: np.ndarray) -> np.ndarray:
-    """Fill out's rows for the anchors whose k nearest kept anchors lie within LATTICE_MAX_NORM voxel steps,
-    searched shell by shell of equal squared steps; returns the rows left to the tree search.
+def _lattice_search(keys: np.ndarray, canonical: np.ndarray, k: int, out: np.ndarray) -> np.ndarray:
+    """Fill out's rows for the anchors whose k nearest kept anchors lie within LATTICE_MAX_NORM squared voxel steps,
+    searched shell by shell of equal squared steps; returns the rows left to the other searches.
 
-    Distinct voxels' squared distances differ by at least one squared step, far beyond float rounding, so once a
-    row has k finds after a whole shell, its k nearest are among them, ties included. A row's finds are kept in
-    the order found (shells ascending, each in its offsets' lexicographic order, which is its candidates' canonical
-    order), so a stable sort by d2 applies the rule."""
-    n = len(xyz)
+    A row's finds come in the rule's order -- shells ascending, each in its offsets' lexicographic order, which is
+    the candidates' canonical order -- so once a row has k finds after a whole shell, its first k finds are its
+    answer: nothing is measured or sorted."""
+    n = len(keys)
     reach = int(np.floor(np.sqrt(LATTICE_MAX_NORM)))
     occupancy = _Occupancy(keys, canonical, reach)
     cells = occupancy.pack(keys)
-    active = np.argsort(cells, kind="stable")
+    active = np.argsort(cells, kind="stable")  # neighbouring cells looked up in ascending order: cache-friendly
     capacity = k - 1 + _CAPACITY_BEYOND_K
-    found = np.empty(n * capacity, np.int32)  # row i's finds at i * capacity + 0, 1, ... (kept anchors < 2^31)
+    found = np.empty((n, capacity), np.int32)  # each row's finds in order (kept anchors < 2^31)
     count = np.zeros(n, np.int32)
-    left = []
+    done = np.zeros(n, bool)
     for shell in SHELLS:
-        room = count[active] + len(shell) <= capacity
-        left.append(active[~room])  # a sparse neighbourhood: the tree finds these
-        active = active[room]
+        active = active[count[active] + len(shell) <= capacity]  # the others: a sparse neighbourhood, left
         if not len(active):
             break
         shifts = np.array([occupancy.shift(o) for o in shell], np.int64)
@@ -178,77 +169,62 @@ def _lattice_search(xyz: np.ndarray, keys: np.ndarray, canonical: np.ndarray, ra
         got = hit >= 0
         per_row = got.sum(1, dtype=np.int32)
         slot = np.cumsum(got, 1, dtype=np.int32) - 1 + count[active][:, None]
-        found[np.repeat(active * capacity, per_row) + slot[got]] = hit[got]
+        found[np.repeat(active, per_row), slot[got]] = hit[got]
         count[active] += per_row
-        active = active[count[active] < k]
-    left.append(active)
-    done = np.ones(n, bool)
-    for rows in left:
-        done[rows] = False
-    for c in np.unique(count[done]):
-        rows = np.nonzero(done & (count == c))[0]
-        finds = found[rows[:, None] * capacity + np.arange(c)[None, :]].astype(np.int64)
-        if c > k:  # the k nearest by d2, equal d2 in the order found (canonical)
-            order = np.argsort(_squared_distances(xyz, rows, finds), axis=1, kind="stable")[:, :k]
-            finds = np.take_along_axis(finds, order, 1)
-        out[rows] = _in_rank_order(finds, rank)
+        finished = count[active] >= k
+        done[active[finished]] = True
+        active = active[~finished]
+    out[done] = found[done, :k]
     return np.nonzero(~done)[0]
 
 
-def _in_rank_order(neighbours: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Each row of neighbours (anchor indices) listed in canonical order (rank: each kept anchor's canonical rank)."""
-    return np.take_along_axis(neighbours, np.argsort(rank[neighbours], axis=1), 1)
-
-
-def _tree_search(xyz: np.ndarray, canonical: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    """The rule's k nearest kept anchors of rows, from KD-tree candidates (the kept anchors in canonical order, so a
-    candidate's tree index is its rank); a row whose k-th distance ties past the candidates asked for is completed
-    with every kept anchor within that distance."""
+def _tree_search(points: np.ndarray, canonical: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The rule's k nearest kept anchors of rows, from KD-tree candidates over what the rule measures (`points`:
+    voxel keys, exact in float64, or float64 positions), the kept ones in canonical order so that a candidate's
+    tree index is its rank; a row whose k-th distance ties past the candidates asked for is completed with every
+    kept anchor within that distance."""
     from scipy.spatial import cKDTree  # imported on first use: scipy is slow to import and most commands never need it
 
     m = len(canonical)
     asked = min(k + 1 + _TREE_SLACK, m)
-    tree = cKDTree(xyz[canonical])
-    _, rank = tree.query(xyz[rows], k=asked, workers=torch.get_num_threads())
+    coordinates = points.astype(np.float64)
+    tree = cKDTree(coordinates[canonical])
+    _, rank = tree.query(coordinates[rows], k=asked, workers=torch.get_num_threads())
     rank = np.asarray(rank).reshape(len(rows), asked)
     candidates = np.where(canonical[rank] == rows[:, None], -1, canonical[rank])  # never itself
-    rank = np.where(candidates >= 0, rank, m)
     valid = candidates >= 0
-    d2 = np.where(valid, _squared_distances(xyz, rows, np.where(valid, candidates, 0)), np.inf)
+    rank = np.where(valid, rank, m)
+    d2 = np.where(valid, _squared_distances(points, rows, np.where(valid, candidates, 0)).astype(np.float64), np.inf)
     order = np.lexsort((rank, d2), axis=1)
-    candidates, rank, d2 = (np.take_along_axis(a, order, 1) for a in (candidates, rank, d2))
+    candidates, d2 = np.take_along_axis(candidates, order, 1), np.take_along_axis(d2, order, 1)
     available = valid.sum(1)
     if asked < k:  # fewer kept anchors than k: room for k
-        pad = ((0, 0), (0, k - asked))
-        candidates, rank = np.pad(candidates, pad, constant_values=-1), np.pad(rank, pad, constant_values=m)
-        d2 = np.pad(d2, pad, constant_values=np.inf)
+        candidates = np.pad(candidates, ((0, 0), (0, k - asked)), constant_values=-1)
     out = candidates[:, :k].copy()
     short = available < k  # the farthest repeats (itself where no other anchor is kept)
     if short.any():
         last = np.where(available > 0, np.take_along_axis(candidates, np.maximum(available - 1, 0)[:, None], 1)[:, 0],
                         rows)
         out[short] = np.where(np.arange(k) < available[short, None], out[short], last[short, None])
-    # a tie at the k-th distance may continue past what was asked: the farthest asked is not strictly farther
-    if asked < m:
-        kth = d2[:, min(k, asked) - 1]
-        farthest = d2[np.arange(len(rows)), available - 1]
+    if asked < m:  # a tie at the k-th distance may continue past what was asked
+        kth, farthest = d2[:, k - 1], d2[np.arange(len(rows)), available - 1]
         for i in np.nonzero(~(kth < farthest * (1 - 1e-9)))[0]:
-            near = np.asarray(tree.query_ball_point(xyz[rows[i]], np.sqrt(farthest[i]) * (1 + 1e-6) + 1e-30), np.int64)
-            near = near[canonical[near] != rows[i]]
-            near_d2 = _squared_distances(xyz, np.array([rows[i]]), canonical[near][None])[0]
-            pick = np.lexsort((near, near_d2))[:k]
-            row = canonical[near[pick]]
-            out[i] = np.concatenate([row, np.repeat(row[-1:], k - len(row))])
+            radius = np.sqrt(farthest[i]) * (1 + 1e-6) + 1e-30
+            near = np.asarray(tree.query_ball_point(coordinates[rows[i]], radius), np.int64)
+            out[i] = _every_candidate(points, canonical[np.sort(near)], rows[i], k)
     return out
 
 
-def _every_candidate(xyz: np.ndarray, canonical: np.ndarray, row: int, k: int) -> np.ndarray:
-    """The rule's k nearest kept anchors of one row, ranked among every kept anchor (the farthest repeated where
-    fewer than k exist)."""
+def _every_candidate(points: np.ndarray, canonical: np.ndarray, row: int, k: int) -> np.ndarray:
+    """The rule's k nearest of `canonical` (kept anchors in canonical order) to one row, ranked among all of them
+    (the farthest repeated where fewer than k exist; itself where it is the only one)."""
     others = canonical[canonical != row]
     if not len(others):
         return np.full(k, row)
-    d2 = _squared_distances(xyz, np.array([row]), others[None])[0]
+    d2 = _squared_distances(points, np.array([row]), others[None])[0]
+    if len(others) > k:  # only those within the k-th smallest distance compete (ties at it included)
+        near = np.nonzero(d2 <= np.partition(d2, k - 1)[k - 1])[0]
+        others, d2 = others[near], d2[near]
     pick = others[np.lexsort((np.arange(len(others)), d2))[:k]]  # others keep canonical order: ties by rank
     return np.concatenate([pick, np.repeat(pick[-1:], k - len(pick))])
 
