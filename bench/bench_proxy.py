@@ -1,13 +1,16 @@
 """Gaussian proxies in Blender: frame-change time and memory, and fidelity against the engine and the footage.
 
-python bench/bench_proxy.py [--sizes 100000 500000] [--frames 4] [--repeats 3]
-                            [--stream X.gifs --capture CAPTURE [--samples 64]] [--out DIR]
+python bench/bench_proxy.py [--sizes 100000 500000] [--frames 4] [--repeats 3] [--eevee]
+                            [--stream X.gifs --capture CAPTURE [--samples 64]] [--out DIR] [--addon-zip ZIP]
 
 1. Timeline: per size, a folder of per-frame 3DGS PLYs is imported with the add-on (headless bpy, its own
    process); the time of `scene.frame_set` (the Geometry Nodes tree reads the new frame's PLY and builds the
    quads) on first visits and on revisits (Blender keeps recently read PLYs), the process's resident memory after
    the import, after the first frame and after all frames (flat = about one frame held), and the load average
-   while it ran. `--repeats` runs each size that many times (fresh processes) and keeps the median.
+   while it ran. `--repeats` runs each size that many times (fresh processes) and keeps the median. With --eevee,
+   also an Eevee render (64x48, 1 sample) of each new frame after the first: the frame change plus what a renderer
+   does with the proxy (Eevee's sync and drawing of every quad), the first render (shader compilation) left out.
+   `--addon-zip` times another build of the add-on (e.g. an older commit's, built with build_addon.py).
 2. Fidelity (with --stream and --capture): as a new user would, a new scene (AgX), the capture imported, the
    stream imported (decoded by the engine); the proxy rendered from the capture's test camera at the stream's first
    frame in Cycles (--samples, default 64) and Eevee (its default samples), Blender's default pixel filters. PSNR of
@@ -77,7 +80,29 @@ def timeline_worker(spec: dict) -> dict:
     out["first_ms"], out["again_ms"] = 1000 * np.median(first[1:] or first), 1000 * np.median(again)
     out["first_cpu_ms"] = 1000 * np.median(first_cpu[1:] or first_cpu)
     out["rss_all_frames"] = rss_mb()
+    if spec.get("eevee"):
+        out["eevee_frame_ms"] = eevee_frames(scene, spec["frames"])
     return out
+
+
+def eevee_frames(scene, frames: int) -> float:
+    """Median wall ms of frame change + Eevee render (64x48, 1 sample), frames 2.. after a first render at frame 1."""
+    import bpy
+
+    camera = bpy.data.objects.new("bench camera", bpy.data.cameras.new("bench camera"))
+    scene.collection.objects.link(camera)
+    camera.location, camera.rotation_euler = (0.0, 0.0, 0.0), (np.pi, 0.0, 0.0)  # looking along +z at the Gaussians
+    scene.camera = camera
+    scene.render.engine = "BLENDER_EEVEE"
+    scene.eevee.taa_render_samples = 1
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+    times = []
+    for frame in range(1, frames + 1):
+        tick = time.perf_counter()
+        scene.frame_set(frame)
+        bpy.ops.render.render()
+        times.append(time.perf_counter() - tick)
+    return 1000 * float(np.median(times[1:]))
 
 
 def fidelity_worker(spec: dict) -> dict:
@@ -166,6 +191,8 @@ def main() -> None:
     parser.add_argument("--capture", default=None, help="the capture it was trained on")
     parser.add_argument("--samples", type=int, default=64, help="Cycles samples (Eevee keeps its default)")
     parser.add_argument("--out", default=None, help="keep the renders here (default: a temporary folder)")
+    parser.add_argument("--eevee", action="store_true", help="also time frame change + Eevee render of each new frame")
+    parser.add_argument("--addon-zip", default=None, help="time this build of the add-on instead of the working tree's")
     args = parser.parse_args()
     if bool(args.stream) != bool(args.capture):
         parser.error("--stream and --capture go together")
@@ -174,7 +201,7 @@ def main() -> None:
 
     work = os.path.abspath(args.out or tempfile.mkdtemp(prefix="bench_proxy_"))
     os.makedirs(work, exist_ok=True)
-    zip_path = build_addon.build(os.path.join(work, "dist"))
+    zip_path = os.path.abspath(args.addon_zip) if args.addon_zip else build_addon.build(os.path.join(work, "dist"))
     home = os.path.join(work, "home")
     rows = [timeline(args, work, zip_path, home, n) for n in args.sizes]
     if args.stream:
@@ -185,20 +212,23 @@ def main() -> None:
 def timeline(args, work: str, zip_path: str, home: str, n: int) -> dict:
     if n == args.sizes[0]:
         print("| Gaussians/frame | PLY MB | import s | frame change, new frame: wall ms (CPU ms) | revisited ms | "
-              "RSS MB: imported / 1 frame / all frames | load average |")
-        print("|---|---|---|---|---|---|---|")
+              "RSS MB: imported / 1 frame / all frames | frame change + Eevee render ms | load average |")
+        print("|---|---|---|---|---|---|---|---|")
     folder = os.path.join(work, f"seq_{n}")
     write_frames(folder, n, args.frames)
     runs, loads = [], []
     for _ in range(args.repeats):
         loads.append(os.getloadavg()[0])
-        runs.append(run_worker("timeline", {"zip": zip_path, "folder": folder, "frames": args.frames}, home))
+        runs.append(run_worker("timeline", {"zip": zip_path, "folder": folder, "frames": args.frames, "eevee": args.eevee},
+                               home))
     r = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
     load = float(np.median(loads))
     mb = os.path.getsize(os.path.join(folder, "frame_00000.ply")) / 2**20
+    eevee = f"{r['eevee_frame_ms']:.0f}" if args.eevee else ""
     print(f"| {n:,} | {mb:.1f} | {r['import_s']:.2f} | {r['first_ms']:.0f} ({r['first_cpu_ms']:.0f}) | {r['again_ms']:.0f} | "
-          f"{r['rss_imported']:.0f} / {r['rss_one_frame']:.0f} / {r['rss_all_frames']:.0f} | {load:.1f} |")
+          f"{r['rss_imported']:.0f} / {r['rss_one_frame']:.0f} / {r['rss_all_frames']:.0f} | {eevee} | {load:.1f} |")
     return {"table": "timeline", "gaussians": n, "frames": args.frames, "repeats": args.repeats, "ply_mb": mb,
+            "addon_zip": args.addon_zip, "eevee_frame_ms": r.get("eevee_frame_ms"),
             "import_s": r["import_s"], "new_frame_wall_ms": r["first_ms"], "new_frame_cpu_ms": r["first_cpu_ms"],
             "new_frame_wall_ms_runs": [run["first_ms"] for run in runs], "revisited_ms": r["again_ms"],
             "rss_imported_mb": r["rss_imported"], "rss_one_frame_mb": r["rss_one_frame"],

@@ -16,6 +16,11 @@ FRAME_PREFIX, FRAME_DIGITS = "frame_", 5
 # is renamed to its name; a reader refuses a `.part` folder as an incomplete sequence.
 PART_SUFFIX = ".part"
 
+# A Gaussian PLY frame the engine writes carries "comment " + BODY_CRC32_COMMENT + " XXXXXXXX" in its header: the
+# CRC-32 (zlib, 8 hex digits) of its vertex data, by which the add-on tells a frame whose bytes changed after it was
+# written. A comment line: every PLY reader skips it.
+BODY_CRC32_COMMENT = "gifstream body_crc32"
+
 # OpenCV camera axes (x right, y down, z forward) -> Blender camera axes (x right, y up, z backwards)
 CV_TO_BLENDER_CAMERA = ((1.0, 0.0, 0.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, -1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
 

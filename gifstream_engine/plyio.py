@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from plyfile import PlyData, PlyElement
 
+from .conventions import BODY_CRC32_COMMENT
 from .fileio import atomic_path
 
 
@@ -33,7 +36,7 @@ GAUSSIAN_FIELDS = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
 def write_gaussian_ply(path: str, means, quats, scales, opacities, colors) -> None:
     """The standard 3D Gaussian Splatting PLY (binary little-endian, the reference 3DGS code's property names, SH
     degree 0, without its unused normals): positions, colour as f_dc, opacity as a logit, log scales, rotation
-    quaternion (w, x, y, z); 56 bytes per Gaussian."""
+    quaternion (w, x, y, z); 56 bytes per Gaussian, and a header comment with the CRC-32 of those bytes."""
     means, quats, scales = (np.asarray(a, dtype=np.float64) for a in (means, quats, scales))
     opacities, colors = np.asarray(opacities, dtype=np.float64), np.asarray(colors, dtype=np.float64)
     vertex = np.empty(len(means), dtype=[(name, "<f4") for name in GAUSSIAN_FIELDS])
@@ -47,8 +50,9 @@ def write_gaussian_ply(path: str, means, quats, scales, opacities, colors) -> No
     q = quats / np.maximum(np.linalg.norm(quats, axis=1, keepdims=True), 1e-12)
     for i in range(4):
         vertex[f"rot_{i}"] = q[:, i]
+    comment = f"{BODY_CRC32_COMMENT} {zlib.crc32(vertex.tobytes()):08x}"
     with atomic_path(path) as tmp:
-        PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<").write(tmp)
+        PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<", comments=[comment]).write(tmp)
 
 
 def read_gaussian_ply(path: str) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 little-endian, readable without plyfile (as other 3DGS tools read them) and by the add-on's header check."""
 
 import os
+import zlib
 
 import numpy as np
 
@@ -24,8 +25,10 @@ def test_gaussian_ply_is_56_bytes_a_gaussian_in_the_standard_layout(tmp_path):
         data = f.read()
     end = data.index(b"end_header\n") + len(b"end_header\n")
     header = data[:end].decode("ascii").splitlines()
-    assert header[:3] == ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
-    assert header[3:-1] == [f"property float {name}" for name in STANDARD]  # no normals, nothing else
+    crc = zlib.crc32(data[end:])  # issue 29: the body's CRC-32 in a comment, which PLY readers skip
+    assert header[:4] == ["ply", "format binary_little_endian 1.0", f"comment gifstream body_crc32 {crc:08x}",
+                          f"element vertex {n}"]
+    assert header[4:-1] == [f"property float {name}" for name in STANDARD]  # no normals, nothing else
     assert len(data) - end == 56 * n
     # read as a tool without plyfile does: the body is float32 little-endian records in header order
     body = np.frombuffer(data[end:], dtype=[(name, "<f4") for name in STANDARD])
@@ -38,4 +41,5 @@ def test_gaussian_ply_is_56_bytes_a_gaussian_in_the_standard_layout(tmp_path):
     assert np.allclose(back["quats"], unit, atol=1e-6)
     checked = addon_module("core.sequence_files").check_gaussian_ply(path)
     assert (checked.format, checked.vertices, checked.properties) == ("binary_little_endian", n, STANDARD)
+    assert (checked.body_start, checked.size, checked.body_crc32) == (end, len(data), crc)
     assert os.path.getsize(path) < 56 * n + 400

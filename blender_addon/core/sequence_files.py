@@ -11,7 +11,7 @@ import math
 import os
 import re
 
-from .conventions import FRAME_DIGITS, FRAME_PREFIX, PART_SUFFIX
+from .conventions import BODY_CRC32_COMMENT, FRAME_DIGITS, FRAME_PREFIX, PART_SUFFIX
 
 # The engine's `gifstream decode --format ply` writes frame_00000.ply, frame_00001.ply, ... (frame index, 5 digits).
 ENGINE_PREFIX, ENGINE_DIGITS = FRAME_PREFIX, FRAME_DIGITS
@@ -52,6 +52,8 @@ class PlyHeader:
     vertices: int
     properties: tuple[str, ...]
     size: int | None = None  # bytes the header and its vertices take (binary, fixed-size properties), else None
+    body_start: int = 0  # offset of the first byte after the header
+    body_crc32: int | None = None  # the CRC-32 of bytes body_start..size the engine wrote into the header, else None
 
 
 PLY_TYPE_BYTES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2, "uint16": 2,
@@ -68,7 +70,7 @@ def read_ply_header(path: str) -> PlyHeader:
     end = head.find(b"end_header")
     if not head.startswith(b"ply") or end < 0:
         raise SequenceError(f"{path}: not a PLY file (no 'ply' magic and 'end_header')")
-    fmt, vertices, properties, element = "", -1, [], None
+    fmt, vertices, properties, element, crc32 = "", -1, [], None, None
     record, before = 0, 0  # bytes of one vertex; of the elements before the vertices (None: not fixed-size)
     counts: dict[str, int] = {}
     for line in head[:end].decode("ascii", errors="replace").splitlines():
@@ -77,6 +79,8 @@ def read_ply_header(path: str) -> PlyHeader:
             continue
         if words[0] == "format" and len(words) >= 2:
             fmt = words[1]
+        elif words[0] == "comment" and " ".join(words[1:-1]) == BODY_CRC32_COMMENT:
+            crc32 = int(words[-1], 16) if re.fullmatch(r"[0-9a-fA-F]{8}", words[-1]) else None
         elif words[0] == "element" and len(words) == 3:
             element = words[1]
             counts[element] = int(words[2]) if words[2].isdigit() else -1
@@ -95,7 +99,8 @@ def read_ply_header(path: str) -> PlyHeader:
         raise SequenceError(f"{path}: the PLY has no vertex element")
     body = end + len(b"end_header") + 1  # and its newline
     fixed = fmt != "ascii" and record is not None and before is not None
-    return PlyHeader(fmt, vertices, tuple(properties), body + before + vertices * record if fixed else None)
+    return PlyHeader(fmt, vertices, tuple(properties), body + before + vertices * record if fixed else None, body,
+                     crc32 if fixed else None)
 
 
 def check_gaussian_ply(path: str) -> PlyHeader:
@@ -107,44 +112,6 @@ def check_gaussian_ply(path: str) -> PlyHeader:
             f"(expected x y z, f_dc_0..2, opacity (logit), scale_0..2 (log), rot_0..3 (w x y z))"
         )
     return header
-
-
-def check_frame_file(path: str) -> PlyHeader:
-    """`check_gaussian_ply`, and for a missing file or one shorter than its header says (a truncated write or
-    copy) a `SequenceError` naming it: a frame the proxy would show empty."""
-    if not os.path.isfile(path):
-        raise SequenceError(f"{os.path.basename(path)} is missing")
-    header = check_gaussian_ply(path)
-    actual = os.path.getsize(path)
-    if header.size is not None and actual < header.size:
-        raise SequenceError(f"{path}: truncated: {actual} of the {header.size} bytes its header says")
-    return header
-
-
-_FRAME_CHECKS: dict[tuple, str] = {}  # (path, mtime, size) -> the problem ("" for none): a file is read once
-
-
-def frame_problems(pattern: SequencePattern) -> list[tuple[int, str]]:
-    """(frame, problem) for every frame of the sequence that is missing or damaged (`check_frame_file`), the proxy
-    showing those empty. Cheap to repeat (a panel's redraw): each file is read again only when it changed."""
-    problems = []
-    for t in range(pattern.count):
-        path = pattern.path(t)
-        try:
-            stat = os.stat(path)
-        except OSError:
-            problems.append((t, f"{pattern.filename(t)} is missing"))
-            continue
-        key = (path, stat.st_mtime_ns, stat.st_size)
-        if key not in _FRAME_CHECKS:
-            try:
-                check_frame_file(path)
-                _FRAME_CHECKS[key] = ""
-            except SequenceError as exc:
-                _FRAME_CHECKS[key] = str(exc)
-        if _FRAME_CHECKS[key]:
-            problems.append((t, _FRAME_CHECKS[key]))
-    return problems
 
 
 def check_complete(directory: str) -> None:

@@ -12,13 +12,13 @@ import os
 
 import bpy
 
-from ..core.sequence_files import (SequenceError, SequencePattern, check_complete, check_sequence, find_pattern,
-                                   frame_problems)
+from ..core.frame_checks import frame_problems
+from ..core.sequence_files import SequenceError, SequencePattern, check_complete, check_sequence, find_pattern
 from . import paths, proxy_nodes
 
 MODIFIER_NAME = "GIFStream"
 SOURCE_PROP = "gifstream_sequence"  # on the proxy object: where the sequence came from
-TREE_VERSION = 2  # 2: quads by extrusion, pixel-filter compensation (issue 29)
+TREE_VERSION = 3  # 2: quads by extrusion, pixel-filter compensation; 3: instanced quads (issue 29)
 MIN_TRANSPARENT_BOUNCES = 256  # Cycles stops at this many overlapping quads per ray
 
 
@@ -189,19 +189,27 @@ def sequence_pattern(modifier) -> SequencePattern:
                            get_input(modifier, "First Number"), get_input(modifier, "Frames"), get_input(modifier, "Suffix"))
 
 
-def check_cache(modifier) -> None:
+def check_cache(modifier, wait: bool = True) -> int:
     """`SequenceError`, one line, when the cache the modifier reads is not where its path says (e.g. after the .blend
-    moved), or when frames in it are missing or damaged (those show empty, in the viewport and in renders)."""
+    moved), or when frames in it are missing or damaged (missing, cut short or not a PLY: those show empty, in the
+    viewport and in renders; vertex data that does not match its header's CRC-32: drawn as it is). Returns how
+    many frames' vertex data is still being checked in the background (`wait=False`, a panel), else 0."""
     pattern = sequence_pattern(modifier)
     check_complete(pattern.directory)
     if not os.path.isdir(pattern.directory):
         raise SequenceError(f"the cache folder {get_input(modifier, 'Directory')} ({pattern.directory}) does not exist; "
                             f"if the .blend or the cache moved, set the folder with GIFStream > Sequence > Relocate")
-    problems = frame_problems(pattern)
+    report = frame_problems(pattern, wait)
+    problems = report.problems
     if problems:
-        t, problem = problems[0]
-        raise SequenceError(f"{len(problems)} of {pattern.count} frames are missing or damaged and show empty, first "
-                            f"stream frame {t}: {problem}; decode the stream again or relocate the cache")
+        drawn = sum(not p.shows_empty for p in problems)
+        empty = len(problems) - drawn
+        how = (" and show empty" if not drawn else ", drawn as they are" if not empty
+               else f" ({empty} show empty, {drawn} drawn as they are)")
+        raise SequenceError(f"{len(problems)} of {pattern.count} frames are missing or damaged{how}, first "
+                            f"stream frame {problems[0].frame}: {problems[0].message}; decode the stream again or "
+                            f"relocate the cache")
+    return report.unchecked
 
 
 def relocate(modifier, folder: str) -> None:

@@ -22,7 +22,8 @@ CLASSES = (
 )
 IMPORT_MENUS = (import_capture.menu_import, import_sequence.menu_import)  # File > Import entries
 SCENE_PROPERTIES = train_panel.SCENE_PROPERTIES  # bpy.types.Scene.<name>: PointerProperty(type=<class>)
-TIMERS = (train_panel.poll_training, import_sequence.poll_decode, compositing_layer.poll_layer)
+TIMERS = (train_panel.poll_training, import_sequence.poll_decode, compositing_layer.poll_layer,
+          sequence_panel.redraw_while_checking)
 
 
 def session_jobs() -> tuple:

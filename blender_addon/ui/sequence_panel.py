@@ -3,10 +3,11 @@ its cache status, Match Scene, Relocate, the compositing layer and the farm bund
 
 import bpy
 
+from ..core import frame_checks
 from ..core.sequence_files import SequenceError
 from ..scene import colour, farm_bundle, paths, sequence_scene
 from . import compositing_layer, import_sequence
-from .common import ChooseFolder, SidebarPanel, fail
+from .common import POLL_SECONDS, ChooseFolder, SidebarPanel, fail, start_timer
 
 SETTINGS_SHOWN = ("Start Frame", "Stream FPS", "Scene FPS", "Pixel Angle", "Pixel Filter", "Viewport Density", "Extent",
                   "Directory")
@@ -83,6 +84,15 @@ class GIFSTREAM_OT_export_farm_bundle(ChooseFolder, bpy.types.Operator):
         return {"FINISHED"}
 
 
+def redraw_while_checking():
+    """Timer: redraw the 3D views (where the Sequence panel is) until the background frame checks are done."""
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+    return POLL_SECONDS if frame_checks.checking() else None
+
+
 def _job_row(layout, job, cancel_idname: str) -> None:
     """A job's status line, with its Cancel button while it runs."""
     if job is not None:
@@ -111,9 +121,13 @@ class VIEW3D_PT_gifstream_sequence(SidebarPanel, bpy.types.Panel):
                 if name in ids:  # a tree built by an older add-on (a saved .blend) may lack newer settings
                     layout.prop(modifier, f'["{ids[name]}"]', text=name)
             try:
-                sequence_scene.check_cache(modifier)
+                unchecked = sequence_scene.check_cache(modifier, wait=False)
             except SequenceError as exc:
                 layout.label(text=str(exc), icon="ERROR")
+            else:
+                if unchecked:  # the body checks run in the background; redraw until they are done
+                    layout.label(text=f"Checking the cache: {unchecked} frames left", icon="TIME")
+                    start_timer(redraw_while_checking)
             row = layout.row()
             row.operator(GIFSTREAM_OT_match_scene.bl_idname, icon="SCENE_DATA")
             row.operator(GIFSTREAM_OT_relocate_sequence.bl_idname, icon="FILE_FOLDER")
