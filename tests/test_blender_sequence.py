@@ -124,12 +124,11 @@ def test_timeline_scrub_render_and_farm_bundle(addon_zip, tmp_path):
     assert result["frame_range"][1] >= 3 + 2 * NUM_FRAMES - 1
     for p in result["probes"]:
         t = sequence_files.stream_frame(p["frame"], 3, 12.0, 24.0, NUM_FRAMES)
-        assert p["gaussians"] == 340 and p["realised_vertices"] == 0  # one quad instance each, nothing realised
+        assert p["vertices"] == 4 * 340 and p["faces"] == 340
         assert p["red_centroid"][0] == pytest.approx(BLOB_START + BLOB_STEP * t, abs=0.03), p
         # one frame, slim: what the material reads, nothing the quads were built from
-        assert set(p["attributes"]) - {"position", "instance_transform"} == {"f_dc_0", "f_dc_1", "f_dc_2", "gs_opacity"}, p
-        assert [(q["vertices"], q["faces"], set(q["attributes"]) - {"position", "material_index", "sharp_face"})
-                for q in p["quads"]] == [(4, 1, {"gs_st"})], p["quads"]
+        assert set(p["attributes"]) - {"position", "material_index", "sharp_face"} == {
+            "f_dc_0", "f_dc_1", "f_dc_2", "gs_opacity", "gs_st"}, p["attributes"]
     a, b = (read_png(r["path"]) for r in renders)
     moving = red_mask(a) | red_mask(b)
     assert moving.sum() > 24
@@ -164,7 +163,7 @@ def test_eevee_renders_the_frame_of_the_timeline(addon_zip, tmp_path):
                                     "imports": [{"filepath": source, "fps": 24.0, "start_frame": 1, "viewport_density": 0.2}],
                                     "probe": [1], "renders": renders})
     assert result["imports"][0]["status"] == ["FINISHED"]
-    assert result["probes"][0]["gaussians"] < 340 * 0.35  # the viewport is thinned, the render below is not
+    assert result["probes"][0]["vertices"] < 4 * 340 * 0.35  # the viewport is thinned, the render below is not
     a, b = (read_png(r["path"]) for r in renders)
     assert red_mask(a).sum() > 12 and red_mask(b).sum() > 12
     shift = np.argwhere(red_mask(b))[:, 1].mean() - np.argwhere(red_mask(a))[:, 1].mean()
@@ -193,7 +192,7 @@ def test_bad_inputs_give_one_message_and_build_nothing(addon_zip, tmp_path):
     for failed in (bad_ply, missing, bad_gifs):
         assert failed["status"] == ["CANCELLED"] and not any(failed["created"].values()), failed
     assert good["status"] == ["FINISHED"] and result["cache_error"] == ""
-    assert 120 < result["probes"][0]["gaussians"] < 220  # the viewport draws about half of the 340
+    assert 4 * 120 < result["probes"][0]["vertices"] < 4 * 220  # the viewport draws about half of the 340
 
     # the .blend moved away from its cache: one clear message from the panel's check and from the farm bundle
     shutil.move(str(tmp_path / "shot.blend"), str(tmp_path / "moved.blend"))
@@ -229,7 +228,7 @@ def test_import_gifs_decodes_out_of_process_into_the_cache(addon_zip, stream, tm
     assert (pattern.prefix, pattern.digits, pattern.first) == (sequence_files.ENGINE_PREFIX, sequence_files.ENGINE_DIGITS, 0)
     assert not os.path.exists(cache + ".part")
     for p, t in zip(result["probes"], (0, pattern.count - 1)):
-        assert p["gaussians"] == len(read_gaussian_ply(pattern.path(t))["means"])
+        assert p["vertices"] == 4 * len(read_gaussian_ply(pattern.path(t))["means"])
 
 
 FIDELITY_SCRIPT = os.path.join(os.path.dirname(__file__), "blender_scripts", "proxy_fidelity.py")

@@ -89,7 +89,7 @@ def test_damaged_frames_render_empty_in_playback_and_animation(tmp_path):
                                     "probe": [1, 2, 3, 4, 1], "samples": 4,
                                     "animation": {"engine": "CYCLES", "frames": [1, 4], "path": str(tmp_path / "anim_")}},
                          "played")
-    assert [p["gaussians"] for p in result["probes"]] == [340, 0, 0, 0, 340]  # scene frame f: stream frame f-1
+    assert [p["vertices"] for p in result["probes"]] == [4 * 340, 0, 0, 0, 4 * 340]  # scene frame f: stream frame f-1
     warning = result["cache_error"]
     assert "\n" not in warning and "3 of 4 frames are missing or damaged and show empty" in warning, warning
     assert "stream frame 1" in warning and "frame_00001.ply" in warning
@@ -109,7 +109,7 @@ def test_a_garbage_body_warns_in_the_panel_and_the_farm_bundle_refuses_it(tmp_pa
     garble_body(os.path.join(source, "frame_00002.ply"))
     result = run_blender(tmp_path, {"zip": zip_path, "open": str(tmp_path / "shot.blend"), "cache_check": True,
                                     "probe": [2, 4], "bundle": str(tmp_path / "bundle")}, "checked")
-    assert [p["gaussians"] for p in result["probes"]] == [340, 340]  # no render depends on the check
+    assert [p["faces"] for p in result["probes"]] == [340, 340]  # drawn as they are: no render depends on the check
     warning = result["cache_error"]
     assert "\n" not in warning and "1 of 4 frames are missing or damaged, drawn as they are" in warning, warning
     assert "stream frame 2" in warning and "frame_00002.ply: damaged" in warning and "CRC-32" in warning

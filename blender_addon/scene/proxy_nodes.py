@@ -7,8 +7,8 @@ PLY ("Import PLY" node, Blender 4.5+). Renders and farms (scripts disabled) eval
 
 The quad of a Gaussian with covariance S lies in the plane through its mean facing the active camera
 (orthonormal u1, u2 in that plane). The marginal of S on the plane is the 2x2 block [u1 u2]^T S [u1 u2]; its
-eigenvectors e1, e2 (in that plane) and eigenvalues l1, l2 map the unit disc onto the Gaussian's 1-sigma ellipse,
-so the quad mean + k*s*sqrt(l1) e1 + k*t*sqrt(l2) e2, (s, t) in [-1, 1]^2, covers k sigmas and the shader's
+Cholesky factor [[a, 0], [b, c]] maps the unit disc onto the Gaussian's 1-sigma ellipse, so the quad
+mean + k*s*(a u1 + b u2) + k*t*(c u2), (s, t) in [-1, 1]^2, covers k sigmas and the shader's
 r^2 = k^2 (s^2 + t^2) is the Gaussian's Mahalanobis distance: alpha = opacity * exp(-r^2 / 2).
 
 Screen-space low-pass and pixel filter: the engine adds 0.3 px^2 to every projected covariance and samples each
@@ -16,12 +16,11 @@ pixel at its centre; Blender then filters the render with its pixel filter (vari
 The quad gets max(0.3 - F, 0) px^2 instead, and its opacity the factor sqrt(det(M + 0.3) / det(M + 0.3 - F))
 (M: the marginal in px^2), so that after Blender's filter an isolated Gaussian has the engine's footprint and peak.
 
-Cost per frame change: the quads are instances of one quad mesh, one per PLY vertex, placed by a rotation (the
-camera-facing frame of the ellipse's axes) and a scale (their lengths) that Instance on Points turns into each
-instance's transform; nothing is realised. Eevee and Cycles draw instances of one mesh as such, and the material
-reads the per-Gaussian opacity and colour from the instance (Attribute node, Instancer). Extruding the PLY's
-vertices into 4 vertices and a face per Gaussian (the previous tree) cost more in building that mesh than all the
-rest; only what the material reads is kept.
+Cost per frame change: the quads are built by extruding the PLY's vertices twice (vertices to edges to faces),
+which copies whole attribute arrays at once, instead of instancing a quad on every point and realizing the
+instances (per-instance work that cost four times as much); only what the material reads is kept. Leaving the
+instances unrealised makes the frame change cheaper but Eevee's drawing of 500k instances dearer than of one mesh
+(docs/blender.md, Cost and fidelity), so the quads are one realised mesh.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ COVARIANCE_EPS = 1e-12
 LOW_PASS_PX2 = 0.3  # the engine rasteriser's eps2d (render.api.render), as in 3DGS and gsplat
 ALPHA_MIN, ALPHA_MAX = 1.0 / 255.0, 0.999  # the engine skips alpha below 1/255 and clamps it at 0.999
 EXTENT = 3.33  # the engine's widest screen box in sigmas (projection.MAX_EXTEND): alpha < 1/255 beyond it
-# attributes the tree writes for the material: gs_st on the quad's corners, gs_opacity on each instance (besides the
-# PLY's f_dc_0..2, which the instances carry as they are)
+# attributes the tree writes for the material (besides the PLY's f_dc_0..2, which it reads as they are)
 ATTR_ST, ATTR_OPACITY = "gs_st", "gs_opacity"
 # PLY properties the material does not read, dropped before the quads are built (fewer arrays to copy); "n*" are
 # the normals (nx, ny, nz) other tools write
@@ -148,10 +146,9 @@ def _viewport_thinning(g: _Graph, geometry, density):
     return g.node("GeometryNodeSwitch", {"Switch": use, "False": geometry, "True": thinned}, input_type="GEOMETRY").outputs[0]
 
 
-def _quad_frame(g: _Graph, extent, pixel_angle, pixel_filter):
-    """Per Gaussian (a PLY vertex): the rotation and scale that take the unit quad to its camera-facing quad (local
-    x, y along the marginal's eigenvectors, scaled by Extent times their sigmas), and the opacity gain that makes up
-    for the pixel filter's blur."""
+def _quad_axes(g: _Graph, extent, pixel_angle, pixel_filter):
+    """Per Gaussian (a PLY vertex): the quad's half axes (covariance-sized, camera-facing) and the opacity gain
+    that makes up for the pixel filter's blur."""
     center = g.node("GeometryNodeInputPosition").outputs[0]
     camera = g.node("GeometryNodeObjectInfo", {"Object": g.node("GeometryNodeInputActiveCamera").outputs[0]},
                     transform_space="RELATIVE")
@@ -176,20 +173,13 @@ def _quad_frame(g: _Graph, extent, pixel_angle, pixel_filter):
         return g.math("SUBTRACT", g.math("MULTIPLY", g.math("ADD", m11, eps), g.math("ADD", m22, eps)), g.math("MULTIPLY", m12, m12))
 
     gain = g.math("SQRT", g.math("DIVIDE", det(engine), g.math("MAXIMUM", det(quad), COVARIANCE_EPS)))
-    # eigen-decomposition of [[m11 + quad, m12], [m12, m22 + quad]]: angle of e1 from u1, the two variances
-    half_difference = g.math("MULTIPLY", g.math("SUBTRACT", m11, m22), 0.5)
-    mean = g.math("ADD", g.math("MULTIPLY", g.math("ADD", m11, m22), 0.5), quad)
-    spread = g.math("SQRT", g.math("ADD", g.math("MULTIPLY", half_difference, half_difference), g.math("MULTIPLY", m12, m12)))
-    variance_1 = g.math("ADD", mean, spread)
-    variance_2 = g.math("MAXIMUM", g.math("SUBTRACT", mean, spread), COVARIANCE_EPS)
-    angle = g.math("MULTIPLY", g.math("ARCTAN2", m12, half_difference), 0.5)
-    e1 = g.vmath("ADD", g.vmath("SCALE", u1, scale=g.math("COSINE", angle)), g.vmath("SCALE", u2, scale=g.math("SINE", angle)))
-    # local z towards the camera, x along e1 (so local y = view x e1 = e2)
-    rotation = g.node("FunctionNodeAxesToRotation", {"Primary Axis": view, "Secondary Axis": e1},
-                      primary_axis="Z", secondary_axis="X").outputs[0]
-    scale = g.node("ShaderNodeCombineXYZ", {"X": g.math("MULTIPLY", g.math("SQRT", variance_1), extent),
-                                            "Y": g.math("MULTIPLY", g.math("SQRT", variance_2), extent), "Z": 1.0}).outputs[0]
-    return rotation, scale, gain
+    s11, s22 = g.math("ADD", m11, quad), g.math("ADD", m22, quad)
+    a = g.math("SQRT", s11)
+    b = g.math("DIVIDE", m12, a)
+    c = g.math("SQRT", g.math("MAXIMUM", g.math("SUBTRACT", s22, g.math("MULTIPLY", b, b)), COVARIANCE_EPS))
+    axis_x = g.vmath("SCALE", g.vmath("ADD", g.vmath("SCALE", u1, scale=a), g.vmath("SCALE", u2, scale=b)), scale=extent)
+    axis_y = g.vmath("SCALE", u2, scale=g.math("MULTIPLY", c, extent))
+    return axis_x, axis_y, gain
 
 
 def _opacity(g: _Graph, gain):
@@ -222,14 +212,28 @@ def _capture(g: _Graph, geometry, fields: dict):
     return node.outputs["Geometry"], {name: node.outputs[name] for name in fields}
 
 
-def _unit_quad(g: _Graph, extent, material):
-    """The one quad every Gaussian instances: x, y in [-1, 1], gs_st its corner in sigmas (+-Extent)."""
-    quad = g.node("GeometryNodeMeshGrid", {"Size X": 2.0, "Size Y": 2.0, "Vertices X": 2, "Vertices Y": 2}).outputs[0]
-    local = g.node("ShaderNodeSeparateXYZ", {0: g.node("GeometryNodeInputPosition").outputs[0]})
-    st = g.node("ShaderNodeCombineXYZ", {"X": g.math("MULTIPLY", local.outputs["X"], extent),
-                                         "Y": g.math("MULTIPLY", local.outputs["Y"], extent)}).outputs[0]
-    quad = _store(g, quad, ATTR_ST, st, "FLOAT2")
-    return g.node("GeometryNodeSetMaterial", {"Geometry": quad, "Material": material}).outputs[0]
+def _quads(g: _Graph, points, axis_x, axis_y, extent):
+    """Each vertex (a Gaussian) becomes a quad: moved to its corner (-1, -1), extruded along 2 * axis_x into an
+    edge, that edge along 2 * axis_y into a face; gs_st is the corner in sigmas (+-Extent).
+
+    An extrusion appends one new vertex per extruded vertex, in their order, so of the 4N vertices vertex j is the
+    corner s = +1 where j mod 2N >= N, t = +1 where j >= 2N: gs_st is stored once, from the index, instead of
+    being carried through both extrusions."""
+    corner = g.vmath("SUBTRACT", g.node("GeometryNodeInputPosition").outputs[0], g.vmath("ADD", axis_x, axis_y))
+    mesh = g.node("GeometryNodeSetPosition", {"Geometry": points, "Position": corner}).outputs[0]
+    mesh = g.node("GeometryNodeExtrudeMesh", {"Mesh": mesh, "Offset": g.vmath("SCALE", axis_x, scale=2.0)}, mode="VERTICES").outputs[0]
+    mesh = g.node("GeometryNodeExtrudeMesh", {"Mesh": mesh, "Offset": g.vmath("SCALE", axis_y, scale=2.0)}, mode="EDGES").outputs[0]
+    count = g.node("GeometryNodeAttributeDomainSize", {"Geometry": mesh}).outputs["Point Count"]
+    half, quarter = (g.node("FunctionNodeIntegerMath", {0: count, 1: k}, operation="DIVIDE").outputs[0] for k in (2, 4))
+    index = g.node("GeometryNodeInputIndex").outputs[0]
+    within = g.node("FunctionNodeIntegerMath", {0: index, 1: half}, operation="MODULO").outputs[0]
+
+    def side(value, threshold):  # -Extent or +Extent
+        upper = g.node("FunctionNodeCompare", {2: value, 3: threshold}, data_type="INT", operation="GREATER_EQUAL").outputs[0]
+        return g.math("MULTIPLY", g.node("ShaderNodeMath", {0: upper, 1: 2.0, 2: -1.0}, operation="MULTIPLY_ADD").outputs[0], extent)
+
+    st = g.node("ShaderNodeCombineXYZ", {"X": side(within, quarter), "Y": side(index, half)})
+    return _store(g, mesh, ATTR_ST, st.outputs[0], "FLOAT2")
 
 
 def build_proxy_tree(name: str = TREE_NAME):
@@ -241,15 +245,15 @@ def build_proxy_tree(name: str = TREE_NAME):
     extent = group_in.outputs["Extent"]
     points = g.node("GeometryNodeImportPLY", {"Path": _frame_path(g, group_in)}).outputs[0]
     points = _viewport_thinning(g, points, group_in.outputs["Viewport Density"])
-    rotation, scale, gain = _quad_frame(g, extent, group_in.outputs["Pixel Angle"], group_in.outputs["Pixel Filter"])
-    points, fields = _capture(g, points, {"rotation": ("ROTATION", rotation), "scale": ("VECTOR", scale),
+    axis_x, axis_y, gain = _quad_axes(g, extent, group_in.outputs["Pixel Angle"], group_in.outputs["Pixel Filter"])
+    points, fields = _capture(g, points, {"axis_x": ("VECTOR", axis_x), "axis_y": ("VECTOR", axis_y),
                                           "opacity": ("FLOAT", _opacity(g, gain))})
     points = _store(g, points, ATTR_OPACITY, fields["opacity"], "FLOAT")
     for pattern in CONSUMED:
         points = _remove_attributes(g, points, pattern)
-    quads = g.node("GeometryNodeInstanceOnPoints", {"Points": points, "Instance": _unit_quad(g, extent, group_in.outputs["Material"]),
-                                                    "Rotation": fields["rotation"], "Scale": fields["scale"]}).outputs[0]
-    tree.links.new(quads, group_out.inputs["Geometry"])
+    mesh = _quads(g, points, fields["axis_x"], fields["axis_y"], extent)
+    mesh = g.node("GeometryNodeSetMaterial", {"Geometry": mesh, "Material": group_in.outputs["Material"]}).outputs[0]
+    tree.links.new(mesh, group_out.inputs["Geometry"])
     return tree
 
 
@@ -278,13 +282,12 @@ def build_proxy_material(name: str = MATERIAL_NAME):
     tree = mat.node_tree
     tree.nodes.clear()
     g = _Graph(tree)
-    # per Gaussian: from its instance; per corner: from the quad
-    instance = lambda name: g.node("ShaderNodeAttribute", attribute_name=name, attribute_type="INSTANCER")  # noqa: E731
-    st = g.node("ShaderNodeAttribute", attribute_name=ATTR_ST, attribute_type="GEOMETRY").outputs["Vector"]
+    attr = lambda name: g.node("ShaderNodeAttribute", attribute_name=name, attribute_type="GEOMETRY")  # noqa: E731
+    st = attr(ATTR_ST).outputs["Vector"]
     r2 = g.vmath("DOT_PRODUCT", st, st)
-    alpha = g.math("MULTIPLY", instance(ATTR_OPACITY).outputs["Fac"], g.math("EXPONENT", g.math("MULTIPLY", r2, -0.5)))
+    alpha = g.math("MULTIPLY", attr(ATTR_OPACITY).outputs["Fac"], g.math("EXPONENT", g.math("MULTIPLY", r2, -0.5)))
     alpha = g.math("MULTIPLY", g.math("MINIMUM", alpha, ALPHA_MAX), g.math("GREATER_THAN", alpha, ALPHA_MIN))
-    emission = g.node("ShaderNodeEmission", {"Color": _linear_colour(g, instance), "Strength": 1.0})
+    emission = g.node("ShaderNodeEmission", {"Color": _linear_colour(g, attr), "Strength": 1.0})
     transparent = g.node("ShaderNodeBsdfTransparent")
     mix = g.node("ShaderNodeMixShader", {0: alpha, 1: transparent.outputs[0], 2: emission.outputs[0]})
     out = g.node("ShaderNodeOutputMaterial")

@@ -18,7 +18,7 @@ from . import paths, proxy_nodes
 
 MODIFIER_NAME = "GIFStream"
 SOURCE_PROP = "gifstream_sequence"  # on the proxy object: where the sequence came from
-TREE_VERSION = 3  # 2: quads by extrusion, pixel-filter compensation; 3: instanced quads (issue 29)
+TREE_VERSION = 3  # 2: quads by extrusion, pixel-filter compensation; 3: viewport thinning behind a Switch (issue 29)
 MIN_TRANSPARENT_BOUNCES = 256  # Cycles stops at this many overlapping quads per ray
 
 

@@ -33,29 +33,21 @@ def proxy_objects():
 
 
 def probe(obj, frame):
-    """The evaluated proxy at a scene frame: its Gaussians (the quad instances: count, attributes, centroid of the
-    red ones), the one quad they instance, and what the object realised (nothing)."""
     scene = bpy.context.scene
     scene.frame_set(frame)
     evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    geometry = evaluated.evaluated_geometry()
-    instances = geometry.instances_pointcloud()
-    n = len(instances.points) if instances is not None else 0
-    realised = geometry.mesh
-    out = {"frame": frame, "gaussians": n, "realised_vertices": len(realised.vertices) if realised is not None else 0}
+    mesh = evaluated.to_mesh()
+    n = len(mesh.vertices)
+    out = {"frame": frame, "vertices": n, "faces": len(mesh.polygons)}
     if n:
-        transforms = np.zeros(n * 16, np.float32)  # column-major 4x4: the translation is the Gaussian's mean
-        instances.attributes["instance_transform"].data.foreach_get("value", transforms)
-        co = transforms.reshape(n, 16)[:, 12:15]
+        co = np.zeros(n * 3, np.float32)
+        mesh.vertices.foreach_get("co", co)
         f_dc_0 = np.zeros(n, np.float32)  # red above 0.5: f_dc_0 above 0 (colour = 0.5 + SH_C0 * f_dc)
-        instances.attributes["f_dc_0"].data.foreach_get("value", f_dc_0)
+        mesh.attributes["f_dc_0"].data.foreach_get("value", f_dc_0)
         red = f_dc_0 > 0
-        out["red_centroid"] = co[red].mean(0).tolist() if red.any() else None
-        out["attributes"] = sorted(a.name for a in instances.attributes if not a.name.startswith("."))
-        references = geometry.instance_references()  # each owns its mesh: keep it while the mesh is read
-        out["quads"] = [{"vertices": len(ref.mesh.vertices), "faces": len(ref.mesh.polygons),
-                         "attributes": sorted(a.name for a in ref.mesh.attributes if not a.name.startswith("."))}
-                        for ref in references]
+        out["red_centroid"] = co.reshape(-1, 3)[red].mean(0).tolist() if red.any() else None
+        out["attributes"] = sorted(a.name for a in mesh.attributes if not a.name.startswith("."))
+    evaluated.to_mesh_clear()
     return out
 
 
