@@ -115,6 +115,21 @@ def test_random_model_round_trip(random_stream):
     assert_decodes_as(run, path)
 
 
+def test_a_frame_decodes_its_stream_only_through_itself(random_stream):
+    """The first frame shows after the GOP's anchors and one stream frame (not the GOP's whole stream), and frames
+    decoded as they come equal those of a GOP decoded whole."""
+    _, path = random_stream
+    progressive, whole = DecodedStream(path), DecodedStream(path)
+    whole.decoded_gop(0)
+    first = progressive.gaussians(0)
+    assert progressive._current[1].walk.t == 1
+    for t in range(5):
+        a, b = progressive.gaussians(t), whole.gaussians(t)
+        for x, y in zip(a.tensors(), b.tensors()):
+            assert torch.equal(x, y), t
+    assert torch.equal(first.means, whole.gaussians(0).means)
+
+
 def test_golden_bytes_pin_format_1_1(random_stream):
     _, path = random_stream
     data = open(path, "rb").read()

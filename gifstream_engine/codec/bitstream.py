@@ -2,7 +2,7 @@
 
 Header (codec/header.py, `StreamHeader`): format, fps, num_frames, scene bounds, the cameras (so the stream can be
 viewed without its capture), the model dimensions, the training config it came from, and per GOP the fields
-`decode_gop` needs. Sections per GOP are described in gop_coding.py. The decoder needs numpy, constriction and
+`GopDecoder` needs. Sections per GOP are described in gop_coding.py. The decoder needs numpy, constriction and
 CPU torch.
 """
 
@@ -20,7 +20,7 @@ from ..render.gaussians import Gaussians
 from ..sequence import GopSequence, SequenceGop
 from .container import write_container
 from .entropy_models import EntropyModels
-from .gop_coding import decode_gop, encode_gop, required_sections
+from .gop_coding import GopDecoder, encode_gop, required_sections
 from .header import StreamHeader
 
 
@@ -64,7 +64,8 @@ def encode_run(run: CodableSequence, path: str, rig: Rig) -> dict:
 
 class StreamGop:
     """One GOP of a bitstream: its frames known from the header, its model decoded when a frame of it is asked for
-    (`DecodedStream` keeps one GOP decoded at a time); otherwise a `SequenceGop`."""
+    (`DecodedStream` keeps one GOP decoded at a time; a frame's Gaussians need its stream decoded only through that
+    frame); otherwise a `SequenceGop`."""
 
     def __init__(self, stream: "DecodedStream", index: int, frame_offset: int, num_frames: int):
         self.stream, self.index, self.frame_offset, self.num_frames = stream, index, frame_offset, num_frames
@@ -73,7 +74,7 @@ class StreamGop:
         return self.stream.decoded_gop(self.index)
 
     def gaussians(self, local_t: int, camera: Camera | None) -> Gaussians:
-        return self.decoded().gaussians(local_t, camera)
+        return self.stream.decoded_gop(self.index, through=local_t).gaussians(local_t, camera)
 
     def kept_and_dynamic(self) -> tuple[int, int]:
         return self.decoded().kept_and_dynamic()
@@ -86,8 +87,8 @@ class StreamGop:
 
 class DecodedStream(GopSequence):
     """A `.gifs` bitstream as a sequence. Opening it checks the header and every section's CRC; each GOP decodes
-    when a frame of it is first asked for, and only the GOP in use stays decoded (memory of one GOP, the first frame
-    after one GOP's decode). `frames` (start, stop; stop None: to the end) limits decoding to that range (a stream
+    when a frame of it is first asked for, its stream only as far as the frames asked for (the first frame after the
+    GOP's anchors and one stream frame), and only the GOP in use stays decoded (memory of one GOP). `frames` (start, stop; stop None: to the end) limits decoding to that range (a stream
     frame needs the frames before it in its GOP, never those after)."""
 
     def __init__(self, path: str, frames: FrameRange | None = None):
@@ -109,16 +110,18 @@ class DecodedStream(GopSequence):
         self.decode_seconds = 0.0  # spent decoding GOPs (bitstream to anchors and streams) so far
         self._current: tuple[int, SequenceGop] | None = None
 
-    def decoded_gop(self, g: int) -> SequenceGop:
-        """GOP g decoded (up to the last frame asked for), replacing the GOP decoded before."""
+    def decoded_gop(self, g: int, through: int | None = None) -> SequenceGop:
+        """GOP g with its stream decoded through local frame `through` (None: every frame of the range), replacing
+        the GOP decoded before."""
+        start = time.perf_counter()
         if self._current is None or self._current[0] != g:
             self._current = None  # the previous GOP's memory goes before the next one's comes
             gh = self.header.gops[g]
-            start = time.perf_counter()
-            gop = decode_gop(self.container, gop_prefix(g), gh, self.model_cfg, last_frame=self.frames[1] - 1 - gh.frame_offset)
-            self.decode_seconds += time.perf_counter() - start
-            self._current = (g, gop)
-        return self._current[1]
+            self._current = (g, GopDecoder(self.container, gop_prefix(g), gh, self.model_cfg,
+                                           last_frame=self.frames[1] - 1 - gh.frame_offset))
+        gop = self._current[1].through(through)
+        self.decode_seconds += time.perf_counter() - start
+        return gop
 
     @property
     def num_frames(self) -> int:

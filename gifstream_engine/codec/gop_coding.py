@@ -85,20 +85,35 @@ def _walk_stream_frame(em: EntropyModels, history: list[torch.Tensor], de_plane,
     return frame
 
 
+class _StreamWalk:
+    """The frames of a stream grid in coding order, one `step` at a time: each frame is coded from the frames before
+    it (its history), so a decoder can stop at any frame and go on later."""
+
+    def __init__(self, em: EntropyModels, cells: np.ndarray, de_values: torch.Tensor):
+        self.em = em
+        self.occupancy = torch.as_tensor(cells >= 0, dtype=torch.float64)
+        self.idx = torch.as_tensor(np.clip(cells, 0, None))
+        self.de_plane = de_values.double()[self.idx] * self.occupancy
+        self.history: list[torch.Tensor] = []
+        self.t = 0  # the next frame
+
+    def step(self, io, stream_steps: torch.Tensor | None = None) -> torch.Tensor:
+        """Code frame `t` through io (the encoder passes the stream in steps, (N, T, P)); returns it (P, S, S)."""
+        raw = None if stream_steps is None else stream_steps[self.idx, self.t].permute(2, 0, 1) * self.occupancy
+        frame = _walk_stream_frame(self.em, self.history, self.de_plane, self.occupancy, io, raw)
+        self.history = [frame, *self.history[:STREAM_CONTEXT - 1]]
+        self.t += 1
+        return frame
+
+
 def _code_stream(em: EntropyModels, cells: np.ndarray, de_values: torch.Tensor, count: int, make_io, stream_steps=None):
-    """Walk frames 0..count-1 of the stream grid; returns the io object and the frame (P, S, S) of each."""
-    occupancy = torch.as_tensor(cells >= 0, dtype=torch.float64)
-    idx = torch.as_tensor(np.clip(cells, 0, None))
-    de_plane = de_values.double()[idx] * occupancy
-    history, ios, frames = [], [], []
+    """Walk frames 0..count-1 of the stream grid; returns the io object of each."""
+    walk = _StreamWalk(em, cells, de_values)
+    ios = []
     for t in range(count):
-        raw = None if stream_steps is None else stream_steps[idx, t].permute(2, 0, 1) * occupancy
-        io = make_io(t)
-        frame = _walk_stream_frame(em, history, de_plane, occupancy, io, raw)
-        history = [frame, *history[:STREAM_CONTEXT - 1]]
-        ios.append(io)
-        frames.append(frame)
-    return ios, frames
+        ios.append(make_io(t))
+        walk.step(ios[-1], stream_steps)
+    return ios
 
 
 def _double(entropy: EntropyModels) -> EntropyModels:
@@ -174,7 +189,7 @@ def encode_gop(model: GIFStreamModel, entropy: EntropyModels, state: DecodeState
         if symbols is not None:
             symbols["stream"], symbols["stream_grid"] = stream_steps.numpy().astype(np.int64), cells
         sections[f"{prefix}/stream_grid"] = _pack_grid(cells, len(dynamic))
-        ios, _ = _code_stream(em, cells, de_levels[dynamic] * MASK_STEP, model.num_frames,
+        ios = _code_stream(em, cells, de_levels[dynamic] * MASK_STEP, model.num_frames,
                               lambda t: _Encoding(SymbolWriter()), stream_steps)
         present = [r for r in (io.writer.ranges().get("stream") for io in ios) if r]
         ranges["stream"] = (min(r[0] for r in present), max(r[1] for r in present)) if present else (0, 0)
@@ -233,7 +248,7 @@ def anchor_positions(keys: np.ndarray, voxel: float) -> np.ndarray:
 
 # --- decoder -----------------------------------------------------------------------------------
 def required_sections(prefix: str, gh, last_frame: int | None = None) -> list[str]:
-    """The sections `decode_gop` reads for GOP `prefix` (header `gh`) up to `last_frame`: a reader checks they are
+    """The sections `GopDecoder` reads for GOP `prefix` (header `gh`) up to `last_frame`: a reader checks they are
     all there before decoding anything."""
     names = [f"{prefix}/geometry", f"{prefix}/decoders", f"{prefix}/anchors"]
     if gh.num_dynamic:
@@ -242,55 +257,65 @@ def required_sections(prefix: str, gh, last_frame: int | None = None) -> list[st
     return names
 
 
-def decode_gop(container: Container, prefix: str, gh: GopHeader, model_cfg: ModelConfig,
-               last_frame: int | None = None) -> SequenceGop:
-    """Rebuild GOP `prefix` from the container: its model with every value as coded (decode it with
-    DECODED_STATE); stream frames after `last_frame` are left undecoded (zeros).
+class GopDecoder:
+    """GOP `prefix` of a container rebuilt progressively: making it decodes the geometry, the decoders and the
+    anchors' values; `through(t)` decodes the stream's frames up to t (each needs only those before it), so the
+    first frame can show before the GOP's last is decoded. Frames after `last_frame` are never decoded.
     `gh` has been checked (header.py): every size below is bounded before it is allocated."""
-    what = f"{container.path} [{prefix}]"
-    n, d, frames = gh.num_anchors, gh.num_dynamic, gh.num_frames
-    keys = octree.decode_keys(container.read(f"{prefix}/geometry"), n, list(gh.key_origin), gh.octree_depth, what)
-    xyz = anchor_positions(keys, gh.voxel_size)
-    model = GIFStreamModel(xyz, None, frames, model_cfg)
-    entropy = EntropyModels(model_cfg.feat_dim, model_cfg.stream_dim, model_cfg.num_offsets)
-    expected = _decoder_bytes(model, entropy)
-    arrays = unpack_arrays(decompress(container.read(f"{prefix}/decoders"), expected, f"{what}: decoder weights"),
-                           f"{what} decoders")
-    _load(model, arrays, "render.", DECODER_MODULES, what)
-    _load(entropy, arrays, "entropy.", None, what)
-    em = _double(entropy)
-    ranges = {name: list(rng) for name, rng in gh.ranges.items()}
-    reader = SymbolReader(container.read(f"{prefix}/anchors"), ranges, f"{what} anchors")
-    feat, geo, levels = _walk_anchors(em, n, gh.feat_step, gh.geo_step, _Decoding(reader), None)
-    reader.finish()
-    if levels.min() < 0 or levels.max() > MASK_LEVELS:
-        raise BitstreamError(f"{what}: mask levels outside 0..{MASK_LEVELS}")
-    dynamic = torch.nonzero(levels[:, 0] > 0).squeeze(1)
-    if len(dynamic) != d:
-        raise BitstreamError(f"{what}: {len(dynamic)} anchors have M_de > 0, the header says {d}")
-    stream = torch.zeros(n, frames, model_cfg.stream_dim)
-    if d:
-        if "stream" not in ranges:
-            raise BitstreamError(f"{what}: the header gives no symbol range for 'stream'")
-        cells = _unpack_grid(container.read(f"{prefix}/stream_grid"), gh.grid_side, d, what)
-        count = frames if last_frame is None else min(frames, last_frame + 1)
 
-        def make_io(t):
-            return _Decoding(SymbolReader(container.read(f"{prefix}/stream/{t:04d}"), {"stream": ranges["stream"]},
-                                          f"{what} stream frame {t}"))
+    def __init__(self, container: Container, prefix: str, gh: GopHeader, model_cfg: ModelConfig,
+                 last_frame: int | None = None):
+        what = self.what = f"{container.path} [{prefix}]"
+        self.container, self.prefix = container, prefix
+        n, d, frames = gh.num_anchors, gh.num_dynamic, gh.num_frames
+        keys = octree.decode_keys(container.read(f"{prefix}/geometry"), n, list(gh.key_origin), gh.octree_depth, what)
+        xyz = anchor_positions(keys, gh.voxel_size)
+        model = GIFStreamModel(xyz, None, frames, model_cfg)
+        entropy = EntropyModels(model_cfg.feat_dim, model_cfg.stream_dim, model_cfg.num_offsets)
+        expected = _decoder_bytes(model, entropy)
+        arrays = unpack_arrays(decompress(container.read(f"{prefix}/decoders"), expected, f"{what}: decoder weights"),
+                               f"{what} decoders")
+        _load(model, arrays, "render.", DECODER_MODULES, what)
+        _load(entropy, arrays, "entropy.", None, what)
+        em = _double(entropy)
+        self.ranges = {name: list(rng) for name, rng in gh.ranges.items()}
+        reader = SymbolReader(container.read(f"{prefix}/anchors"), self.ranges, f"{what} anchors")
+        feat, geo, levels = _walk_anchors(em, n, gh.feat_step, gh.geo_step, _Decoding(reader), None)
+        reader.finish()
+        if levels.min() < 0 or levels.max() > MASK_LEVELS:
+            raise BitstreamError(f"{what}: mask levels outside 0..{MASK_LEVELS}")
+        dynamic = torch.nonzero(levels[:, 0] > 0).squeeze(1)
+        if len(dynamic) != d:
+            raise BitstreamError(f"{what}: {len(dynamic)} anchors have M_de > 0, the header says {d}")
+        model.stream = torch.nn.Parameter(torch.zeros(n, frames, model_cfg.stream_dim), requires_grad=False)
+        self.count = 0  # stream frames to decode (none without dynamic anchors)
+        if d:
+            if "stream" not in self.ranges:
+                raise BitstreamError(f"{what}: the header gives no symbol range for 'stream'")
+            cells = _unpack_grid(container.read(f"{prefix}/stream_grid"), gh.grid_side, d, what)
+            self.count = frames if last_frame is None else min(frames, last_frame + 1)
+            self.walk = _StreamWalk(em, cells, levels[dynamic, 0] * MASK_STEP)
+            self.filled = torch.as_tensor(cells >= 0)
+            self.rows = dynamic[torch.as_tensor(cells)[self.filled]]
+        self.feat_step = gh.feat_step
+        masks = {name: (levels[:, i] * MASK_STEP).float() for i, name in enumerate(CODED_MASKS)}
+        masks["p"] = torch.ones(n)
+        values = AnchorValues(feat.float(), geo[:, :6].float().contiguous(),
+                              geo[:, 6:].float().reshape(n, model_cfg.num_offsets, 3).contiguous(), masks)
+        self.gop = SequenceGop(gh.frame_offset, model.eval().requires_grad_(False), DECODED_STATE, values)
 
-        ios, decoded = _code_stream(em, cells, levels[dynamic, 0] * MASK_STEP, count, make_io)
-        filled = torch.as_tensor(cells >= 0)
-        rows = dynamic[torch.as_tensor(cells)[filled]]
-        for t, (io, frame) in enumerate(zip(ios, decoded)):
+    @torch.no_grad()
+    def through(self, t: int | None = None) -> SequenceGop:
+        """The GOP with its stream decoded through local frame t (None: every frame it decodes)."""
+        stop = self.count if t is None else min(t + 1, self.count)
+        while self.count and self.walk.t < stop:
+            frame_t = self.walk.t
+            io = _Decoding(SymbolReader(self.container.read(f"{self.prefix}/stream/{frame_t:04d}"),
+                                        {"stream": self.ranges["stream"]}, f"{self.what} stream frame {frame_t}"))
+            frame = self.walk.step(io)
             io.reader.finish()
-            stream[rows, t] = (frame[:, filled].T * gh.feat_step).float()
-    model.stream = torch.nn.Parameter(stream, requires_grad=False)
-    masks = {name: (levels[:, i] * MASK_STEP).float() for i, name in enumerate(CODED_MASKS)}
-    masks["p"] = torch.ones(n)
-    values = AnchorValues(feat.float(), geo[:, :6].float().contiguous(),
-                          geo[:, 6:].float().reshape(n, model_cfg.num_offsets, 3).contiguous(), masks)
-    return SequenceGop(gh.frame_offset, model.eval().requires_grad_(False), DECODED_STATE, values)
+            self.gop.model.stream[self.rows, frame_t] = (frame[:, self.filled].T * self.feat_step).float()
+        return self.gop
 
 
 def _decoder_bytes(model: GIFStreamModel, entropy: EntropyModels) -> int:
