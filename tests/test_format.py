@@ -149,8 +149,12 @@ def test_golden_bytes_pin_format_1_1(random_stream):
 def test_format_1_0_decodes_with_its_neighbour_rule():
     """A 1.0 stream's anchors were trained with the KD tree's neighbours: its decoder finds those, not 1.1's (the
     random model's lattice anchors tie everywhere, so the two rules differ on it)."""
-    header = Container(GOLDEN_1_0).header
-    assert Container(GOLDEN_1_0).version == (1, 0) and "knn_rule" not in header["model"]
+    old, new = Container(GOLDEN_1_0), Container(GOLDEN)
+    header = old.header
+    assert old.version == (1, 0) and "knn_rule" not in header["model"]
+    # 1.1 is 1.0 plus the rule's name: the same model codes to the same payloads, section by section
+    assert list(old.table) == list(new.table) and all(old.read(name) == new.read(name) for name in old.table)
+    assert {**header["model"], "knn_rule": "canonical"} == new.header["model"]
     legacy = dataclasses.replace(SMALL, knn_rule="kdtree")
     assert DecodedStream(GOLDEN_1_0).header.model.knn_rule == "kdtree"
     assert_decodes_as(random_run(cfg=legacy), GOLDEN_1_0)
