@@ -174,3 +174,16 @@ def test_growing_and_pruning_in_one_copy_is_extend_then_select():
     for field, value in vars(two.stats).items():
         assert torch.equal(value, getattr(one.stats, field)), field
     assert one.model.num_anchors == int(keep.sum()) + 9 and one.stream_grid is None
+
+
+def test_runs_saved_before_the_rule_keep_the_legacy_one():
+    """A run's config.json from before format 1.1 has no knn_rule: it was trained, and continues, with the KD tree's
+    neighbours; a config that names its rule keeps it, and a new run takes the canonical one."""
+    from gifstream_engine.train.config import RunConfig
+
+    saved = RunConfig().to_dict()
+    assert saved["model"]["knn_rule"] == "canonical" and RunConfig.from_dict(saved).model.knn_rule == "canonical"
+    del saved["model"]["knn_rule"]
+    assert RunConfig.from_dict(saved).model.knn_rule == "kdtree"
+    with pytest.raises(Exception, match="knn_rule"):
+        RunConfig.from_dict({"model": {"knn_rule": "nearest"}})

@@ -16,6 +16,7 @@ from ..errors import ConfigError, RunError
 from ..events import EventWriter
 from ..render.environment import prepare_gsplat
 from .checkpoint import save_state
+from ..model.config import LEGACY_KNN_RULE
 from .config import RunConfig, run_identity
 from .gop_data import check_gop_fits, load_gop_frames
 from .progress import reporter_for
@@ -92,7 +93,10 @@ class Training:
     def write_config(self, resume: bool) -> None:
         os.makedirs(self.out, exist_ok=True)
         if resume and self.folder.has_config():
-            if run_identity(self.folder.read_saved().config) != run_identity(self.cfg.to_dict()):
+            saved = self.folder.read_saved()
+            if "knn_rule" not in saved.config.get("model", {}):  # saved before format 1.1: go on with its rule
+                self.cfg.model.knn_rule = LEGACY_KNN_RULE
+            if run_identity(saved.run_config().to_dict()) != run_identity(self.cfg.to_dict()):
                 raise ConfigError(f"{self.folder.config_path}: --resume with a different configuration; use the run's "
                                   "own settings (only train.device may change)")
         self.folder.write_config(self.cfg, self.capture.root, self.capture.num_frames, self.capture.rig())
