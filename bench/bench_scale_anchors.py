@@ -10,8 +10,9 @@ Per size N, on a synthetic GOP (N anchors on voxel centres, an N3DV-like stream 
 - `grow_candidates`: the new anchors' voxels from the growth statistics (~5% of child slots over the threshold);
 - `growth_step`: `GrowthPolicy`'s whole grow-and-prune (candidates, pruning, `AnchorState.extend/select` with Adam's
   moments, one KNN build).
-Each row has wall and CPU seconds (CPU: this process's, all its threads) and the 1-minute load average when it was
-measured: on a loaded machine the wall time can be many times the CPU time.
+Each row has wall and CPU seconds (CPU: this process's, all its threads; `sys_s` the kernel's part of it, mostly
+zeroing the fresh pages of new tables) and the 1-minute load average when it was measured: on a loaded machine the
+wall time can be many times the CPU time.
 
 Usage: python bench/bench_scale_anchors.py [--sizes 10000 100000 300000] [--exact-max 10000]
 `run(sizes)` returns the rows, for a larger scale bench to include.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from typing import Callable, Sequence
@@ -89,8 +91,9 @@ def anchor_state(model: GIFStreamModel, stats: GrowthStats) -> AnchorState:
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, sys_before = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_stime
     out = fn()
+    timed.sys_s = resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys_before  # the kernel's share of cpu
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -105,7 +108,7 @@ def run(sizes: Sequence[int], exact_max: int = 10000) -> list[dict]:
         model = synthetic_model(n)
         attributes = np.concatenate([model.anchor_xyz.numpy(), model.stream.detach().numpy().reshape(n, -1)], 1)
         grid, wall, cpu = timed(lambda: TrainingStreamGrid.of(model, STATE))
-        row = {"op": "stream_grid", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load(),
+        row = {"op": "stream_grid", "anchors": n, "wall_s": wall, "cpu_s": cpu, "sys_s": timed.sys_s, "load": load(),
                "neighbour_difference": neighbour_difference(grid.cells.numpy(), attributes)}
         if n <= exact_max:
             exact, exact_wall, exact_cpu = timed(lambda: sort_to_grid(attributes))
@@ -113,22 +116,22 @@ def run(sizes: Sequence[int], exact_max: int = 10000) -> list[dict]:
                     "exact_neighbour_difference": neighbour_difference(exact, attributes)}
         rows.append(row)
         _, wall, cpu = timed(model.update_knn)
-        rows.append({"op": "knn", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load()})
+        rows.append({"op": "knn", "anchors": n, "wall_s": wall, "cpu_s": cpu, "sys_s": timed.sys_s, "load": load()})
         stats = synthetic_stats(n, model.cfg.num_offsets)
         cfg = TrainConfig(max_anchors=10 * n)
         (centres, _), wall, cpu = timed(lambda: grow_candidates(model, stats, cfg.grad_threshold, cfg.time_mix_alpha))
-        rows.append({"op": "grow_candidates", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load(),
+        rows.append({"op": "grow_candidates", "anchors": n, "wall_s": wall, "cpu_s": cpu, "sys_s": timed.sys_s, "load": load(),
                      "new_anchors": 0 if centres is None else len(centres)})
         anchors = anchor_state(model, stats)
         report, wall, cpu = timed(lambda: GrowthPolicy(cfg)._grow_and_prune(anchors))
-        rows.append({"op": "growth_step", "anchors": n, "wall_s": wall, "cpu_s": cpu, "load": load(), "grown": report.grown,
+        rows.append({"op": "growth_step", "anchors": n, "wall_s": wall, "cpu_s": cpu, "sys_s": timed.sys_s, "load": load(), "grown": report.grown,
                      "pruned": report.pruned})
         del model, anchors, attributes, grid
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'op':<16} {'anchors':>8} {'wall s':>8} {'cpu s':>8} {'load':>6}  notes")
+    print(f"{'op':<16} {'anchors':>8} {'wall s':>8} {'cpu s':>8} {'of it sys':>9} {'load':>6}  notes")
     for r in rows:
         notes = ""
         if r["op"] == "stream_grid":
@@ -140,7 +143,7 @@ def print_table(rows: list[dict]) -> None:
             notes = f"{r['new_anchors']} new voxels"
         elif r["op"] == "growth_step":
             notes = f"{r['grown']} grown, {r['pruned']} pruned"
-        print(f"{r['op']:<16} {r['anchors']:>8} {r['wall_s']:>8.3f} {r['cpu_s']:>8.3f} {r['load']:>6.1f}  {notes}")
+        print(f"{r['op']:<16} {r['anchors']:>8} {r['wall_s']:>8.3f} {r['cpu_s']:>8.3f} {r['sys_s']:>9.3f} {r['load']:>6.1f}  {notes}")
 
 
 def main() -> None:
