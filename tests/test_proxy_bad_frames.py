@@ -107,11 +107,14 @@ def test_a_garbage_body_warns_in_the_panel_and_the_farm_bundle_refuses_it(tmp_pa
                                       "save": str(tmp_path / "shot.blend")}, "import")
     assert imported["imports"][0]["status"] == ["FINISHED"]
     garble_body(os.path.join(source, "frame_00002.ply"))
-    result = run_blender(tmp_path, {"zip": zip_path, "open": str(tmp_path / "shot.blend"), "cache_check": True,
-                                    "probe": [2, 4], "bundle": str(tmp_path / "bundle")}, "checked")
+    result = run_blender(tmp_path, {"zip": zip_path, "open": str(tmp_path / "shot.blend"), "panel": True,
+                                    "cache_check": True, "probe": [2, 4], "bundle": str(tmp_path / "bundle")}, "checked")
     assert [p["faces"] for p in result["probes"]] == [340, 340]  # drawn as they are: no render depends on the check
     warning = result["cache_error"]
     assert "\n" not in warning and "1 of 4 frames are missing or damaged, drawn as they are" in warning, warning
     assert "stream frame 2" in warning and "frame_00002.ply: damaged" in warning and "CRC-32" in warning
     assert result["bundle_status"] == ["CANCELLED"] and warning in result["bundle_error"]  # the same line
+    before, after = result["panel"]  # the panel: the bodies checked in the background, then the same warning
+    assert "Checking the cache: 4 frames left" in before and warning not in before, before
+    assert warning in after and not any(line.startswith("Checking") for line in after), after
     assert not os.path.exists(str(tmp_path / "bundle"))

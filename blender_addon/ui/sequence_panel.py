@@ -125,9 +125,10 @@ class VIEW3D_PT_gifstream_sequence(SidebarPanel, bpy.types.Panel):
             except SequenceError as exc:
                 layout.label(text=str(exc), icon="ERROR")
             else:
-                if unchecked:  # the body checks run in the background; redraw until they are done
+                if unchecked:
                     layout.label(text=f"Checking the cache: {unchecked} frames left", icon="TIME")
-                    start_timer(redraw_while_checking)
+            if frame_checks.checking():  # the body checks run in the background: redraw until they are done
+                start_timer(redraw_while_checking)
             row = layout.row()
             row.operator(GIFSTREAM_OT_match_scene.bl_idname, icon="SCENE_DATA")
             row.operator(GIFSTREAM_OT_relocate_sequence.bl_idname, icon="FILE_FOLDER")

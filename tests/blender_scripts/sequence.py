@@ -5,6 +5,7 @@
 - "imports": [{"filepath", ...operator options}] for bpy.ops.import_scene.gifstream_sequence, one after another
 - "camera": {"K", "w2c", "width", "height"} (OpenCV, as the engine's cameras) for the scene camera
 - "probe": scene frames at which to report the evaluated proxy (vertex count, centroid of the red quads)
+- "panel": the Sequence panel's lines, drawn before and after the background frame checks finished
 - "renders": [{"frame", "engine": CYCLES|BLENDER_EEVEE, "path"}] still renders; "animation": {"engine", "path"}
 - "save": save the .blend here; "bundle": export a farm bundle into this folder
 """
@@ -101,6 +102,39 @@ if objects:
     result["transparent_bounces"] = bpy.context.scene.cycles.transparent_max_bounces
     result["material_render_method"] = obj.data.materials[0].surface_render_method if obj.data.materials else None
     result["probes"] = [probe(obj, f) for f in spec.get("probe", [])]
+    if spec.get("panel"):
+        from importlib import import_module
+        from types import SimpleNamespace
+
+        panel, checks = import_module(f"{ADDON}.ui.sequence_panel"), import_module(f"{ADDON}.core.frame_checks")
+
+        class Layout:
+            """Records the panel's labels."""
+
+            def __init__(self):
+                self.labels = []
+
+            def label(self, text="", icon="NONE"):
+                self.labels.append(text)
+
+            def row(self):
+                return self
+
+            def operator(self, *args, **kwargs):
+                return None
+
+            def prop(self, *args, **kwargs):
+                return None
+
+        def draw():
+            layout = Layout()
+            panel.VIEW3D_PT_gifstream_sequence.draw(SimpleNamespace(layout=layout), bpy.context)
+            return layout.labels
+
+        bpy.context.view_layer.objects.active = obj
+        result["panel"] = [draw()]
+        checks.wait_for_background_checks()
+        result["panel"].append(draw())
     if spec.get("cache_check"):
         from importlib import import_module
 
