@@ -58,4 +58,4 @@ def test_training_too_large_for_memory_is_refused_before_decoding(synth_capture,
     monkeypatch.setattr(gop_data, "available_memory", lambda: GB)  # a machine with 1 GB free
     assert main(["train", synth_capture, "--out", str(tmp_path / "run"), "--steps", "20"]) != 0
     err = capsys.readouterr().err
-    assert "needs about 1.5 GB of memory" in err and "1.0 GB available" in err and reads == []
+    assert "needs about 2.0 GB of memory" in err and "1.0 GB available" in err and reads == []
