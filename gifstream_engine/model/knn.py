@@ -26,6 +26,7 @@ import torch
 from .config import KNN_RULES
 
 LATTICE_MAX_NORM = 15  # squared voxel steps searched on the lattice: every such offset lies within +-3 steps
+_SHELL_REACH = int(np.floor(np.sqrt(LATTICE_MAX_NORM)))  # the farthest a shell's offset reaches along an axis
 _TREE_SLACK = 4  # candidates asked of the KD tree beyond k + 1, so that ties at the k-th distance come with them
 _DENSE_TABLE_CELLS = 1 << 24  # voxel boxes up to this many cells are looked up in a table, larger ones by search
 _MAX_KEY = 1 << 19  # voxel keys beyond this are measured as positions (keys pack into one int64 up to about here)
@@ -43,8 +44,9 @@ def nearest_kept(xyz: np.ndarray, kept: np.ndarray, k: int, rule: str = "canonic
     if rule not in KNN_RULES:
         raise ValueError(f"unknown knn rule {rule!r}; expected one of {KNN_RULES}")
     keys = _voxel_keys(xyz, voxel) if rule == "canonical" else None
-    if keys is not None:  # keys order as the positions do, and sort faster packed into one integer
-        canonical = kept[np.argsort(_Occupancy.packed_keys(keys, keys[kept]), kind="stable")]
+    if keys is not None:  # packed voxel keys order as the positions do, and sort faster
+        occupancy = _Occupancy(keys)
+        canonical = kept[np.argsort(occupancy.cells[kept], kind="stable")]
     else:
         canonical = kept[np.lexsort(xyz[kept].T[::-1])]
     if rule == "kdtree":
@@ -53,7 +55,8 @@ def nearest_kept(xyz: np.ndarray, kept: np.ndarray, k: int, rule: str = "canonic
     out = np.empty((n, k), np.int64)
     pending = np.arange(n)
     if keys is not None:
-        pending = _lattice_search(keys, canonical, k, out)
+        occupancy.hold(canonical)
+        pending = _lattice_search(occupancy, canonical, k, out)
     if len(pending) * len(canonical) <= _BRUTE_FORCE_PAIRS:
         for i in pending:
             out[i] = _every_candidate(points, canonical, i, k)
@@ -74,19 +77,17 @@ def _voxel_keys(xyz: np.ndarray, voxel: float | None) -> np.ndarray | None:
 
 
 def _squared_distances(points: np.ndarray, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """The rule's d2 between each rows[i] and each of candidates[i] (same leading shape): exact in int64 for voxel
-    keys, float64 summed x, y, z in that order for positions."""
-    a = points[rows]
-    d = points[candidates] - (a[:, None, :] if candidates.ndim == 2 else a)
+    """(R, C): the rule's d2 between each rows[i] and each of candidates[i] (R, C): exact in int64 for voxel keys,
+    float64 summed x, y, z in that order for positions."""
+    d = points[candidates] - points[rows][:, None, :]
     return (d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) + d[..., 2] * d[..., 2]
 
 
 def _shells() -> list[list[tuple[int, int, int]]]:
     """Integer offsets with 1 <= |o|^2 <= LATTICE_MAX_NORM, grouped by |o|^2 ascending, each group in
     lexicographic order (so that a point's finds within a group come in its candidates' canonical order)."""
-    reach = int(np.floor(np.sqrt(LATTICE_MAX_NORM)))
     groups: dict[int, list] = {}
-    for o in itertools.product(range(-reach, reach + 1), repeat=3):
+    for o in itertools.product(range(-_SHELL_REACH, _SHELL_REACH + 1), repeat=3):
         norm = o[0] ** 2 + o[1] ** 2 + o[2] ** 2
         if 1 <= norm <= LATTICE_MAX_NORM:
             groups.setdefault(norm, []).append(o)
@@ -98,35 +99,26 @@ _CAPACITY_BEYOND_K = max(len(s) for s in SHELLS[:6])  # finds a row may hold pas
 
 
 class _Occupancy:
-    """Which kept anchor sits in a voxel: packed keys looked up in a table (small boxes) or by binary search."""
+    """The anchors' voxel keys packed into one integer each (`cells`, row-major in their box grown by the shells'
+    reach, so ascending in lexicographic key order and a voxel offset is a constant shift), and which kept anchor
+    sits in a cell (`hold`): a table for small boxes, a binary search otherwise."""
 
-    def __init__(self, keys: np.ndarray, canonical: np.ndarray, reach: int):
-        self.low, extent = self.box(keys, reach)
-        self.strides = np.array([extent[1] * extent[2], extent[2], 1], np.int64)
-        packed = self.pack(keys[canonical])
-        cells = int(np.prod(extent.astype(np.float64)))
-        if cells <= _DENSE_TABLE_CELLS:
-            self.table = np.full(cells, -1, np.int32)  # kept anchors < 2^31
-            self.table[packed] = canonical
+    def __init__(self, keys: np.ndarray):
+        low = keys.min(0) - _SHELL_REACH
+        self.extent = keys.max(0) + _SHELL_REACH - low + 1
+        self.strides = np.array([self.extent[1] * self.extent[2], self.extent[2], 1], np.int64)
+        self.cells = (keys - low) @ self.strides
+
+    def hold(self, canonical: np.ndarray) -> None:
+        """The kept anchors, in canonical order (so their cells ascend)."""
+        held = self.cells[canonical]
+        size = int(np.prod(self.extent.astype(np.float64)))
+        if size <= _DENSE_TABLE_CELLS:
+            self.table = np.full(size, -1, np.int32)  # kept anchors < 2^31
+            self.table[held] = canonical
         else:
             self.table = None
-            order = np.argsort(packed)
-            self.sorted_cells, self.owner = packed[order], canonical[order]
-
-    @staticmethod
-    def box(keys: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
-        """The lowest key and the extent of keys' box grown by reach on every side."""
-        low = keys.min(0) - reach
-        return low, keys.max(0) + reach - low + 1
-
-    @staticmethod
-    def packed_keys(keys: np.ndarray, subset: np.ndarray) -> np.ndarray:
-        """subset's keys as one integer each, row-major in keys' box (ascending in lexicographic key order)."""
-        low, extent = _Occupancy.box(keys, 0)
-        return (subset - low) @ np.array([extent[1] * extent[2], extent[2], 1], np.int64)
-
-    def pack(self, keys: np.ndarray) -> np.ndarray:
-        return (keys - self.low) @ self.strides
+            self.sorted_cells, self.owner = held, canonical
 
     def shift(self, offset) -> int:
         return int(np.dot(offset, self.strides))
@@ -144,17 +136,15 @@ class _Occupancy:
         return found
 
 
-def _lattice_search(keys: np.ndarray, canonical: np.ndarray, k: int, out: np.ndarray) -> np.ndarray:
+def _lattice_search(occupancy: _Occupancy, canonical: np.ndarray, k: int, out: np.ndarray) -> np.ndarray:
     """Fill out's rows for the anchors whose k nearest kept anchors lie within LATTICE_MAX_NORM squared voxel steps,
     searched shell by shell of equal squared steps; returns the rows left to the other searches.
 
     A row's finds come in the rule's order -- shells ascending, each in its offsets' lexicographic order, which is
     the candidates' canonical order -- so once a row has k finds after a whole shell, its first k finds are its
     answer: nothing is measured or sorted."""
-    n = len(keys)
-    reach = int(np.floor(np.sqrt(LATTICE_MAX_NORM)))
-    occupancy = _Occupancy(keys, canonical, reach)
-    cells = occupancy.pack(keys)
+    cells = occupancy.cells
+    n = len(cells)
     active = np.argsort(cells, kind="stable")  # neighbouring cells looked up in ascending order: cache-friendly
     capacity = k - 1 + _CAPACITY_BEYOND_K
     found = np.empty((n, capacity), np.int32)  # each row's finds in order (kept anchors < 2^31)
