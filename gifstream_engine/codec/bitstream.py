@@ -88,8 +88,9 @@ class StreamGop:
 class DecodedStream(GopSequence):
     """A `.gifs` bitstream as a sequence. Opening it checks the header and every section's CRC; each GOP decodes
     when a frame of it is first asked for, its stream only as far as the frames asked for (the first frame after the
-    GOP's anchors and one stream frame), and only the GOP in use stays decoded (memory of one GOP). `frames` (start, stop; stop None: to the end) limits decoding to that range (a stream
-    frame needs the frames before it in its GOP, never those after)."""
+    GOP's anchors and one stream frame), and only the GOP in use stays decoded (memory of one GOP). `frames`
+    (start, stop; stop None: to the end) limits decoding to that range (a stream frame needs the frames before it
+    in its GOP, never those after)."""
 
     def __init__(self, path: str, frames: FrameRange | None = None):
         header, self.container = StreamHeader.read(path)
