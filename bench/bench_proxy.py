@@ -1,13 +1,17 @@
 """Gaussian proxies in Blender: frame-change time and memory, and fidelity against the engine and the footage.
 
-python bench/bench_proxy.py [--sizes 100000 500000] [--frames 4] [--repeats 3] [--eevee]
+python bench/bench_proxy.py [--sizes 100000 500000] [--frames 16] [--repeats 3] [--eevee] [--allocator both]
                             [--stream X.gifs --capture CAPTURE [--samples 64]] [--out DIR] [--addon-zip ZIP]
 
 1. Timeline: per size, a folder of per-frame 3DGS PLYs is imported with the add-on (headless bpy, its own
    process); the time of `scene.frame_set` (the Geometry Nodes tree reads the new frame's PLY and builds the
-   quads) on first visits and on revisits (Blender keeps recently read PLYs), the process's resident memory after
-   the import, after the first frame and after all frames (flat = about one frame held), and the load average
-   while it ran. `--repeats` runs each size that many times (fresh processes) and keeps the median. With --eevee,
+   quads) on first visits, as playback meets them, and on revisits (Blender keeps recently read PLYs), the
+   process's resident memory after the import, after the first frame and after all frames (Blender's import cache
+   holds the frames visited), and the load average while it ran. A new frame's time is the median (and 90th
+   percentile) over frames 2..--frames of the first visits; frame 1 (the tree's first evaluation) is left out.
+   `--repeats` runs each size that many times (fresh processes) and keeps the median. `--allocator` times with the
+   add-on's "Reuse Memory During Playback" preference on (its default), off, or both (core/playback_memory.py).
+   With --eevee,
    also an Eevee render (64x48, 1 sample) of each new frame after the first: the frame change plus what a renderer
    does with the proxy (Eevee's sync and drawing of every quad), the first render (shader compilation) left out.
    `--addon-zip` times another build of the add-on (e.g. an older commit's, built with build_addon.py).
@@ -39,6 +43,8 @@ sys.path.insert(0, ROOT)
 from results_io import write_results  # noqa: E402  (bench/, this script's folder, is on sys.path)
 
 ADDON = "bl_ext.user_default.gifstream_blender"
+EEVEE_FRAMES = 4  # frames rendered with --eevee (5-15 s each here)
+ALLOCATOR = {"on": (True,), "off": (False,), "both": (False, True)}  # --allocator: keep_freed_memory values timed
 
 
 # ---- the part that runs inside Blender (this file, started again with --worker) -----------------------------------
@@ -60,6 +66,9 @@ def timeline_worker(spec: dict) -> dict:
     import bpy
 
     install_clean(spec)
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    if hasattr(prefs, "keep_freed_memory"):  # an older build (--addon-zip) has no such preference
+        prefs.keep_freed_memory = spec["keep_freed_memory"]
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 30, 1.0
     out = {"rss_start": rss_mb()}
@@ -78,10 +87,11 @@ def timeline_worker(spec: dict) -> dict:
             if visits is first and frame == 1:
                 out["rss_one_frame"] = rss_mb()
     out["first_ms"], out["again_ms"] = 1000 * np.median(first[1:] or first), 1000 * np.median(again)
+    out["first_p90_ms"] = 1000 * np.percentile(first[1:] or first, 90)
     out["first_cpu_ms"] = 1000 * np.median(first_cpu[1:] or first_cpu)
     out["rss_all_frames"] = rss_mb()
     if spec.get("eevee"):
-        out["eevee_frame_ms"] = eevee_frames(scene, spec["frames"])
+        out["eevee_frame_ms"] = eevee_frames(scene, min(spec["frames"], EEVEE_FRAMES))
     return out
 
 
@@ -185,7 +195,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 500_000])
-    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=16, help="frames of the timeline (distinct PLYs)")
+    parser.add_argument("--allocator", choices=sorted(ALLOCATOR), default="on",
+                        help="time with the add-on's Reuse Memory During Playback on, off or both")
     parser.add_argument("--repeats", type=int, default=3, help="timeline runs per size (fresh processes); the median")
     parser.add_argument("--stream", default=None, help="a trained .gifs for the fidelity table")
     parser.add_argument("--capture", default=None, help="the capture it was trained on")
@@ -203,32 +215,36 @@ def main() -> None:
     os.makedirs(work, exist_ok=True)
     zip_path = os.path.abspath(args.addon_zip) if args.addon_zip else build_addon.build(os.path.join(work, "dist"))
     home = os.path.join(work, "home")
-    rows = [timeline(args, work, zip_path, home, n) for n in args.sizes]
+    rows = [timeline(args, work, zip_path, home, n, keep) for n in args.sizes for keep in ALLOCATOR[args.allocator]]
     if args.stream:
         rows += fidelity(args, work, zip_path, home)
     write_results("bench_proxy", rows)
 
 
-def timeline(args, work: str, zip_path: str, home: str, n: int) -> dict:
-    if n == args.sizes[0]:
-        print("| Gaussians/frame | PLY MB | import s | frame change, new frame: wall ms (CPU ms) | revisited ms | "
+def timeline(args, work: str, zip_path: str, home: str, n: int, keep_freed_memory: bool) -> dict:
+    if n == args.sizes[0] and keep_freed_memory == ALLOCATOR[args.allocator][0]:
+        print("| Gaussians/frame | reuse memory | PLY MB | import s | new frame: wall ms (CPU ms), p90 | revisited ms | "
               "RSS MB: imported / 1 frame / all frames | frame change + Eevee render ms | load average |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
     folder = os.path.join(work, f"seq_{n}")
-    write_frames(folder, n, args.frames)
+    if not os.path.exists(os.path.join(folder, f"frame_{args.frames - 1:05d}.ply")):
+        write_frames(folder, n, args.frames)
     runs, loads = [], []
     for _ in range(args.repeats):
         loads.append(os.getloadavg()[0])
-        runs.append(run_worker("timeline", {"zip": zip_path, "folder": folder, "frames": args.frames, "eevee": args.eevee},
-                               home))
+        spec = {"zip": zip_path, "folder": folder, "frames": args.frames, "eevee": args.eevee,
+                "keep_freed_memory": keep_freed_memory}
+        runs.append(run_worker("timeline", spec, home))
     r = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
     load = float(np.median(loads))
     mb = os.path.getsize(os.path.join(folder, "frame_00000.ply")) / 2**20
     eevee = f"{r['eevee_frame_ms']:.0f}" if args.eevee else ""
-    print(f"| {n:,} | {mb:.1f} | {r['import_s']:.2f} | {r['first_ms']:.0f} ({r['first_cpu_ms']:.0f}) | {r['again_ms']:.0f} | "
+    print(f"| {n:,} | {'on' if keep_freed_memory else 'off'} | {mb:.1f} | {r['import_s']:.2f} | "
+          f"{r['first_ms']:.0f} ({r['first_cpu_ms']:.0f}), {r['first_p90_ms']:.0f} | {r['again_ms']:.0f} | "
           f"{r['rss_imported']:.0f} / {r['rss_one_frame']:.0f} / {r['rss_all_frames']:.0f} | {eevee} | {load:.1f} |")
     return {"table": "timeline", "gaussians": n, "frames": args.frames, "repeats": args.repeats, "ply_mb": mb,
-            "addon_zip": args.addon_zip, "eevee_frame_ms": r.get("eevee_frame_ms"),
+            "addon_zip": args.addon_zip, "keep_freed_memory": keep_freed_memory,
+            "eevee_frame_ms": r.get("eevee_frame_ms"), "new_frame_p90_ms": r["first_p90_ms"],
             "import_s": r["import_s"], "new_frame_wall_ms": r["first_ms"], "new_frame_cpu_ms": r["first_cpu_ms"],
             "new_frame_wall_ms_runs": [run["first_ms"] for run in runs], "revisited_ms": r["again_ms"],
             "rss_imported_mb": r["rss_imported"], "rss_one_frame_mb": r["rss_one_frame"],

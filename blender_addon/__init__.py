@@ -26,6 +26,9 @@ def register():
     for menu in ui.IMPORT_MENUS:
         bpy.types.TOPBAR_MT_file_import.append(menu)
     atexit.register(_stop_jobs)
+    for handler in ui.LOAD_POST:
+        bpy.app.handlers.load_post.append(handler)
+        handler()  # the file open while the add-on is enabled
 
 
 def unregister():
@@ -38,5 +41,8 @@ def unregister():
         bpy.types.TOPBAR_MT_file_import.remove(menu)
     for name in ui.SCENE_PROPERTIES:
         delattr(bpy.types.Scene, name)
+    for handler in ui.LOAD_POST:
+        if handler in bpy.app.handlers.load_post:
+            bpy.app.handlers.load_post.remove(handler)
     for cls in reversed(ui.CLASSES):
         bpy.utils.unregister_class(cls)

@@ -4,6 +4,8 @@ turns every Gaussian into a camera-facing quad, and the material that shades a q
 Nothing here runs while the timeline plays: the tree reads Scene Time, maps it to the stream frame (fps
 ratio, start offset, hold outside the range), builds the file name with string nodes and imports that one
 PLY ("Import PLY" node, Blender 4.5+). Renders and farms (scripts disabled) evaluate it like any modifier.
+It also reads the next scene frame's PLY on a second thread (read-ahead): Blender's import cache then holds it
+when playback gets there, and a frame change costs the quads' construction alone.
 
 The quad of a Gaussian with covariance S lies in the plane through its mean facing the active camera
 (orthonormal u1, u2 in that plane). The marginal of S on the plane is the 2x2 block [u1 u2]^T S [u1 u2]; its
@@ -109,14 +111,17 @@ def _interface(tree) -> None:
             socket.min_value, socket.max_value = low, high
 
 
-def _frame_path(g: _Graph, group_in):
-    """Directory + Prefix + number + Suffix of the stream frame shown at the current scene frame."""
-    frame = g.node("GeometryNodeInputSceneTime").outputs["Frame"]
+def _stream_frame(g: _Graph, group_in, scene_frame):
+    """The stream frame shown at `scene_frame`: fps ratio, start offset, held outside the range."""
     ratio = g.math("DIVIDE", group_in.outputs["Stream FPS"], group_in.outputs["Scene FPS"])
-    elapsed = g.math("MULTIPLY", g.math("SUBTRACT", frame, group_in.outputs["Start Frame"]), ratio)
+    elapsed = g.math("MULTIPLY", g.math("SUBTRACT", scene_frame, group_in.outputs["Start Frame"]), ratio)
     t = g.math("FLOOR", g.math("ADD", elapsed, FRAME_EPSILON))
     last = g.math("SUBTRACT", group_in.outputs["Frames"], 1.0)
-    t = g.math("MINIMUM", g.math("MAXIMUM", t, 0.0), last)  # hold the first/last frame outside the range
+    return g.math("MINIMUM", g.math("MAXIMUM", t, 0.0), last)  # hold the first/last frame outside the range
+
+
+def _frame_path(g: _Graph, group_in, t):
+    """Directory + Prefix + number + Suffix of stream frame `t`."""
     number = g.math("ADD", t, group_in.outputs["First Number"])
     raw = g.node("FunctionNodeValueToString", {"Value": number}, data_type="INT").outputs["String"]
     digits = group_in.outputs["Digits"]
@@ -131,6 +136,35 @@ def _frame_path(g: _Graph, group_in):
     for part in (group_in.outputs["Suffix"], chosen.outputs["Output"], group_in.outputs["Prefix"], group_in.outputs["Directory"]):
         g.tree.links.new(part, join.inputs["Strings"])
     return join.outputs["String"]
+
+
+def _threading_hint(g: _Graph, value):
+    """`value` plus 0 taken from an Ico Sphere of 3 subdivisions (642 vertices, well under a millisecond).
+
+    Geometry Nodes evaluates a tree on one thread until a node hints that it takes a while (Blender's
+    lazy_threading::send_hint: parallel loops send it, and so does the Ico Sphere node from 3 subdivisions on;
+    reading a PLY does not). Both frames' paths depend on this, so the executor is already multi-threaded when the
+    two reads become ready and runs them side by side."""
+    sphere = g.node("GeometryNodeMeshIcoSphere", {"Subdivisions": 3})
+    vertices = g.node("GeometryNodeAttributeDomainSize", {"Geometry": sphere.outputs["Mesh"]}, component="MESH")
+    return g.math("ADD", value, g.math("MULTIPLY", vertices.outputs["Point Count"], 0.0))
+
+
+def _read_ahead(g: _Graph, group_in, scene_frame, t, geometry):
+    """`geometry` joined with nothing that depends on reading the stream frame of the next scene frame, when that
+    is another frame: the read fills Blender's import cache on a second thread while this frame's quads are built,
+    so playback finds the next frame read (a Switch: nothing is read when the next scene frame shows `t` again)."""
+    following = _stream_frame(g, group_in, g.math("ADD", scene_frame, 1.0))
+    imported = g.node("GeometryNodeImportPLY", {"Path": _frame_path(g, group_in, following)}).outputs[0]
+    vertices = g.node("GeometryNodeAttributeDomainSize", {"Geometry": imported}, component="MESH").outputs["Point Count"]
+    never = g.node("FunctionNodeCompare", {2: vertices, 3: 0}, data_type="INT", operation="LESS_THAN").outputs[0]
+    nothing = g.node("GeometryNodeSwitch", {"Switch": never, "True": imported}, input_type="GEOMETRY").outputs[0]
+    same = g.node("FunctionNodeCompare", {0: following, 1: t}, data_type="FLOAT", operation="EQUAL").outputs[0]
+    extra = g.node("GeometryNodeSwitch", {"Switch": same, "False": nothing}, input_type="GEOMETRY").outputs[0]
+    join = g.node("GeometryNodeJoinGeometry")
+    for part in (extra, geometry):  # newest first: the proxy stays the first geometry
+        g.tree.links.new(part, join.inputs["Geometry"])
+    return join.outputs["Geometry"]
 
 
 def _viewport_thinning(g: _Graph, geometry, density):
@@ -243,7 +277,9 @@ def build_proxy_tree(name: str = TREE_NAME):
     group_in = g.node("NodeGroupInput")
     group_out = g.node("NodeGroupOutput")
     extent = group_in.outputs["Extent"]
-    points = g.node("GeometryNodeImportPLY", {"Path": _frame_path(g, group_in)}).outputs[0]
+    scene_frame = _threading_hint(g, g.node("GeometryNodeInputSceneTime").outputs["Frame"])
+    t = _stream_frame(g, group_in, scene_frame)
+    points = g.node("GeometryNodeImportPLY", {"Path": _frame_path(g, group_in, t)}).outputs[0]
     points = _viewport_thinning(g, points, group_in.outputs["Viewport Density"])
     axis_x, axis_y, gain = _quad_axes(g, extent, group_in.outputs["Pixel Angle"], group_in.outputs["Pixel Filter"])
     points, fields = _capture(g, points, {"axis_x": ("VECTOR", axis_x), "axis_y": ("VECTOR", axis_y),
@@ -253,7 +289,7 @@ def build_proxy_tree(name: str = TREE_NAME):
         points = _remove_attributes(g, points, pattern)
     mesh = _quads(g, points, fields["axis_x"], fields["axis_y"], extent)
     mesh = g.node("GeometryNodeSetMaterial", {"Geometry": mesh, "Material": group_in.outputs["Material"]}).outputs[0]
-    tree.links.new(mesh, group_out.inputs["Geometry"])
+    tree.links.new(_read_ahead(g, group_in, scene_frame, t, mesh), group_out.inputs["Geometry"])
     return tree
 
 

@@ -18,7 +18,8 @@ from . import paths, proxy_nodes
 
 MODIFIER_NAME = "GIFStream"
 SOURCE_PROP = "gifstream_sequence"  # on the proxy object: where the sequence came from
-TREE_VERSION = 3  # 2: quads by extrusion, pixel-filter compensation; 3: viewport thinning behind a Switch (issue 29)
+# 2: quads by extrusion, pixel-filter compensation; 3: viewport thinning behind a Switch; 4: read-ahead (issue 29)
+TREE_VERSION = 4
 MIN_TRANSPARENT_BOUNCES = 256  # Cycles stops at this many overlapping quads per ray
 
 

@@ -26,6 +26,9 @@ TIMERS = (train_panel.poll_training, import_sequence.poll_decode, compositing_la
           sequence_panel.redraw_while_checking)
 
 
+LOAD_POST = (preferences.playback_memory_for_file,)  # bpy.app.handlers.load_post (also run at registration)
+
+
 def session_jobs() -> tuple:
     """The engine jobs of this Blender session (training, decode, compositing layer), None where none started."""
     return train_panel.current_job(), import_sequence.current_decode(), compositing_layer.current_layer_job()

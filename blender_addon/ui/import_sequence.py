@@ -15,7 +15,7 @@ from ..core.sequence_files import SequenceError
 from ..scene import colour, paths, sequence_scene
 from .common import ImportFile, cancel_job, fail, follow_job, is_running, run_job
 from .import_capture import AS_CAPTURED
-from .preferences import engine_python
+from .preferences import apply_playback_memory, engine_python
 
 DECODE = {"job": None, "settings": None}  # the one decode of this Blender session and what to build from it
 
@@ -57,6 +57,7 @@ class IMPORT_SCENE_OT_gifstream_sequence(ImportFile, bpy.types.Operator):
         start = context.scene.frame_start if self.start_frame < 0 else self.start_frame
         if not os.path.exists(path):
             return fail(self, f"{path} does not exist")
+        apply_playback_memory(context)
         if path.lower().endswith(".gifs"):
             return self.import_stream(context, path, start)
         try:
