@@ -1,6 +1,8 @@
 """The periodic per-anchor work of training, vectorised (issue 27): the same neighbours and the same grown voxels as
 the straightforward implementations kept here as references."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +189,54 @@ def test_runs_saved_before_the_rule_keep_the_legacy_one():
     assert RunConfig.from_dict(saved).model.knn_rule == "kdtree"
     with pytest.raises(Exception, match="knn_rule"):
         RunConfig.from_dict({"model": {"knn_rule": "nearest"}})
+
+
+def test_growth_and_pruning_move_rows_within_their_buffers():
+    """Several growths and prunings: every per-anchor table and moment holds the rows a plain gather and
+    concatenation gives, in the buffer it had while the rows fit (no fresh memory), in a larger one when they
+    outgrow it."""
+    from gifstream_engine.train.anchors import HEADROOM, PER_ANCHOR_LR
+
+    rng = np.random.default_rng(5)
+    state = _anchor_state(0)
+    expected = {name: getattr(state.model, name).detach().clone() for name in PER_ANCHOR_LR}
+    moments = {name: state.optimizer.state[getattr(state.model, name)]["exp_avg"].clone() for name in PER_ANCHOR_LR}
+    for round_ in range(6):
+        n = state.model.num_anchors
+        keep = torch.as_tensor(rng.random(n) < 0.8)
+        grown = int(rng.integers(1, 12 if round_ else 30))
+        parents = torch.as_tensor(rng.integers(0, n, grown))
+        centres = torch.as_tensor(rng.normal(size=(grown, 3)), dtype=torch.float32)
+        before = {name: getattr(state.model, name).untyped_storage().data_ptr() for name in PER_ANCHOR_LR}
+        capacity = {name: getattr(state.model, name).untyped_storage().nbytes() for name in PER_ANCHOR_LR}
+        new_rows = {name: expected[name][parents] for name in ("feat", "stream", "mask_logits")}
+        state.extend(parents, centres, keep)
+        for name in PER_ANCHOR_LR:
+            table = getattr(state.model, name)
+            if name in new_rows:
+                expected[name] = torch.cat([expected[name][keep], new_rows[name]])
+                assert torch.equal(table, expected[name]), (round_, name)
+            else:
+                assert torch.equal(table[: int(keep.sum())], expected[name][keep]), (round_, name)
+                expected[name] = table.detach().clone()
+            moments[name] = torch.cat([moments[name][keep], moments[name].new_zeros(grown, *moments[name].shape[1:])])
+            assert torch.equal(state.optimizer.state[table]["exp_avg"], moments[name]), (round_, name)
+            needed = table.numel() * table.element_size()
+            if needed <= capacity[name]:
+                assert table.untyped_storage().data_ptr() == before[name], (round_, name)  # moved in place
+            else:
+                assert table.untyped_storage().nbytes() >= HEADROOM * needed - table[0].numel() * 4, (round_, name)
+
+
+def test_checkpoints_save_the_rows_not_their_buffers(tmp_path):
+    from gifstream_engine.train.checkpoint import save_state
+
+    buffer = torch.arange(100_000 * 3, dtype=torch.float32).reshape(100_000, 3)
+    rows = buffer[:60_000]
+    save_state({"step": 1, "elapsed": 0.0, "config": {}, "num_frames": 1, "model": {"stream": rows},
+                "optimizer": {"state": {0: {"exp_avg": rows}}}}, str(tmp_path / "a.pt"))
+    save_state({"step": 1, "elapsed": 0.0, "config": {}, "num_frames": 1, "model": {"stream": rows.clone()},
+                "optimizer": {"state": {0: {"exp_avg": rows.clone()}}}}, str(tmp_path / "b.pt"))
+    assert os.path.getsize(tmp_path / "a.pt") == os.path.getsize(tmp_path / "b.pt")
+    loaded = torch.load(str(tmp_path / "a.pt"), weights_only=True)
+    assert torch.equal(loaded["model"]["stream"], rows) and torch.equal(loaded["optimizer"]["state"][0]["exp_avg"], rows)

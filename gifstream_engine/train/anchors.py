@@ -4,6 +4,12 @@ An anchor's rows live in the model (its parameters and canonical position), in A
 parameters, in the growth statistics, and in the rate's grid of dynamic anchors (model indices). Growth and
 pruning change the anchor set only through `AnchorState.extend` and `AnchorState.select`, so no part can fall
 out of step with the others (gsplat's `strategy.ops` plays this part for its Gaussians).
+
+The per-anchor parameters and their moments are the run's largest tables (about 1.1 GB at 300k anchors with a
+60-frame stream). Each is the leading rows of a buffer with room to grow: growth and pruning move the kept rows
+forward in place and write the new ones after them, so a growth step touches no fresh memory (on a CPU, fresh pages
+cost the kernel as much again as the copy). A buffer is replaced, with `HEADROOM` times the rows it needs, only when
+the rows outgrow it. Checkpoints save the rows alone (`checkpoint.save_state`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_f
                  "mask_logits": "lr_mask"}
 # what a new anchor copies from its parent (the rest starts fresh: one voxel's scale, offsets at the centre)
 INHERITED = ("feat", "stream", "mask_logits")
+HEADROOM = 1.25  # a table's new buffer holds this many times the rows it needs (room for later growth)
+CHUNK_ROWS = 4096  # rows moved at a time when a table is compacted in place
 
 
 class AnchorState:
@@ -80,17 +88,47 @@ class AnchorState:
 
 def picked_rows(table: torch.Tensor, index: torch.Tensor | None, appended: torch.Tensor | None = None,
                 zeros: int = 0) -> torch.Tensor:
-    """A new tensor of table's rows `index` (None: every row), then the rows `appended` or else `zeros` rows of
-    zeros, each written once into its place (no intermediate copies: these tables are the run's largest)."""
+    """table's rows `index` (ascending; None: every row), then the rows `appended` or else `zeros` rows of zeros,
+    each written once into its place. Written into table's own buffer when it has room (`table` is then
+    overwritten: the caller drops it), else into a new buffer with `HEADROOM` times the rows."""
     kept = len(table) if index is None else len(index)
     extra = len(appended) if appended is not None else zeros
-    out = table.new_empty((kept + extra, *table.shape[1:]))
-    if index is None:
-        out[:kept].copy_(table)
+    buffer = whole_buffer(table)
+    if buffer is not None and kept + extra <= len(buffer):
+        if index is not None:
+            compact_rows(buffer, index)
+        out = buffer[:kept + extra]
     else:
-        torch.index_select(table, 0, index, out=out[:kept])
+        out = table.new_empty((math.ceil(HEADROOM * (kept + extra)), *table.shape[1:]))[:kept + extra]
+        if index is None:
+            out[:kept].copy_(table)
+        else:
+            torch.index_select(table, 0, index, out=out[:kept])
     if appended is not None:
         out[kept:].copy_(appended)
     else:
         out[kept:].zero_()
     return out
+
+
+def whole_buffer(table: torch.Tensor) -> torch.Tensor | None:
+    """All the rows table's storage holds, as a tensor whose leading rows are `table` (None when table is not
+    such a leading block: a row-major tensor at the start of its storage)."""
+    if table.storage_offset() != 0 or not table.is_contiguous() or table.ndim == 0:
+        return None
+    row_bytes = table[0].numel() * table.element_size() if len(table) else 0
+    if row_bytes == 0:
+        return None
+    rows = table.untyped_storage().nbytes() // row_bytes
+    return table.new_empty(0).set_(table.untyped_storage(), 0, (rows, *table.shape[1:]))
+
+
+def compact_rows(buffer: torch.Tensor, index: torch.Tensor) -> None:
+    """buffer[:len(index)] = buffer[index], in place (`index` ascending and unique, so index[i] >= i): chunk by
+    chunk from the first row that moves, each chunk gathered before it is written (its sources lie at or after its
+    own rows, and no later chunk reads below its start)."""
+    moved = torch.nonzero(index != torch.arange(len(index), device=index.device))
+    start = int(moved[0]) if len(moved) else len(index)
+    for a in range(start, len(index), CHUNK_ROWS):
+        b = min(a + CHUNK_ROWS, len(index))
+        buffer[a:b] = torch.index_select(buffer, 0, index[a:b])

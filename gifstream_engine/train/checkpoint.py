@@ -22,9 +22,21 @@ def save_state(state: dict, path: str) -> None:
     """Serialised in memory first: torch.save reports a full disk as an opaque RuntimeError, a plain write as
     the OSError that `atomic_open` turns into one OutputError (the previous file stays as it was)."""
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(own_storage(state), buffer)
     with atomic_open(path) as f:
         f.write(buffer.getbuffer())
+
+
+def own_storage(value):
+    """`value` (nested dicts, lists, tuples) with every tensor that is part of a larger storage (the per-anchor
+    tables' rows in their buffers, `train.anchors`) copied out: torch.save writes a tensor's whole storage."""
+    if isinstance(value, torch.Tensor):
+        return value.clone() if value.untyped_storage().nbytes() > value.numel() * value.element_size() else value
+    if isinstance(value, dict):
+        return {key: own_storage(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(own_storage(item) for item in value)
+    return value
 
 
 def load_state(path: str, device, required: dict[str, type] | None = None) -> dict:
