@@ -87,7 +87,7 @@ class GIFStreamPreferences(bpy.types.AddonPreferences):
     keep_freed_memory: bpy.props.BoolProperty(
         name="Reuse Memory During Playback",
         description="Once a sequence is imported or opened, let Blender's memory allocator keep the arrays a proxy's "
-        "frame change frees and reuse them for the next frame (Linux): new frames cost about half as much, and "
+        "frame change frees and reuse them for the next frame (Linux): new frames cost about a third less, and "
         "Blender keeps up to 512 MB of freed memory. Turning it off takes effect when Blender starts again",
         default=DEFAULT_KEEP_FREED_MEMORY,
         update=_keep_freed_memory_changed,
