@@ -240,3 +240,19 @@ def test_checkpoints_save_the_rows_not_their_buffers(tmp_path):
     assert os.path.getsize(tmp_path / "a.pt") == os.path.getsize(tmp_path / "b.pt")
     loaded = torch.load(str(tmp_path / "a.pt"), weights_only=True)
     assert torch.equal(loaded["model"]["stream"], rows) and torch.equal(loaded["optimizer"]["state"][0]["exp_avg"], rows)
+
+
+@pytest.mark.parametrize("kept_share", [0.97, 0.6, 0.1])
+def test_rows_compacted_in_place_equal_a_gather(kept_share):
+    """Both ways a chunk moves (gathered straight into its rows once rows moved far enough, through a copy before):
+    the same rows as a plain gather into new memory."""
+    from gifstream_engine.train.anchors import compact_rows
+
+    rng = np.random.default_rng(11)
+    buffer = torch.as_tensor(rng.normal(size=(30_000, 5, 2)), dtype=torch.float32)
+    keep = torch.as_tensor(rng.random(len(buffer)) < kept_share)
+    keep[:100] = True  # a leading block that stays where it is
+    index = torch.nonzero(keep).squeeze(1)
+    expected = buffer[index].clone()
+    compact_rows(buffer, index)
+    assert torch.equal(buffer[: len(index)], expected)

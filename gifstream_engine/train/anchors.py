@@ -29,6 +29,7 @@ PER_ANCHOR_LR = {"log_scale": "lr_scale", "offsets": "lr_offsets", "feat": "lr_f
 INHERITED = ("feat", "stream", "mask_logits")
 HEADROOM = 1.25  # a table's new buffer holds this many times the rows it needs (room for later growth)
 CHUNK_ROWS = 4096  # rows moved at a time when a table is compacted in place
+MIN_DIRECT_ROWS = 256  # rows moved at least this far are gathered straight into their place (no copy)
 
 
 class AnchorState:
@@ -124,11 +125,21 @@ def whole_buffer(table: torch.Tensor) -> torch.Tensor | None:
 
 
 def compact_rows(buffer: torch.Tensor, index: torch.Tensor) -> None:
-    """buffer[:len(index)] = buffer[index], in place (`index` ascending and unique, so index[i] >= i): chunk by
-    chunk from the first row that moves, each chunk gathered before it is written (its sources lie at or after its
-    own rows, and no later chunk reads below its start)."""
-    moved = torch.nonzero(index != torch.arange(len(index), device=index.device))
-    start = int(moved[0]) if len(moved) else len(index)
-    for a in range(start, len(index), CHUNK_ROWS):
-        b = min(a + CHUNK_ROWS, len(index))
-        buffer[a:b] = torch.index_select(buffer, 0, index[a:b])
+    """buffer[:len(index)] = buffer[index], in place (`index` ascending and unique, so index[i] >= i), chunk by
+    chunk from the first row that moves; no chunk reads below its own start, so what it reads is still in place.
+    Where rows have moved by at least a chunk (index[a] >= a + chunk), a chunk's sources lie wholly after its rows
+    and it is gathered straight into them; nearer, it is gathered into a copy first."""
+    n = len(index)
+    moved = torch.nonzero(index != torch.arange(n, device=index.device))
+    a = int(moved[0]) if len(moved) else n
+    shifts = (index - torch.arange(n, device=index.device)).cpu() if a < n else None
+    while a < n:
+        shift = int(shifts[a])
+        if shift >= MIN_DIRECT_ROWS:
+            b = min(a + min(shift, CHUNK_ROWS), n)
+            first = int(index[a])  # >= b: the sources start after the rows written
+            torch.index_select(buffer[first:], 0, index[a:b] - first, out=buffer[a:b])
+        else:
+            b = min(a + CHUNK_ROWS, n)
+            buffer[a:b] = torch.index_select(buffer, 0, index[a:b])
+        a = b
