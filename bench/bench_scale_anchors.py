@@ -125,7 +125,8 @@ def run(sizes: Sequence[int], exact_max: int = 10000) -> list[dict]:
                      "new_anchors": 0 if centres is None else len(centres)})
         anchors = anchor_state(model, stats)
         for seed, op in enumerate(("first_growth_step", "growth_step")):
-            anchors.stats = synthetic_stats(anchors.model.num_anchors, model.cfg.num_offsets, seed)  # growth resets them
+            # a growth step starts its statistics over: fresh ones, so that the second step grows and prunes too
+            anchors.stats = synthetic_stats(anchors.model.num_anchors, model.cfg.num_offsets, seed)
             report, wall, cpu = timed(lambda: GrowthPolicy(cfg)._grow_and_prune(anchors))
             rows.append({"op": op, "anchors": n, "wall_s": wall, "cpu_s": cpu, "sys_s": timed.sys_s, "load": load(),
                          "grown": report.grown, "pruned": report.pruned})

@@ -156,8 +156,9 @@ def _read_ahead(g: _Graph, group_in, scene_frame, t, geometry):
     so playback finds the next frame read (a Switch: nothing is read when the next scene frame shows `t` again)."""
     following = _stream_frame(g, group_in, g.math("ADD", scene_frame, 1.0))
     imported = g.node("GeometryNodeImportPLY", {"Path": _frame_path(g, group_in, following)}).outputs[0]
-    vertices = g.node("GeometryNodeAttributeDomainSize", {"Geometry": imported}, component="MESH").outputs["Point Count"]
-    never = g.node("FunctionNodeCompare", {2: vertices, 3: 0}, data_type="INT", operation="LESS_THAN").outputs[0]
+    size = g.node("GeometryNodeAttributeDomainSize", {"Geometry": imported}, component="MESH")
+    never = g.node("FunctionNodeCompare", {2: size.outputs["Point Count"], 3: 0}, data_type="INT",
+                   operation="LESS_THAN").outputs[0]
     nothing = g.node("GeometryNodeSwitch", {"Switch": never, "True": imported}, input_type="GEOMETRY").outputs[0]
     same = g.node("FunctionNodeCompare", {0: following, 1: t}, data_type="FLOAT", operation="EQUAL").outputs[0]
     extra = g.node("GeometryNodeSwitch", {"Switch": same, "False": nothing}, input_type="GEOMETRY").outputs[0]
