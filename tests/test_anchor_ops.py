@@ -122,17 +122,27 @@ def test_canonical_rule_ignores_the_anchors_order():
     assert np.array_equal(perm[shuffled[back]], idx)
 
 
-@pytest.mark.parametrize("search", ["tree", "every candidate"])
+@pytest.mark.parametrize("search", ["cube", "tree", "every candidate"])
 def test_canonical_rule_where_the_lattice_search_gives_up(search, monkeypatch):
     """Anchors too far apart for the shells (>= 4 voxel steps apart) are measured in voxel steps by the other
-    searches; voxel keys too large to pack are measured as positions."""
+    searches (cubes on the voxel table; else a KD tree's candidates or every kept anchor); voxel keys too large to
+    pack are measured as positions."""
     monkeypatch.setattr(knn, "_BRUTE_FORCE_PAIRS", 1 << 40 if search == "every candidate" else 0)
+    if search != "cube":
+        monkeypatch.setattr(knn, "_CUBE_REACHES", ())
+    cubed = []
+    cube_search = knn._cube_search
+    monkeypatch.setattr(knn, "_cube_search", lambda *a: cubed.append(len(a[3]) - len(left := cube_search(*a))) or left)
     rng = np.random.default_rng(5)
     sparse = ((np.unique(rng.integers(-60, 60, (400, 3)), axis=0)[:300] * 5 + 0.5) * 0.1).astype(np.float32)
+    spread = ((np.unique(rng.integers(-12, 12, (900, 3)), axis=0)[:600] * 2 + 0.5) * 0.1).astype(np.float32)
     far = ((np.unique(rng.integers(-6, 6, (400, 3)), axis=0)[:200] + 2**20 + 0.5) * 1.0).astype(np.float32)
-    for xyz, voxel, measured in ((sparse, 0.1, 0.1), (far, 1.0, None)):
-        kept = np.nonzero(rng.random(len(xyz)) < 0.7)[0]
-        assert np.array_equal(nearest_kept(xyz, kept, 6, voxel=voxel), rule_reference(xyz, kept, 6, measured))
+    for xyz, voxel, measured in ((sparse, 0.1, 0.1), (spread, 0.1, 0.1), (far, 1.0, None)):
+        for share in (0.7, 0.2):
+            kept = np.nonzero(rng.random(len(xyz)) < share)[0]
+            for k in (1, 6, 11):
+                assert np.array_equal(nearest_kept(xyz, kept, k, voxel=voxel), rule_reference(xyz, kept, k, measured))
+    assert (sum(cubed) > 0) is (search == "cube")  # the cubes took rows (and only where they were allowed to)
 
 
 def _anchor_state(seed):

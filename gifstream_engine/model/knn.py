@@ -18,7 +18,9 @@ exist the farthest repeats; with no anchor kept, every anchor counts as kept.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -31,6 +33,9 @@ _TREE_SLACK = 4  # candidates asked of the KD tree beyond k + 1, so that ties at
 _DENSE_TABLE_CELLS = 1 << 24  # voxel boxes up to this many cells are looked up in a table, larger ones by search
 _MAX_KEY = 1 << 19  # voxel keys beyond this are measured as positions (keys pack into one int64 up to about here)
 _BRUTE_FORCE_PAIRS = 1 << 22  # few rows left: each is ranked against every kept anchor rather than a tree built
+_CUBE_REACHES = (2, 3, 4, 6, 8)  # half-widths (voxel steps) of the cubes searched for the rows the shells left
+_CUBE_CHUNK_ROWS = 64  # rows looked up at a time (a cube of half-width 14 has 24,389 cells: about 40 MB a chunk)
+_CUBE_MAX_ROWS = 20_000  # more rows left than this go to the KD tree, which is cheaper per row
 
 
 def nearest_kept(xyz: np.ndarray, kept: np.ndarray, k: int, rule: str = "canonical",
@@ -57,6 +62,7 @@ def nearest_kept(xyz: np.ndarray, kept: np.ndarray, k: int, rule: str = "canonic
     if keys is not None:
         occupancy.hold(canonical)
         pending = _lattice_search(occupancy, canonical, k, out)
+        pending = _cube_search(occupancy, keys, canonical, pending, k, out)
     if len(pending) * len(canonical) <= _BRUTE_FORCE_PAIRS:
         for i in pending:
             out[i] = _every_candidate(points, canonical, i, k)
@@ -104,7 +110,7 @@ class _Occupancy:
     sits in a cell (`hold`): a table for small boxes, a binary search otherwise."""
 
     def __init__(self, keys: np.ndarray):
-        low = keys.min(0) - _SHELL_REACH
+        self.low = low = keys.min(0) - _SHELL_REACH
         self.extent = keys.max(0) + _SHELL_REACH - low + 1
         self.strides = np.array([self.extent[1] * self.extent[2], self.extent[2], 1], np.int64)
         self.cells = (keys - low) @ self.strides
@@ -166,6 +172,62 @@ def _lattice_search(occupancy: _Occupancy, canonical: np.ndarray, k: int, out: n
         active = active[~finished]
     out[done] = found[done, :k]
     return np.nonzero(~done)[0]
+
+
+def _cube_search(occupancy: _Occupancy, keys: np.ndarray, canonical: np.ndarray, rows: np.ndarray, k: int,
+                 out: np.ndarray) -> np.ndarray:
+    """Fill out's rows for the rows the shells left (a neighbourhood too sparse, or too crowded, for them) on the
+    voxel table: once a cube of half-width r around a row holds k kept anchors, its k-th squared distance is at
+    most 3 r^2, so every anchor the rule could pick -- ties at the k-th distance included -- lies in the cube of
+    half-width R, the least with R^2 >= 3 r^2; those are ranked by the rule (squared voxel steps, then canonical
+    rank). Returns the rows left: no table (a large box), too many rows for cubes, or sparser than the largest
+    cube."""
+    if occupancy.table is None or not len(rows) or len(rows) > _CUBE_MAX_ROWS:
+        return rows
+    rank = np.empty(len(keys), np.int64)
+    rank[canonical] = np.arange(len(canonical))
+    for r in _CUBE_REACHES:
+        if not len(rows):
+            break
+        ready = np.concatenate([(_kept_in_cubes(occupancy, keys, rows[a:a + _CUBE_CHUNK_ROWS], r) >= 0).sum(1) >= k
+                                for a in range(0, len(rows), _CUBE_CHUNK_ROWS)])
+        if ready.any():
+            _rank_in_cubes(occupancy, keys, rank, rows[ready], math.isqrt(3 * r * r - 1) + 1, k, out)
+            rows = rows[~ready]
+    return rows
+
+
+@functools.lru_cache(maxsize=None)
+def _cube(r: int) -> np.ndarray:
+    """The (2r + 1)^3 integer offsets of a cube of half-width r."""
+    axis = np.arange(-r, r + 1)
+    return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+
+
+def _kept_in_cubes(occupancy: _Occupancy, keys: np.ndarray, rows: np.ndarray, r: int) -> np.ndarray:
+    """(R, (2r + 1)^3): the kept anchor in each cell of the cube of half-width r around each row, -1 where there is
+    none, outside the box, or the row itself."""
+    cells = (keys[rows] - occupancy.low)[:, None, :] + _cube(r)[None]
+    inside = ((cells >= 0) & (cells < occupancy.extent)).all(2)
+    hits = np.full(inside.shape, -1, np.int64)
+    hits[inside] = occupancy.table[cells[inside] @ occupancy.strides]
+    hits[hits == rows[:, None]] = -1
+    return hits
+
+
+def _rank_in_cubes(occupancy: _Occupancy, keys: np.ndarray, rank: np.ndarray, rows: np.ndarray, reach: int, k: int,
+                   out: np.ndarray) -> None:
+    """out[rows]: the k kept anchors of each row's cube of half-width `reach` (it holds at least k) first by squared
+    voxel steps, then by canonical rank."""
+    for chunk in range(0, len(rows), _CUBE_CHUNK_ROWS):
+        part = rows[chunk:chunk + _CUBE_CHUNK_ROWS]
+        hits = _kept_in_cubes(occupancy, keys, part, reach)
+        valid = hits >= 0
+        d = keys[np.where(valid, hits, 0)] - keys[part][:, None, :]
+        d2 = np.where(valid, (d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) + d[..., 2] * d[..., 2],
+                      np.iinfo(np.int64).max)
+        order = np.lexsort((np.where(valid, rank[np.where(valid, hits, 0)], 0), d2), axis=1)[:, :k]
+        out[part] = np.take_along_axis(hits, order, 1)
 
 
 def _tree_search(points: np.ndarray, canonical: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
