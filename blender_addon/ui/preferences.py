@@ -70,8 +70,7 @@ def playback_memory_for_file(*_args) -> None:
 
 
 def _keep_freed_memory_changed(self, context):
-    if self.keep_freed_memory and _has_proxies():
-        playback_memory.apply()
+    playback_memory_for_file()  # turned on with proxies present: now; turned off: at the next start
 
 
 class GIFStreamPreferences(bpy.types.AddonPreferences):

@@ -223,10 +223,9 @@ def _rank_in_cubes(occupancy: _Occupancy, keys: np.ndarray, rank: np.ndarray, ro
         part = rows[chunk:chunk + _CUBE_CHUNK_ROWS]
         hits = _kept_in_cubes(occupancy, keys, part, reach)
         valid = hits >= 0
-        d = keys[np.where(valid, hits, 0)] - keys[part][:, None, :]
-        d2 = np.where(valid, (d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) + d[..., 2] * d[..., 2],
-                      np.iinfo(np.int64).max)
-        order = np.lexsort((np.where(valid, rank[np.where(valid, hits, 0)], 0), d2), axis=1)[:, :k]
+        safe = np.where(valid, hits, 0)  # an empty cell measured as anchor 0, then sorted last
+        d2 = np.where(valid, _squared_distances(keys, part, safe), np.iinfo(np.int64).max)
+        order = np.lexsort((rank[safe], d2), axis=1)[:, :k]
         out[part] = np.take_along_axis(hits, order, 1)
 
 

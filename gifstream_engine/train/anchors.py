@@ -115,9 +115,9 @@ def picked_rows(table: torch.Tensor, index: torch.Tensor | None, appended: torch
 def whole_buffer(table: torch.Tensor) -> torch.Tensor | None:
     """All the rows table's storage holds, as a tensor whose leading rows are `table` (None when table is not
     such a leading block: a row-major tensor at the start of its storage)."""
-    if table.storage_offset() != 0 or not table.is_contiguous() or table.ndim == 0:
+    if table.ndim == 0 or len(table) == 0 or table.storage_offset() != 0 or not table.is_contiguous():
         return None
-    row_bytes = table[0].numel() * table.element_size() if len(table) else 0
+    row_bytes = table[0].numel() * table.element_size()
     if row_bytes == 0:
         return None
     rows = table.untyped_storage().nbytes() // row_bytes
@@ -130,14 +130,14 @@ def compact_rows(buffer: torch.Tensor, index: torch.Tensor) -> None:
     Where rows have moved by at least a chunk (index[a] >= a + chunk), a chunk's sources lie wholly after its rows
     and it is gathered straight into them; nearer, it is gathered into a copy first."""
     n = len(index)
-    moved = torch.nonzero(index != torch.arange(n, device=index.device))
+    shifts = (index - torch.arange(n, device=index.device)).cpu()  # how far each kept row moves forward
+    moved = torch.nonzero(shifts)
     a = int(moved[0]) if len(moved) else n
-    shifts = (index - torch.arange(n, device=index.device)).cpu() if a < n else None
     while a < n:
         shift = int(shifts[a])
         if shift >= MIN_DIRECT_ROWS:
             b = min(a + min(shift, CHUNK_ROWS), n)
-            first = int(index[a])  # >= b: the sources start after the rows written
+            first = a + shift  # index[a] >= b: the sources start after the rows written
             torch.index_select(buffer[first:], 0, index[a:b] - first, out=buffer[a:b])
         else:
             b = min(a + CHUNK_ROWS, n)
